@@ -1,0 +1,3 @@
+"""Studio-alliance WeCom bot."""
+
+__version__ = "0.1.0"

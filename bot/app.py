@@ -1,0 +1,199 @@
+"""The composition root: settings → store → services → dispatcher → channels, scheduler and outbox worker."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.dispatcher import Dispatcher, Router
+from bot.events import Event, Reply, TargetKind
+from bot.handlers import core_routers
+from bot.middleware import default_middlewares
+from bot.outbox import Outbox, OutboxWorker, Sender
+from bot.scheduler import JobRegistry
+from bot.services import Clock, Services, SystemClock
+from bot.settings import Settings
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+# Feature modules with an ``async def setup(bot: BotApp) -> None``; they add routers, services, jobs and routes.
+# Research topics come before events so that ``/join T-3`` (and ``#T-3``) reaches topics and ``/join 3`` events.
+FEATURES: tuple[str, ...] = (
+    "bot.handlers.topics",
+    "bot.handlers.achievements",
+    "bot.handlers.events",
+    "bot.handlers.outbox",
+    "bot.channels.wecom",
+)
+
+WebSetup = Callable[[web.Application], None]
+
+
+class BotApp:
+    """One bot process: its store, services, dispatcher, scheduler, outbox worker and background tasks."""
+
+    def __init__(self, *, settings: Settings, store: Store, clock: Clock) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.services = Services(
+            settings=settings, store=store, clock=clock, outbox=Outbox(store, now=clock.now)
+        )
+        self.routers: list[Router] = list(core_routers())
+        self.scheduler = AsyncIOScheduler(timezone=settings.tz)
+        self.jobs = JobRegistry(self.services, self.scheduler)
+        self.services.add_feature(self.jobs)
+        self.jobs.add(
+            "prune-processed-messages",
+            CronTrigger(hour=3, minute=17, timezone=settings.tz),
+            _prune_processed,
+            description="清理过期的消息去重记录",
+        )
+        self.senders: dict[TargetKind, Sender] = {}
+        self.web_setups: list[WebSetup] = []
+        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.live_channels: list[str] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dispatcher: Dispatcher | None = None
+        self.worker: OutboxWorker | None = None
+
+    @classmethod
+    async def create(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> BotApp:
+        """Open the database (migrating it) and set up every feature."""
+        store = await Store.open(settings.effective_database_url, migrate=migrate)
+        bot = cls(settings=settings, store=store, clock=clock or SystemClock())
+        for module_name in FEATURES:
+            module = importlib.import_module(module_name)
+            await module.setup(bot)
+        return bot
+
+    # -- composition ---------------------------------------------------------------------------
+
+    def add_router(self, router: Router) -> None:
+        """Add a feature's commands (before the dispatcher is first used)."""
+        if self._dispatcher is not None:
+            raise RuntimeError("routers must be added before the first dispatch")
+        self.routers.append(router)
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The dispatcher over every router added so far."""
+        if self._dispatcher is None:
+            self._dispatcher = Dispatcher(self.services, self.routers, default_middlewares(self.settings))
+        return self._dispatcher
+
+    def use_senders(self, senders: Mapping[TargetKind, Sender]) -> OutboxWorker:
+        """Set the senders the outbox worker delivers with."""
+        self.senders.update(senders)
+        self.worker = OutboxWorker(self.store, self.senders, now=self.clock.now)
+        return self.worker
+
+    async def handle(self, event: Event) -> Reply | None:
+        """Dispatch one event."""
+        return await self.dispatcher.dispatch(event)
+
+    # -- background work -----------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background, keeping a reference so it is drained on shutdown."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def drain(self, within: float = 30.0) -> None:
+        """Wait for background tasks (slow handlers) to finish."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=within)
+
+    async def run_outbox(self, *, poll: float = 1.0) -> None:
+        """Deliver outbox messages until cancelled: woken by new messages, polling for retries."""
+        assert self.worker is not None
+        wakeup = self.services.outbox.wakeup
+        while True:
+            wakeup.clear()
+            try:
+                await self.worker.run_once()
+            except Exception:
+                log.exception("outbox worker pass failed; retrying")
+            try:
+                await asyncio.wait_for(wakeup.wait(), timeout=poll)
+            except TimeoutError:
+                pass
+
+    async def start(self, *, scheduler: bool = True, outbox: bool = True) -> None:
+        """Start scheduled jobs, the outbox worker and feature start-up hooks."""
+        for hook in self.startup_hooks:
+            await hook()
+        if scheduler:
+            self.jobs.install()
+            self.scheduler.start()
+        if outbox and self.worker is not None:
+            self.spawn(self.run_outbox(), name="outbox-worker")
+
+    async def close(self) -> None:
+        """Stop jobs, drain background work and close the database."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        worker_tasks = [t for t in self._tasks if t.get_name() == "outbox-worker"]
+        for task in worker_tasks:
+            task.cancel()
+        await self.drain()
+        for hook in reversed(self.shutdown_hooks):
+            await hook()
+        await self.store.close()
+
+
+async def _prune_processed(services: Services, now: datetime) -> str:
+    # WeCom retries within minutes; a week of ids is ample.
+    removed = await services.store.dedupe.prune(now - timedelta(days=7))
+    return f"removed {removed}"
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness and a small status: database reachable, channels live, outbox backlog."""
+    bot: BotApp = request.app[BOT_KEY]
+    status: dict[str, Any] = {"status": "ok", "channels": bot.live_channels}
+    try:
+        counts = await bot.store.outbox.counts()
+        status["database"] = bot.store.dialect
+        status["outbox"] = {"pending": counts.get("pending", 0), "failed": counts.get("failed", 0)}
+    except Exception as exc:
+        status.update(status="degraded", database_error=type(exc).__name__)
+        return web.json_response(status, status=503)
+    return web.json_response(status)
+
+
+BOT_KEY: web.AppKey[BotApp] = web.AppKey("bot", BotApp)
+
+
+def build_web_app(bot: BotApp, *, client_max_size: int = 64 * 1024) -> web.Application:
+    """The aiohttp application: ``/healthz`` plus whatever channels and features mount."""
+    app = web.Application(client_max_size=client_max_size)
+    app[BOT_KEY] = bot
+    app.router.add_get("/healthz", healthz)
+    for setup in bot.web_setups:
+        setup(app)
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await bot.start()
+        yield
+        await bot.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,1 @@
+"""Channels: one module per wire protocol; each turns bytes into ``Event`` and ``Outbound`` into deliveries."""

@@ -1,0 +1,218 @@
+"""The outbox: outbound messages are written to the database first, then delivered by a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bot.events import Outbound, Target, TargetKind
+from bot.store import Store
+from bot.store.delivery import RateLimit, SendLogRepo
+from bot.store.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+
+
+class DeliveryError(Exception):
+    """A delivery attempt failed. ``retry_after`` (seconds) asks for a later retry; None means permanent."""
+
+    def __init__(self, message: str, *, retry_after: float | None = 30.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Sender(Protocol):
+    """Delivers one message to one kind of target.
+
+    A sender may also have a ``limits`` attribute (a sequence of ``RateLimit``): the platform's per-target rate
+    limits, which the worker keeps to across processes (see ``bot.store.delivery``). Senders without it (the
+    console, test recorders) are not paced.
+    """
+
+    async def send(self, target: Target, text: str) -> None:
+        """Deliver ``text``; raise ``DeliveryError`` on failure."""
+        ...
+
+
+def sender_limits(sender: Sender) -> Sequence[RateLimit]:
+    """The rate limits a sender declares (none by default)."""
+    limits: Sequence[RateLimit] = getattr(sender, "limits", ())
+    return limits
+
+
+class Outbox:
+    """Queues outbound messages; the only way handlers and jobs send anything."""
+
+    def __init__(self, store: Store, *, now: Callable[[], datetime]) -> None:
+        self._store = store
+        self._now = now
+        self.wakeup = asyncio.Event()
+
+    async def send(self, *messages: Outbound, not_before: datetime | None = None) -> int:
+        """Queue messages for delivery; returns how many were new (dedupe keys already queued are skipped).
+
+        ``not_before`` holds them back until then (e.g. a fallback that another path may make unnecessary).
+        """
+        now = self._now()
+        rows = [
+            OutboxMessage(
+                target_kind=m.target.kind.value,
+                target=m.target.address,
+                text=m.text,
+                dedupe_key=m.dedupe_key,
+                meta=dict(m.meta),
+                created_at=now,
+                next_attempt_at=max(now, not_before) if not_before else now,
+            )
+            for m in messages
+        ]
+        added = await self._store.outbox.add(rows)
+        if added:
+            self.wakeup.set()
+        return added
+
+    async def notify_user(self, user_id: str, text: str, *, dedupe_key: str | None = None) -> int:
+        """Send a personal message to a WeCom user."""
+        return await self.send(Outbound(Target(TargetKind.USER, user_id), text, dedupe_key))
+
+    async def announce(self, alliance_id: str, text: str, *, dedupe_key: str | None = None) -> int:
+        """Post to every group configured for an alliance (webhooks and app chats).
+
+        An alliance with no configured group gets a console-group message, so nothing is silently dropped:
+        in a WeCom deployment it shows up as failed in ``/outbox``.
+        """
+        alliance = await self._store.alliances.get(alliance_id)
+        if alliance is None:
+            raise LookupError(f"unknown alliance {alliance_id!r}")
+        targets = announce_targets(alliance.announce)
+        if not targets:
+            targets = [Target(TargetKind.CONSOLE, f"{alliance.name}群")]
+        messages = [Outbound(t, text, f"{dedupe_key}|{t}" if dedupe_key else None) for t in targets]
+        return await self.send(*messages)
+
+
+def announce_targets(announce: Mapping[str, object]) -> list[Target]:
+    """The targets an alliance's ``announce`` roster entry names."""
+    targets: list[Target] = []
+    for key, kind in (("webhooks", TargetKind.WEBHOOK), ("appchats", TargetKind.APPCHAT)):
+        values = announce.get(key) or []
+        if isinstance(values, Iterable) and not isinstance(values, str):
+            targets.extend(Target(kind, str(v)) for v in values)
+    return targets
+
+
+class OutboxWorker:
+    """Claims due messages, delivers them with the sender for their target kind and records the outcome.
+
+    Pacing: before a send to a rate-limited target the worker reserves a slot in the shared send log; when the
+    target's window is full the message is deferred to when a slot frees up, without counting as an attempt.
+    Stopping (task cancellation) lets the message in flight finish and be recorded, and releases the rest of
+    the batch, so a restart neither loses nor repeats a message.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        senders: Mapping[TargetKind, Sender],
+        *,
+        now: Callable[[], datetime],
+        batch: int = 50,
+    ) -> None:
+        self._store = store
+        self._senders = dict(senders)
+        self._now = now
+        self._batch = batch
+        self._sends = SendLogRepo(store.sessions)
+
+    async def run_once(self) -> int:
+        """Deliver everything due now; returns how many messages were attempted (deferred ones excluded)."""
+        attempted = 0
+        saturated: dict[str, datetime] = {}  # target → when its window frees up, within this pass
+        while True:
+            due = await self._store.outbox.claim_due(self._now(), limit=self._batch)
+            if not due:
+                return attempted
+            deferred: dict[datetime, list[int]] = {}
+            try:
+                for index, message in enumerate(due):
+                    assert message.id is not None
+                    sender = self._sender_for(message)
+                    limits = sender_limits(sender) if sender is not None else ()
+                    if limits:
+                        key = f"{message.target_kind}:{message.target}"
+                        free_at = saturated.get(key)
+                        if free_at is None:
+                            free_at = await self._sends.reserve(key, message.id, self._now(), limits)
+                        if free_at is not None:
+                            saturated[key] = free_at
+                            deferred.setdefault(free_at, []).append(message.id)
+                            continue
+                    attempted += 1
+                    await self._deliver_shielded(message, sender, due[index + 1 :])
+            finally:
+                for until, ids in deferred.items():
+                    await self._store.outbox.defer(ids, until)
+
+    def _sender_for(self, message: OutboxMessage) -> Sender | None:
+        try:
+            return self._senders.get(TargetKind(message.target_kind))
+        except ValueError:
+            return None
+
+    async def _deliver_shielded(
+        self, message: OutboxMessage, sender: Sender | None, rest: Sequence[OutboxMessage]
+    ) -> None:
+        delivery = asyncio.ensure_future(self._deliver(message, sender))
+        try:
+            await asyncio.shield(delivery)
+        except asyncio.CancelledError:
+            # stopping: record the message in flight (sent or not) before giving up, and hand the rest of the
+            # batch back at once instead of leaving it leased
+            try:
+                await delivery
+            finally:
+                await self._store.outbox.release([m.id for m in rest if m.id is not None])
+            raise
+
+    async def _deliver(self, message: OutboxMessage, sender: Sender | None) -> None:
+        assert message.id is not None
+        try:
+            kind = TargetKind(message.target_kind)
+            if sender is None:
+                raise DeliveryError(f"no channel delivers {kind.value} messages here", retry_after=None)
+            await sender.send(Target(kind, message.target), message.text)
+        except DeliveryError as exc:
+            self._record_failure(message, str(exc), exc.retry_after)
+            await self._store.outbox.mark_retry(
+                message.id, error=str(exc), retry_at=self._retry_at(message, exc.retry_after)
+            )
+            return
+        except Exception as exc:  # a bug in a sender must not stop the worker
+            log.exception("outbox message %s: unexpected delivery error", message.id)
+            await self._store.outbox.mark_retry(
+                message.id, error=repr(exc), retry_at=self._retry_at(message, 60.0)
+            )
+            return
+        await self._store.outbox.mark_sent(message.id, self._now())
+
+    def _retry_at(self, message: OutboxMessage, retry_after: float | None) -> datetime | None:
+        if retry_after is None or message.attempts + 1 >= MAX_ATTEMPTS:
+            return None
+        backoff = max(retry_after, 5.0 * 2**message.attempts)
+        return self._now() + timedelta(seconds=min(backoff, 3600))
+
+    @staticmethod
+    def _record_failure(message: OutboxMessage, error: str, retry_after: float | None) -> None:
+        log.warning(
+            "outbox message %s to %s failed (attempt %d): %s%s",
+            message.id,
+            message.target_kind,
+            message.attempts + 1,
+            error,
+            "" if retry_after is not None else " — giving up",
+        )

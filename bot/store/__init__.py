@@ -1,0 +1,41 @@
+"""Storage: SQLModel tables, the async engine and repositories."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.store.engine import create_engine, session_factory, upgrade_database
+from bot.store.repos import AllianceRepo, DedupeRepo, MemberRepo, OutboxRepo, StudioRepo
+
+
+class Store:
+    """The database and the core repositories; feature modules build their own repos from ``sessions``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = session_factory(engine)
+        self.alliances = AllianceRepo(self.sessions)
+        self.studios = StudioRepo(self.sessions)
+        self.members = MemberRepo(self.sessions)
+        self.dedupe = DedupeRepo(self.sessions)
+        self.outbox = OutboxRepo(self.sessions)
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Create the engine for ``url`` and bring the schema up to date."""
+        engine = create_engine(url)
+        if migrate:
+            await upgrade_database(engine)
+        return cls(engine)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    async def close(self) -> None:
+        """Dispose of the engine's connections."""
+        await self.engine.dispose()
+
+
+__all__ = ["Store"]

@@ -1,0 +1,59 @@
+"""Shared fixtures: every database test runs on SQLite and, when BOT_TEST_POSTGRES_URL is set, PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.app import BotApp
+from bot.services import ManualClock
+from bot.settings import Settings
+from bot.store.roster import load_roster
+from tests.harness import EXAMPLE_ROSTER, PG_URL, Chat, fresh_postgres_database
+
+BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ADMIN = "admin1"
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of each configured backend."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock that only moves when a test moves it: Tuesday 2026-11-24 10:00 in Shanghai."""
+    return ManualClock(datetime(2026, 11, 24, 10, 0, tzinfo=SHANGHAI))
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Settings for a test bot on the test database."""
+    return Settings(database_url=database_url, admins=[ADMIN])
+
+
+@pytest.fixture
+async def bot(settings: Settings, clock: ManualClock) -> AsyncIterator[BotApp]:
+    """A bot with the example roster imported."""
+    app = await BotApp.create(settings, clock=clock)
+    await app.store.studios.import_roster(load_roster(EXAMPLE_ROSTER))
+    try:
+        yield app
+    finally:
+        await app.close()
+
+
+@pytest.fixture
+async def chat(bot: BotApp) -> Chat:
+    """Talk to the bot as any user."""
+    return Chat(bot)

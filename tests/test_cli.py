@@ -1,0 +1,80 @@
+"""The ``alliance-bot`` command line, run as a real process: import, chat (non-interactive), db upgrade."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.harness import EXAMPLE_ROSTER, SHARED
+
+
+def run(
+    args: list[str], cwd: Path, *, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BOT_") or k.startswith("BOT_TEST_")}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ,
+        check=False,
+    )
+
+
+def test_import_then_chat_prints_help_in_chinese(tmp_path: Path) -> None:
+    roster = SHARED / "samples" / "studios.yaml"
+    if not roster.exists():
+        roster = EXAMPLE_ROSTER
+    result = run(["studios", "import", str(roster)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "导入完成" in result.stdout
+    assert (tmp_path / "data" / "bot.db").exists()
+    again = run(["studios", "import", str(roster)], tmp_path)
+    assert "新增 0、更新 0" in again.stdout
+    chat = run(["chat", "--user", "someone"], tmp_path, stdin="/help\n/studios\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "工作室联盟助手" in chat.stdout and "/帮助" in chat.stdout
+    assert "个工作室" in chat.stdout
+
+
+def test_chat_shows_outbound_with_target(tmp_path: Path) -> None:
+    # the console channel prints outbound messages with their target; an announcement shows that
+    env = {"BOT_ADMINS": "boss"}
+    assert run(["studios", "import", str(EXAMPLE_ROSTER)], tmp_path).returncode == 0
+    result = run(["chat", "--user", "boss", "--group", "隧道联盟群"], tmp_path, stdin="/whoami\n", env=env)
+    assert "身份：管理员" in result.stdout
+
+
+def test_bad_roster_fails_naming_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        EXAMPLE_ROSTER.read_text(encoding="utf-8").replace("stars: 5", "stars: 9", 1), encoding="utf-8"
+    )
+    result = run(["studios", "import", str(bad)], tmp_path)
+    assert result.returncode == 1
+    assert "工作室 B1 的字段 星级 stars" in result.stderr
+
+
+def test_invalid_setting_fails_at_start(tmp_path: Path) -> None:
+    result = run(["db", "upgrade"], tmp_path, env={"BOT_PORT": "abc"})
+    assert result.returncode == 2
+    assert "BOT_PORT" in result.stderr
+
+
+def test_db_upgrade(tmp_path: Path) -> None:
+    result = run(["db", "upgrade"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "database at" in result.stdout and "database at base" not in result.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["chat", "--help"]])
+def test_help_exits_cleanly(tmp_path: Path, args: list[str]) -> None:
+    assert run(args, tmp_path).returncode == 0
