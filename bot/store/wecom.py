@@ -1,0 +1,191 @@
+"""WeCom channel state shared by every process: access tokens and AI-bot reply streams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Column, UniqueConstraint, delete, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel, col, select
+
+from bot.store.repos import Sessions
+from bot.store.types import UTCDateTime
+
+
+class WeComToken(SQLModel, table=True):
+    """The current access token of one app, and who is refreshing it (a lease)."""
+
+    __tablename__ = "wecom_token"
+
+    key: str = Field(primary_key=True, max_length=128)
+    access_token: str | None = None
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+@dataclass(slots=True, frozen=True)
+class CachedToken:
+    """An access token and when it expires."""
+
+    value: str
+    expires_at: datetime
+
+
+class TokenRepo:
+    """Access tokens in the database, so several processes share one token and one refresh."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def get(self, key: str) -> CachedToken | None:
+        """The stored token for ``key``, if any."""
+        async with self._sessions() as session:
+            row = await session.get(WeComToken, key)
+            if row is None or not row.access_token or row.expires_at is None:
+                return None
+            return CachedToken(row.access_token, row.expires_at)
+
+    async def try_lease(self, key: str, owner: str, now: datetime, *, lease: timedelta) -> bool:
+        """Become the one process refreshing ``key``'s token; False while another holds an unexpired lease."""
+        for _ in range(2):
+            async with self._sessions() as session, session.begin():
+                result = await session.exec(
+                    update(WeComToken)
+                    .where(col(WeComToken.key) == key)
+                    .where(or_(col(WeComToken.lease_until).is_(None), col(WeComToken.lease_until) < now))
+                    .values(lease_owner=owner, lease_until=now + lease)
+                )
+                if result.rowcount == 1:
+                    return True
+                if await session.get(WeComToken, key) is not None:
+                    return False
+            try:
+                async with self._sessions() as session, session.begin():
+                    session.add(
+                        WeComToken(key=key, lease_owner=owner, lease_until=now + lease, updated_at=now)
+                    )
+                return True
+            except IntegrityError:
+                continue  # another process inserted the row first; try the conditional update again
+        return False
+
+    async def store(self, key: str, token: CachedToken, owner: str, now: datetime) -> None:
+        """Save a fresh token and release the lease."""
+        async with self._sessions() as session, session.begin():
+            await session.exec(
+                update(WeComToken)
+                .where(col(WeComToken.key) == key)
+                .values(
+                    access_token=token.value,
+                    expires_at=token.expires_at,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            )
+
+    async def release(self, key: str, owner: str) -> None:
+        """Give up a lease without a new token (the fetch failed)."""
+        async with self._sessions() as session, session.begin():
+            await session.exec(
+                update(WeComToken)
+                .where(col(WeComToken.key) == key, col(WeComToken.lease_owner) == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+
+class StreamDelivery:
+    """How the result of a slow AI-bot message reached the user (at most one of them)."""
+
+    STREAM = "stream"  # WeCom polled the stream and got it in a passive reply
+    RESPONSE_URL = "response_url"  # posted to the message's response_url
+
+
+class AibotStream(SQLModel, table=True):
+    """The reply to one AI-bot message: answered at once, or filled in later and fetched by stream polls."""
+
+    __tablename__ = "aibot_stream"
+    __table_args__ = (UniqueConstraint("msg_id", name="uq_aibot_stream_msg_id"),)
+
+    stream_id: str = Field(primary_key=True, max_length=64)
+    msg_id: str = Field(max_length=255)
+    response_url: str | None = None
+    content: str | None = None
+    finished: bool = False
+    delivered_via: str | None = Field(default=None, max_length=16)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
+class AibotStreamRepo:
+    """AI-bot reply streams, keyed by message id (which also makes retried messages answer the same)."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def start(
+        self, *, stream_id: str, msg_id: str, response_url: str | None, now: datetime
+    ) -> AibotStream | None:
+        """Record a new message's stream; returns the existing stream instead when the message is a retry."""
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(
+                    AibotStream(stream_id=stream_id, msg_id=msg_id, response_url=response_url, created_at=now)
+                )
+        except IntegrityError:
+            async with self._sessions() as session:
+                found = (await session.exec(select(AibotStream).where(AibotStream.msg_id == msg_id))).first()
+                if found is None:  # same stream id, other message: impossible short of a hash collision
+                    raise
+                return found
+        return None
+
+    async def finish(
+        self, stream_id: str, content: str, now: datetime, *, delivered_via: str | None = None
+    ) -> None:
+        """Store a stream's final content."""
+        async with self._sessions() as session, session.begin():
+            await session.exec(
+                update(AibotStream)
+                .where(col(AibotStream.stream_id) == stream_id)
+                .values(content=content, finished=True, finished_at=now, delivered_via=delivered_via)
+            )
+
+    async def get(self, stream_id: str) -> AibotStream | None:
+        """One stream by id."""
+        async with self._sessions() as session:
+            return await session.get(AibotStream, stream_id)
+
+    async def claim_delivery(
+        self, via: str, *, stream_id: str | None = None, response_url: str | None = None
+    ) -> bool:
+        """Mark a finished stream as delivered through ``via``; False when it already went out another way.
+
+        A response URL that belongs to no stream is always claimable (other features may use it directly).
+        """
+        if stream_id is not None:
+            where = col(AibotStream.stream_id) == stream_id
+        elif response_url is not None:
+            where = col(AibotStream.response_url) == response_url
+        else:
+            raise ValueError("stream_id or response_url is required")
+        async with self._sessions() as session, session.begin():
+            result = await session.exec(
+                update(AibotStream)
+                .where(where)
+                .where(or_(col(AibotStream.delivered_via).is_(None), col(AibotStream.delivered_via) == via))
+                .values(delivered_via=via)
+            )
+            if result.rowcount:
+                return True
+            exists = (await session.exec(select(AibotStream.stream_id).where(where))).first()
+            return exists is None
+
+    async def prune(self, older_than: datetime) -> int:
+        """Forget streams older than WeCom could still poll or retry them."""
+        async with self._sessions() as session, session.begin():
+            result = await session.exec(delete(AibotStream).where(col(AibotStream.created_at) < older_than))
+            return int(result.rowcount or 0)

@@ -1,0 +1,235 @@
+"""The outbox delivering through the WeCom senders: pacing to the platform limits, restarts, /outbox and CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.app import BotApp
+from bot.channels.console import run_console
+from bot.events import Outbound, Target, TargetKind
+from bot.services import ManualClock
+from bot.store.models import OutboxStatus
+from bot.store.roster import load_roster
+from bot.wecom.client import WeComClient
+from tests.fake_wecom import (
+    ADMIN,
+    APPCHAT_ID,
+    WEBHOOK_KEY,
+    FakeWeCom,
+    deliver_due,
+    roster_with_announce,
+    wecom_settings,
+)
+
+HOOK = "/cgi-bin/webhook/send"
+SEND = "/cgi-bin/message/send"
+APPCHAT = "/cgi-bin/appchat/send"
+
+
+@pytest.fixture
+async def fake(clock: ManualClock) -> AsyncIterator[FakeWeCom]:
+    """A running fake WeCom API (enforcing 20/min per robot by the test clock)."""
+    server = await FakeWeCom(now=clock.now).start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def _bot(database_url: str, fake: FakeWeCom, clock: ManualClock, tmp_path: Path) -> BotApp:
+    bot = await BotApp.create(wecom_settings(database_url, fake.url), clock=clock)
+    await bot.store.studios.import_roster(load_roster(roster_with_announce(tmp_path)))
+    bot.services.feature(WeComClient).backoff = 0.01
+    return bot
+
+
+@pytest.fixture
+async def bot(
+    database_url: str, fake: FakeWeCom, clock: ManualClock, tmp_path: Path
+) -> AsyncIterator[BotApp]:
+    """A bot (not serving: the test runs the outbox worker) whose senders talk to the fake."""
+    app = await _bot(database_url, fake, clock, tmp_path)
+    try:
+        yield app
+    finally:
+        await app.close()
+
+
+def _max_in_window(times: list[datetime], window: timedelta = timedelta(seconds=60)) -> int:
+    return max((sum(1 for u in times if t - window < u <= t) for t in times), default=0)
+
+
+async def test_a_burst_of_100_announcements_is_paced_to_the_robot_limit(
+    bot: BotApp, fake: FakeWeCom, clock: ManualClock
+) -> None:
+    for i in range(100):
+        await bot.services.outbox.announce("tunnel", f"公告 {i:03d}", dedupe_key=f"burst-{i}")
+    await bot.services.outbox.notify_user("chenjuejin", "请认领问题 #1")  # queued behind the burst
+    assert bot.worker is not None
+    passes = 0
+    started = clock.now()
+    while (await bot.store.outbox.counts()).get(OutboxStatus.PENDING.value):
+        await bot.worker.run_once()
+        passes += 1
+        if passes == 1:
+            assert len(fake.delivered(SEND)) == 1  # other targets are not held up by the backlog
+        clock.advance(seconds=10)
+        assert passes < 100
+    hooks = fake.delivered(HOOK)
+    texts = [r.body["markdown"]["content"] for r in hooks]
+    assert texts == [f"公告 {i:03d}" for i in range(100)]  # each once, in order
+    assert {r.query["key"] for r in hooks} == {WEBHOOK_KEY}
+    assert _max_in_window([r.at for r in hooks]) == 20
+    assert not [r for r in fake.calls(HOOK) if r.answer and r.answer["errcode"] == 45009]
+    assert clock.now() - started >= timedelta(minutes=4)  # 100 at 20/min: five windows
+    chats = fake.delivered(APPCHAT)
+    assert [r.body["chatid"] for r in chats] == [APPCHAT_ID] * 100
+    assert _max_in_window([r.at for r in chats]) == 30
+    rows = await bot.store.outbox.listing(statuses=(OutboxStatus.SENT.value,), limit=1000)
+    assert len(rows) == 201
+    assert {r.attempts for r in rows} == {1}  # waiting for a slot is not a failed attempt
+
+
+async def test_two_processes_share_the_robot_budget(
+    database_url: str, fake: FakeWeCom, clock: ManualClock, tmp_path: Path
+) -> None:
+    first = await _bot(database_url, fake, clock, tmp_path)
+    second = await _bot(database_url, fake, clock, tmp_path)
+    try:
+        target = Target(TargetKind.WEBHOOK, WEBHOOK_KEY)
+        await first.services.outbox.send(*(Outbound(target, f"群消息 {i}") for i in range(50)))
+        assert first.worker is not None and second.worker is not None
+        for _ in range(3):
+            await asyncio.gather(first.worker.run_once(), second.worker.run_once())
+            clock.advance(seconds=60)
+        texts = Counter(r.body["markdown"]["content"] for r in fake.delivered(HOOK))
+        assert len(texts) == 50 and set(texts.values()) == {1}
+        assert _max_in_window([r.at for r in fake.delivered(HOOK)]) == 20
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_restart_with_messages_in_the_outbox_loses_nothing_and_repeats_nothing(
+    database_url: str, fake: FakeWeCom, clock: ManualClock, tmp_path: Path
+) -> None:
+    first = await _bot(database_url, fake, clock, tmp_path)
+    for i in range(12):
+        await first.services.outbox.notify_user(f"lead{i}", f"私信 {i}")
+    for i in range(8):
+        await first.services.outbox.send(Outbound(Target(TargetKind.WEBHOOK, WEBHOOK_KEY), f"群 {i}"))
+    # the serving process: its worker is stopped (shutdown) while a slow message is in flight
+    fake.slow_next(0.3, path=SEND, times=100)
+    await first.start(scheduler=False)
+    await asyncio.sleep(0.4)
+    await first.close()  # cancels the worker: the message in flight is recorded, the rest handed back
+    sent_before = Counter(r.body["text"]["content"] for r in fake.delivered(SEND))
+    assert 1 <= sum(sent_before.values()) < 12
+    # a process that crashed holding a lease on some messages (never sent them)
+    crashed = await _bot(database_url, fake, clock, tmp_path)
+    leased = await crashed.store.outbox.claim_due(clock.now(), limit=3)
+    assert len(leased) == 3
+    await crashed.store.close()  # gone without a word
+
+    fake._faults.clear()
+    restarted = await _bot(database_url, fake, clock, tmp_path)
+    try:
+        await deliver_due(restarted, wait_for_leased=False)
+        assert len(fake.delivered(SEND)) + len(fake.delivered(HOOK)) == 17  # all but the crashed one's three
+        clock.advance(seconds=61)  # the crashed process's lease runs out
+        await deliver_due(restarted)
+    finally:
+        await restarted.close()
+    users = Counter(r.body["text"]["content"] for r in fake.delivered(SEND))
+    hooks = Counter(r.body["markdown"]["content"] for r in fake.delivered(HOOK))
+    assert users == Counter(f"私信 {i}" for i in range(12))  # each exactly once
+    assert hooks == Counter(f"群 {i}" for i in range(8))
+
+
+async def test_console_shows_the_same_outbound_messages(bot: BotApp) -> None:
+    await bot.services.outbox.announce("tunnel", "明天下午三点 盾构新技术讲座")
+    out = io.StringIO()
+    await run_console(bot, user_id=ADMIN, stdin=io.StringIO("/发件箱\n"), out=out)
+    text = out.getvalue()
+    assert "发件箱：待发送 2 条" in text
+    assert f"[群机器人 → {WEBHOOK_KEY}]" in text
+    assert f"[应用群聊 → {APPCHAT_ID}]" in text
+    assert "盾构新技术讲座" in text
+
+
+async def test_outbox_command_for_admins(bot: BotApp) -> None:
+    assert "发件箱是空的" in await _say_without_delivery(bot, ADMIN, "/outbox")
+    await bot.services.outbox.notify_user("someone", "待发的私信")
+    await bot.services.outbox.send(Outbound(Target(TargetKind.WEBHOOK, WEBHOOK_KEY), "群通知"))
+    reply = await _say_without_delivery(bot, ADMIN, "/发件箱")
+    assert "待发送 2 条" in reply
+    assert "私信 someone" in reply and "群机器人 hook…" in reply
+    assert WEBHOOK_KEY not in reply  # the key is a secret; a group may see this
+    assert "管理员" in await _say_without_delivery(bot, "zhangsan", "/outbox")
+
+
+async def _say_without_delivery(bot: BotApp, user: str, text: str) -> str:
+    from bot.events import Event
+
+    reply = await bot.handle(
+        Event(
+            channel="test", user_id=user, text=text, received_at=bot.clock.now(), msg_id=os.urandom(6).hex()
+        )
+    )
+    return reply.text if reply else ""
+
+
+def test_outbox_cli_lists_pending_and_failed(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_") or k.startswith("BOT_TEST_")}
+    db = tmp_path / "bot.db"
+    env["BOT_DATABASE_URL"] = f"sqlite:///{db}"
+    script = (
+        "import asyncio\n"
+        "from datetime import UTC, datetime\n"
+        "from bot.store import Store\n"
+        "from bot.store.models import OutboxMessage\n"
+        "async def main():\n"
+        f"    store = await Store.open('sqlite+aiosqlite:///{db}')\n"
+        "    now = datetime.now(UTC)\n"
+        "    await store.outbox.add([\n"
+        "        OutboxMessage(target_kind='user', target='chenjuejin', text='请认领问题', created_at=now, next_attempt_at=now),\n"
+        "        OutboxMessage(target_kind='webhook', target='secretkey123', text='群公告', created_at=now, next_attempt_at=now,\n"
+        "                      status='failed', attempts=8, last_error='webhook: WeCom error 93000'),\n"
+        "    ])\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "outbox"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "待发送 1 条，发送失败 1 条" in result.stdout
+    assert "user:chenjuejin" in result.stdout and "请认领问题" in result.stdout
+    assert "webhook:secr…" in result.stdout and "secretkey123" not in result.stdout
+    as_json = subprocess.run(
+        [sys.executable, "-m", "bot", "outbox", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    rows = json.loads(as_json.stdout)
+    assert [(r["status"], r["target_kind"]) for r in rows] == [("pending", "user"), ("failed", "webhook")]
