@@ -1,0 +1,472 @@
+"""The routing index: which studio should answer a question, and has the same question been solved before.
+
+Scoring (``rank``) adds up, per studio, three kinds of evidence:
+
+1. Roster evidence: BM25-style matching of the question against each studio's expertise (weighted highest),
+   name and description, over three feature classes — content words and domain terms (``w:``), concepts of
+   the domain vocabulary (``c:``, so ``应力锥`` finds the studio that lists ``电缆头``) and character bigrams
+   (``b:``, robustness to typos and unlisted compounds) — plus a bonus when an expertise phrase appears
+   verbatim, and a small prior for the question's discipline (bridge, tunnel, urban rail, power).
+2. History evidence: every solved problem adds its features to its studio's tally. A question feature votes
+   for studios in proportion to how many of their solved problems contain it, discounted while the feature
+   has been seen only a few times, so roster evidence dominates while history is thin. The tallies are kept
+   per feature, so ranking costs the same with 100 or 100,000 solved problems and ``add_solved`` only
+   touches the new problem's features.
+3. The total is squashed into [0, 1].
+
+``similar`` is separate: an inverted index of the solved problems' bigrams and terms preselects candidates,
+which are then compared in full (IDF-weighted Dice); only near-restatements pass its high threshold.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+from bot.routing.text import Analysis, Lexicon, analyse, cjk_bigrams, default_lexicon, normalize
+from bot.routing.vocabulary import DISCIPLINES, GENERIC_TERMS, STOP_WORDS
+
+# --- tuning constants (chosen on the development roster, kept few and roster-independent) ------------------
+EXPERTISE_WEIGHT = 3.0  # field weights in a studio's document
+NAME_WEIGHT = 2.0
+DESCRIPTION_WEIGHT = 1.0
+WORD_WEIGHT = 1.0  # feature-class weights in the score
+CONCEPT_WEIGHT = 0.8
+BIGRAM_WEIGHT = 0.3
+PHRASE_WEIGHT = 1.5
+GENERIC_FACTOR = 0.4  # generic terms (施工, 故障, 监测…) count this much
+FUZZY_FACTOR = 0.7  # typo matches count this much
+DISCIPLINE_WEIGHT = 1.2
+BM25_K1 = 1.2
+BM25_B = 0.5
+HISTORY_WEIGHT = 1.0
+HISTORY_SMOOTHING = 2.0  # a feature seen in k solved problems gets k / (k + smoothing) of its vote
+HISTORY_MAX_SHARE = 0.2  # features in more than this share of solved problems are ignored by history
+SCORE_SCALE = 12.0  # score = 1 - exp(-raw / SCORE_SCALE)
+MATCHED_LIMIT = 5
+SIMILAR_THRESHOLD = 0.62
+SIMILAR_PRESELECT_KEYS = 12
+SIMILAR_CANDIDATES = 30
+
+_ALLIANCE_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("bridge", ("桥", "bridge")),
+    ("tunnel", ("隧", "地下", "tunnel", "盾构")),
+    ("urban", ("城", "地铁", "轨道", "urban", "metro", "track")),
+    ("power", ("电", "通信", "信号", "通号", "power", "signal", "四电")),
+)
+
+
+@dataclass(slots=True, frozen=True)
+class StudioDoc:
+    """A studio as the store hands it to routing."""
+
+    id: str
+    name: str
+    alliance: str
+    expertise: tuple[str, ...]
+    description: str
+
+
+@dataclass(slots=True, frozen=True)
+class SolvedProblem:
+    """A problem a studio has solved: its text adds routing evidence for that studio."""
+
+    id: int
+    ref: str | None
+    studio_id: str
+    text: str
+    answer: str
+
+
+@dataclass(slots=True, frozen=True)
+class StudioMatch:
+    """A recommended studio: score in [0, 1] and the (Chinese) terms that explain it, most telling first."""
+
+    id: str
+    name: str
+    score: float
+    matched: tuple[str, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class SimilarMatch:
+    """A solved problem that asks essentially the same thing as the query."""
+
+    id: int
+    ref: str | None
+    studio_id: str
+    score: float
+    answer: str
+
+
+@dataclass(slots=True)
+class _Studio:
+    doc: StudioDoc
+    features: dict[str, float]  # feature → weighted term frequency
+    length: float  # total weight of word features (document length for BM25)
+    labels: dict[str, str]  # concept feature → the studio's own most weighted term for it (for `matched`)
+    disciplines: dict[str, float]  # discipline → share
+    phrases: tuple[str, ...]  # normalised expertise phrases
+
+
+@dataclass(slots=True)
+class _Query:
+    analysis: Analysis
+    features: dict[str, float] = field(default_factory=dict)
+    disciplines: dict[str, float] = field(default_factory=dict)
+
+
+def _alliance_disciplines(alliance: str) -> dict[str, float]:
+    text = normalize(alliance)
+    found = [d for d, hints in _ALLIANCE_HINTS if any(h in text for h in hints)]
+    return {d: 1.0 / len(found) for d in found} if found else {}
+
+
+class RoutingIndex:
+    """Ranks studios for a question (roster + solved-problem history) and finds re-asked solved problems."""
+
+    def __init__(
+        self,
+        studios: Iterable[StudioDoc],
+        solved: Iterable[SolvedProblem] = (),
+        *,
+        lexicon: Lexicon | None = None,
+    ) -> None:
+        self._lexicon = lexicon or default_lexicon()
+        self._studios: dict[str, _Studio] = {}
+        self._postings: dict[str, dict[str, float]] = {}
+        self._idf: dict[str, float] = {}
+        for studio in studios:
+            self._studios[studio.id] = self._build_studio(studio)
+        self._phrases: dict[str, tuple[str, ...]] = {}
+        self._reindex_roster()
+        # history
+        self._problems: dict[int, SolvedProblem] = {}
+        self._hist: dict[str, dict[str, int]] = {}  # feature → studio → solved problems containing it
+        self._hist_total: dict[str, int] = {}  # feature → solved problems containing it
+        self._keys: dict[str, list[int]] = {}  # similar(): key → problem ids (may hold stale ids)
+        self._stale = 0
+        for problem in solved:
+            self.add_solved(problem)
+
+    # --- roster ------------------------------------------------------------------------------------------
+
+    def _build_studio(self, doc: StudioDoc) -> _Studio:
+        vocab = self._lexicon.vocabulary
+        features: dict[str, float] = {}
+        labels: dict[str, tuple[float, str]] = {}
+        disciplines: dict[str, float] = {}
+        length = 0.0
+
+        def add(text: str, weight: float) -> None:
+            nonlocal length
+            a = analyse(text, lexicon=self._lexicon)
+            for word in a.words:
+                if word in STOP_WORDS:
+                    continue
+                w = weight * (GENERIC_FACTOR if word in GENERIC_TERMS else 1.0)
+                features["w:" + word] = features.get("w:" + word, 0.0) + w
+                length += w
+            for bigram in a.bigrams:
+                features["b:" + bigram] = features.get("b:" + bigram, 0.0) + weight
+            for hit in a.hits:
+                concepts = vocab.concepts_of.get(hit.term, ())
+                for label in concepts:
+                    w = weight / len(concepts) * (FUZZY_FACTOR if hit.fuzzy else 1.0)
+                    features["c:" + label] = features.get("c:" + label, 0.0) + w
+                    best = labels.get("c:" + label)
+                    if best is None or best[0] < w:
+                        labels["c:" + label] = (w, hit.term)
+                    discipline = vocab.discipline_of[label]
+                    if discipline != "general":
+                        disciplines[discipline] = disciplines.get(discipline, 0.0) + w
+
+        for phrase in doc.expertise:
+            add(phrase, EXPERTISE_WEIGHT)
+        add(doc.name, NAME_WEIGHT)
+        add(doc.description, DESCRIPTION_WEIGHT)
+        share: dict[str, float] = {}
+        total = sum(disciplines.values())
+        if total:
+            share = {d: 0.5 * v / total for d, v in disciplines.items()}
+        for d, v in _alliance_disciplines(doc.alliance).items():
+            share[d] = share.get(d, 0.0) + (0.5 if total else 1.0) * v
+        phrases = tuple(
+            p
+            for p in dict.fromkeys(normalize(e) for e in doc.expertise)
+            if len(p) >= 2 and p not in STOP_WORDS
+        )
+        return _Studio(
+            doc=doc,
+            features=features,
+            length=length,
+            labels={k: v[1] for k, v in labels.items()},
+            disciplines=share,
+            phrases=phrases,
+        )
+
+    def _reindex_roster(self) -> None:
+        """Recompute BM25 postings and IDF from the per-studio features (cheap: no re-tokenisation)."""
+        n = len(self._studios)
+        avg = sum(s.length for s in self._studios.values()) / n if n else 1.0
+        postings: dict[str, dict[str, float]] = {}
+        for sid, studio in self._studios.items():
+            norm = 1 - BM25_B + BM25_B * (studio.length / avg if avg else 1.0)
+            for feat, tf in studio.features.items():
+                postings.setdefault(feat, {})[sid] = tf * (BM25_K1 + 1) / (tf + BM25_K1 * norm)
+        self._postings = postings
+        self._idf = {feat: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5)) for feat, p in postings.items()}
+        phrases: dict[str, list[str]] = {}
+        for sid, studio in self._studios.items():
+            for phrase in studio.phrases:
+                phrases.setdefault(phrase, []).append(sid)
+        self._phrases = {p: tuple(ids) for p, ids in phrases.items()}
+
+    def upsert_studio(self, studio: StudioDoc) -> None:
+        """Add a studio or replace its roster entry (history evidence for its id is kept)."""
+        self._studios[studio.id] = self._build_studio(studio)
+        self._reindex_roster()
+
+    # --- history -----------------------------------------------------------------------------------------
+
+    def _history_features(self, analysis: Analysis) -> set[str]:
+        vocab = self._lexicon.vocabulary
+        feats = {"w:" + w for w in analysis.words}
+        feats.update("b:" + b for b in analysis.bigrams)
+        for hit in analysis.hits:
+            feats.update("c:" + label for label in vocab.concepts_of.get(hit.term, ()))
+        return feats
+
+    def _similar_keys(self, normalized: str) -> set[str]:
+        keys = set(cjk_bigrams(normalized))
+        keys.update("t:" + h.term for h in self._lexicon.scan(normalized))
+        return keys
+
+    def add_solved(self, problem: SolvedProblem) -> None:
+        """Index a solved problem (replacing one with the same id); cost proportional to its text."""
+        if problem.id in self._problems:
+            self.remove_solved(problem.id)
+        self._problems[problem.id] = problem
+        analysis = analyse(problem.text, lexicon=self._lexicon)
+        sid = problem.studio_id
+        for feat in self._history_features(analysis):
+            self._hist.setdefault(feat, {})
+            by_studio = self._hist[feat]
+            by_studio[sid] = by_studio.get(sid, 0) + 1
+            self._hist_total[feat] = self._hist_total.get(feat, 0) + 1
+        pid = problem.id
+        for key in self._similar_keys(analysis.normalized):
+            self._keys.setdefault(key, []).append(pid)
+
+    def remove_solved(self, problem_id: int) -> None:
+        """Withdraw a solved problem's evidence (e.g. it was reopened); unknown ids are ignored."""
+        problem = self._problems.pop(problem_id, None)
+        if problem is None:
+            return
+        analysis = analyse(problem.text, lexicon=self._lexicon)
+        sid = problem.studio_id
+        for feat in self._history_features(analysis):
+            by_studio = self._hist.get(feat)
+            if by_studio is None or sid not in by_studio:
+                continue
+            by_studio[sid] -= 1
+            if by_studio[sid] <= 0:
+                del by_studio[sid]
+            self._hist_total[feat] -= 1
+            if self._hist_total[feat] <= 0:
+                del self._hist_total[feat]
+                del self._hist[feat]
+        # similar() postings are cleaned lazily; compact once stale entries outnumber live problems
+        self._stale += 1
+        if self._stale > max(1000, len(self._problems)):
+            self._compact()
+
+    def _compact(self) -> None:
+        self._keys = {}
+        for problem in self._problems.values():
+            for key in self._similar_keys(normalize(problem.text)):
+                self._keys.setdefault(key, []).append(problem.id)
+        self._stale = 0
+
+    def __len__(self) -> int:
+        """Number of solved problems indexed."""
+        return len(self._problems)
+
+    # --- ranking -----------------------------------------------------------------------------------------
+
+    def _query(self, text: str) -> _Query:
+        vocab = self._lexicon.vocabulary
+        analysis = analyse(text, lexicon=self._lexicon)
+        q = _Query(analysis)
+        feats = q.features
+        for word in analysis.words:
+            feats["w:" + word] = GENERIC_FACTOR if word in GENERIC_TERMS else 1.0
+        for hit in analysis.hits:
+            concepts = vocab.concepts_of.get(hit.term, ())
+            factor = FUZZY_FACTOR if hit.fuzzy else 1.0
+            if hit.fuzzy:
+                feats["w:" + hit.term] = min(feats.get("w:" + hit.term, 1.0), FUZZY_FACTOR)
+            for label in concepts:
+                key = "c:" + label
+                feats[key] = min(1.0, feats.get(key, 0.0) + factor / len(concepts))
+                discipline = vocab.discipline_of[label]
+                if discipline != "general":
+                    q.disciplines[discipline] = q.disciplines.get(discipline, 0.0) + factor / len(concepts)
+        for bigram in analysis.bigrams:
+            feats["b:" + bigram] = 1.0
+        total = sum(q.disciplines.values())
+        if total:
+            q.disciplines = {d: v / total for d, v in q.disciplines.items()}
+        return q
+
+    def _scores(self, q: _Query) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        scores: dict[str, float] = dict.fromkeys(self._studios, 0.0)
+        why: dict[str, dict[str, float]] = {sid: {} for sid in self._studios}
+        class_weight = {"w": WORD_WEIGHT, "c": CONCEPT_WEIGHT, "b": BIGRAM_WEIGHT}
+        # roster evidence
+        for feat, qw in q.features.items():
+            posting = self._postings.get(feat)
+            if not posting:
+                continue
+            weight = qw * class_weight[feat[0]] * self._idf[feat]
+            for sid, tf in posting.items():
+                contribution = weight * tf
+                scores[sid] += contribution
+                if feat[0] != "b":
+                    label = feat[2:] if feat[0] == "w" else self._studios[sid].labels.get(feat, "")
+                    if label:
+                        why[sid][label] = why[sid].get(label, 0.0) + contribution
+        normalized = q.analysis.normalized
+        for phrase, sids in self._phrases.items():
+            if phrase in normalized:
+                bonus = PHRASE_WEIGHT * math.log(1 + len(self._studios) / len(sids))
+                for sid in sids:
+                    scores[sid] += bonus
+                    why[sid][phrase] = why[sid].get(phrase, 0.0) + bonus
+        # discipline prior
+        if q.disciplines:
+            for sid, studio in self._studios.items():
+                affinity = sum(share * q.disciplines.get(d, 0.0) for d, share in studio.disciplines.items())
+                scores[sid] += DISCIPLINE_WEIGHT * affinity
+        # history evidence
+        n_problems = len(self._problems)
+        if n_problems:
+            cap = max(5.0, HISTORY_MAX_SHARE * n_problems)
+            for feat, qw in q.features.items():
+                total = self._hist_total.get(feat)
+                if not total or total > cap:
+                    continue
+                weight = (
+                    HISTORY_WEIGHT
+                    * qw
+                    * class_weight[feat[0]]
+                    * math.log(1 + n_problems / total)
+                    / (total + HISTORY_SMOOTHING)
+                )
+                for sid, count in self._hist[feat].items():
+                    if sid in scores:
+                        contribution = weight * count
+                        scores[sid] += contribution
+                        if feat[0] == "w":
+                            why[sid][feat[2:]] = why[sid].get(feat[2:], 0.0) + contribution
+        return scores, why
+
+    def rank(self, text: str, limit: int = 3, *, exclude: Collection[str] = ()) -> list[StudioMatch]:
+        """The ``limit`` best studios for ``text``, best first, skipping ``exclude``; always filled from the roster."""
+        if limit <= 0 or not self._studios:
+            return []
+        q = self._query(text)
+        scores, why = self._scores(q)
+        order = {sid: i for i, sid in enumerate(self._studios)}
+        ranked = sorted(
+            (sid for sid in self._studios if sid not in exclude), key=lambda s: (-scores[s], order[s])
+        )
+        out: list[StudioMatch] = []
+        for sid in ranked[:limit]:
+            raw = scores[sid]
+            matched = tuple(
+                term
+                for term, _ in sorted(why[sid].items(), key=lambda kv: -kv[1])
+                if term and term not in STOP_WORDS
+            )
+            out.append(
+                StudioMatch(
+                    id=sid,
+                    name=self._studios[sid].doc.name,
+                    score=round(1.0 - math.exp(-raw / SCORE_SCALE), 4),
+                    matched=_dedupe_overlapping(matched)[:MATCHED_LIMIT],
+                )
+            )
+        return out
+
+    # --- re-asked questions ------------------------------------------------------------------------------
+
+    def similar(self, text: str, limit: int = 3) -> list[SimilarMatch]:
+        """Solved problems that ask essentially the same as ``text`` (high threshold; usually none)."""
+        if not self._problems or limit <= 0:
+            return []
+        normalized = normalize(text)
+        query_keys = self._similar_keys(normalized)
+        if not query_keys:
+            return []
+        n = len(self._problems) + self._stale
+        cap = max(2000, n // 20)
+        usable = sorted(
+            (k for k in query_keys if 0 < len(self._keys.get(k, ())) <= cap),
+            key=lambda k: len(self._keys[k]),
+        )[:SIMILAR_PRESELECT_KEYS]
+        votes: dict[int, float] = {}
+        for key in usable:
+            weight = math.log(1 + n / len(self._keys[key]))
+            for pid in set(self._keys[key]):
+                votes[pid] = votes.get(pid, 0.0) + weight
+        results: list[SimilarMatch] = []
+        for pid in heapq.nlargest(SIMILAR_CANDIDATES, votes, key=votes.__getitem__):
+            problem = self._problems.get(pid)
+            if problem is None:
+                continue
+            score = self._similarity(query_keys, self._similar_keys(normalize(problem.text)), n)
+            if score >= SIMILAR_THRESHOLD:
+                results.append(
+                    SimilarMatch(
+                        id=problem.id,
+                        ref=problem.ref,
+                        studio_id=problem.studio_id,
+                        score=round(score, 4),
+                        answer=problem.answer,
+                    )
+                )
+        results.sort(key=lambda m: (-m.score, m.id))
+        return results[:limit]
+
+    def _similarity(self, a: set[str], b: set[str], n: int) -> float:
+        """IDF-weighted Dice coefficient of two key sets."""
+
+        def weight(key: str) -> float:
+            return math.log(1 + n / (1 + len(self._keys.get(key, ()))))
+
+        shared = sum(weight(k) for k in a & b)
+        total = sum(weight(k) for k in a) + sum(weight(k) for k in b)
+        return 2 * shared / total if total else 0.0
+
+
+def _dedupe_overlapping(terms: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop a term already contained in a more telling (earlier) one."""
+    kept: list[str] = []
+    for term in terms:
+        if any(term in k or k in term for k in kept):
+            continue
+        kept.append(term)
+    return tuple(kept)
+
+
+__all__ = [
+    "DISCIPLINES",
+    "RoutingIndex",
+    "SimilarMatch",
+    "SolvedProblem",
+    "StudioDoc",
+    "StudioMatch",
+]

@@ -1,0 +1,343 @@
+"""Is a group message a technical problem worth routing, or chatter (thanks, stickers, greetings, logistics)?
+
+A pure, rule-based judge. Evidence for a problem: domain terms of the vocabulary (strong; generic ones such as
+施工/质量 weak), question forms (怎么/如何/为什么/什么原因/请教/…/？) and fault descriptions (报警停机, 渗水,
+开裂, 超限…). Evidence for chatter: acknowledgements, thanks, greetings and wishes, praise, laughter, and
+meeting/training logistics. Short colloquial site problems still count because domain terms weigh heavily.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from bot.routing.text import Lexicon, default_lexicon, is_cjk, normalize
+from bot.routing.vocabulary import GENERIC_TERMS
+
+QUESTION_MARKERS = (
+    "怎么",
+    "怎样",
+    "如何",
+    "为什么",
+    "为何",
+    "什么原因",
+    "啥原因",
+    "原因是",
+    "请教",
+    "求助",
+    "求教",
+    "咨询",
+    "请问",
+    "咋",
+    "啥",
+    "能不能",
+    "能否",
+    "可不可以",
+    "可以吗",
+    "要不要",
+    "需不需要",
+    "是否",
+    "有没有",
+    "会不会",
+    "是不是",
+    "行不行",
+    "多少",
+    "多大",
+    "多长",
+    "多厚",
+    "多深",
+    "多久",
+    "哪个",
+    "哪些",
+    "哪种",
+    "哪里出",
+    "什么问题",
+    "什么情况",
+    "怎么办",
+    "如何处理",
+    "怎么处理",
+    "怎么弄",
+    "怎么整",
+    "怎么调",
+    "怎么算",
+    "还是",
+    "吗",
+    "么",
+    "?",
+    "有经验",
+    "有没有经验",
+    "帮忙看",
+    "帮看",
+    "支招",
+    "给个建议",
+    "该怎么",
+)
+FAULT_MARKERS = (
+    "报警",
+    "停机",
+    "故障",
+    "跳闸",
+    "渗水",
+    "渗漏",
+    "漏水",
+    "漏浆",
+    "涌水",
+    "开裂",
+    "裂缝",
+    "裂了",
+    "断裂",
+    "超限",
+    "超标",
+    "超差",
+    "偏差",
+    "偏大",
+    "偏小",
+    "偏高",
+    "偏低",
+    "不够",
+    "不足",
+    "不合格",
+    "不达标",
+    "失败",
+    "卡住",
+    "卡死",
+    "卡钻",
+    "掉线",
+    "异响",
+    "发热",
+    "过热",
+    "冒烟",
+    "变形",
+    "沉降",
+    "下沉",
+    "上浮",
+    "塌",
+    "坍",
+    "脱落",
+    "松动",
+    "松了",
+    "损坏",
+    "破损",
+    "烧坏",
+    "磨损",
+    "崩",
+    "堵",
+    "跑偏",
+    "错位",
+    "错台",
+    "不收敛",
+    "没收敛",
+    "对不上",
+    "不一致",
+    "不出",
+    "不进去",
+    "不到位",
+    "不稳",
+    "抖动",
+    "振动大",
+    "压不住",
+    "预警",
+    "红色",
+    "干扰",
+    "超时",
+    "占用",
+    "拉弧",
+    "刮伤",
+    "刮破",
+    "凹陷",
+    "空洞",
+    "脱空",
+    "浑浊",
+    "冲刷",
+    "上不去",
+)
+THANKS = (
+    "谢谢",
+    "多谢",
+    "感谢",
+    "谢了",
+    "谢啦",
+    "辛苦",
+    "受益匪浅",
+    "受教",
+    "学习了",
+    "学到了",
+    "thanks",
+    "thx",
+)
+ACKS = (
+    "收到",
+    "好的",
+    "好滴",
+    "明白",
+    "了解",
+    "知道了",
+    "看到了",
+    "ok",
+    "okay",
+    "嗯嗯",
+    "没问题",
+    "可以的",
+    "马上",
+    "稍后",
+    "跟进",
+    "晚点回复",
+    "在开会",
+    "已阅",
+    "同意",
+    "赞同",
+    "+1",
+    "1",
+)
+GREETINGS = (
+    "早上好",
+    "上午好",
+    "中午好",
+    "下午好",
+    "晚上好",
+    "大家好",
+    "各位好",
+    "你好",
+    "您好",
+    "早安",
+    "晚安",
+    "快乐",
+    "新年",
+    "元旦",
+    "春节",
+    "中秋",
+    "国庆",
+    "端午",
+    "节日",
+    "顺利",
+    "恭喜",
+    "祝贺",
+    "祝",
+    "生日",
+    "欢迎",
+    "加油",
+    "厉害",
+    "牛",
+    "赞",
+    "点赞",
+    "棒",
+    "优秀",
+    "佩服",
+    "威武",
+)
+LAUGHTER = ("哈哈", "呵呵", "嘿嘿", "嘻嘻", "233", "hhh", "笑死", "绝了", "表情包")
+LOGISTICS = (
+    "会议",
+    "开会",
+    "会议室",
+    "会议号",
+    "腾讯会议",
+    "线上",
+    "线下",
+    "大讲堂",
+    "讲堂",
+    "讲座",
+    "培训",
+    "签到",
+    "报名",
+    "通知",
+    "回放",
+    "直播",
+    "课件",
+    "ppt",
+    "群文件",
+    "下载",
+    "上传",
+    "通讯录",
+    "名片",
+    "联系方式",
+    "电话",
+    "微信",
+    "几点",
+    "几号",
+    "在哪",
+    "哪里开",
+    "地点",
+    "时间",
+    "改期",
+    "延期",
+    "推迟",
+    "安排",
+    "议程",
+    "活动",
+    "比武",
+    "竞赛",
+    "评选",
+    "投票",
+    "表格",
+    "填报",
+    "报送",
+    "截止",
+    "发我",
+    "发一下",
+    "转发",
+    "链接",
+    "吃饭",
+    "聚餐",
+    "放假",
+    "值班",
+    "请假",
+    "车间",
+    "班车",
+    "合影",
+    "照片",
+)
+_PUNCT_ONLY = re.compile(r"^[\s\W_]*$")
+
+
+@dataclass(slots=True, frozen=True)
+class Judgement:
+    """Whether a message is a problem to route, and a short tag saying why (for logs)."""
+
+    is_problem: bool
+    reason: str
+
+
+def _count(text: str, markers: tuple[str, ...]) -> int:
+    return sum(1 for m in markers if m in text)
+
+
+def judge(text: str, *, extra_terms: Collection[str] = (), lexicon: Lexicon | None = None) -> Judgement:
+    """Judge one message; ``extra_terms`` (e.g. the roster's expertise phrases) count as domain terms."""
+    norm = normalize(text)
+    if not norm or _PUNCT_ONLY.match(norm):
+        return Judgement(False, "empty/sticker")
+    cjk = sum(1 for c in norm if is_cjk(c))
+    lex = lexicon or default_lexicon()
+    hits = lex.scan(norm)
+    strong = {h.term for h in hits if h.term not in GENERIC_TERMS}
+    weak = {h.term for h in hits if h.term in GENERIC_TERMS}
+    strong.update(t for t in extra_terms if t and normalize(t) in norm)
+    domain = len(strong) + 0.4 * len(weak)
+    question = _count(norm, QUESTION_MARKERS)
+    fault = _count(norm, FAULT_MARKERS)
+    social = _count(norm, THANKS) + _count(norm, GREETINGS) + _count(norm, LAUGHTER)
+    ack = _count(norm, ACKS) if cjk <= 8 else 0
+    logistics = _count(norm, LOGISTICS)
+    numbers = bool(re.search(r"\d", norm))
+
+    if cjk + len(re.findall(r"[a-z]+", norm)) <= 1:
+        return Judgement(False, "too short")
+    if logistics and domain < 2 and not fault:
+        return Judgement(False, "logistics")
+    if (social or ack) and not question and domain < 2 and not fault:
+        return Judgement(False, "social")
+    if _count(norm, LAUGHTER) and not question:
+        return Judgement(False, "laughter")
+    if domain >= 2:
+        return Judgement(True, "domain")
+    if domain >= 1 and (question or fault or numbers):
+        return Judgement(True, "domain+question" if question else "domain+fault")
+    if question and fault:
+        return Judgement(True, "question+fault")
+    if domain >= 0.4 and question and cjk >= 6:
+        return Judgement(True, "question")
+    if fault >= 2 and cjk >= 6:
+        return Judgement(True, "fault")
+    return Judgement(False, "no technical content")
