@@ -1,0 +1,422 @@
+"""The achievements database (创新成果库): ``/achieve`` (``/成果``: 登记, 查询, 查新, N), awards (``/award``,
+``/awards``) and the year's figures (``/stats``, ``/统计``).
+
+Registration runs the novelty pre-screening (首创鉴定初筛) at once and lists the most similar achievements and
+topics with a similarity figure and the terms they share; ``/成果 查新 文字`` does the same for any text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.dispatcher import Context, Role, Router, UsageError, UserError
+from bot.novelty import NEAR_DUPLICATE, describe
+from bot.research import ResearchService, achievement_label, studio_list, topic_label
+from bot.store.models import Studio
+from bot.store.topics import TYPE_NAMES, Achievement, AchievementType, Award
+
+if TYPE_CHECKING:
+    from bot.app import BotApp
+
+router = Router("创新成果")
+
+MAX_TITLE = 300
+MAX_AMOUNT = 10_000_000
+FIRST_YEAR = 1980
+STRONG = 0.6  # a check scoring this high puts the novelty claim in doubt
+ACHIEVE_USAGE = (
+    "/成果 登记 类型 名称 [工作室…] [年份] [#T-课题]，例如 /成果 登记 工法 盾构管片拼装质量控制工法 T1 T3 2026；"
+    "/成果 查询 关键词；/成果 查新 名称或简介；/成果 编号 查看详情。"
+    f"类型：{TYPE_NAMES}"
+)
+AWARD_USAGE = (
+    "/奖励 成果编号或工作室编号 金额 [年份] [奖项名称]，例如 /奖励 12 20000 2026 优秀成果奖、"
+    "/奖励 T1 3万 2026 五星级工作室（章程：优秀成果 5000–20000 元，五星级工作室 30000 元）"
+)
+_SUBCOMMANDS = {
+    "add": "add",
+    "登记": "add",
+    "新增": "add",
+    "添加": "add",
+    "search": "search",
+    "查询": "search",
+    "搜索": "search",
+    "find": "search",
+    "check": "check",
+    "查新": "check",
+    "鉴定": "check",
+    "首创鉴定": "check",
+    "award": "award",
+    "奖励": "award",
+    "list": "list",
+    "列表": "list",
+}
+_YEAR = re.compile(r"^((?:19|20)\d\d)年?$")
+_TOPIC_REF = re.compile(r"^(?:#T-?|T-)(\d{1,9})$", re.IGNORECASE)
+_AMOUNT = re.compile(r"^(\d+(?:\.\d+)?)(万)?元?$")
+_SEPARATORS = re.compile(r"[、,;]+")
+
+
+def service_of(ctx: Context) -> ResearchService:
+    """The research service."""
+    return ctx.services.feature(ResearchService)
+
+
+def parse_year(word: str) -> int | None:
+    """``2026`` or ``2026年`` → 2026; None for anything else."""
+    match = _YEAR.match(word.strip())
+    return int(match.group(1)) if match else None
+
+
+def parse_amount(word: str) -> int:
+    """``20000``, ``20,000``, ``2万``, ``1.5万元`` → yuan; raises ``ValueError``."""
+    match = _AMOUNT.match(word.replace(",", "").strip())
+    if not match:
+        raise ValueError(word)
+    value = float(match.group(1)) * (10_000 if match.group(2) else 1)
+    if value != int(value) or not 0 < value <= MAX_AMOUNT:
+        raise ValueError(word)
+    return int(value)
+
+
+def find_studio(word: str, studios: dict[str, Studio]) -> Studio | None:
+    """A studio by id (any case) or exact name."""
+    lowered = word.lower()
+    return next((s for s in studios.values() if s.id.lower() == lowered or s.name == word), None)
+
+
+@dataclass(slots=True, frozen=True)
+class AddRequest:
+    """``/achieve add`` arguments."""
+
+    type: AchievementType
+    title: str
+    studios: tuple[str, ...]
+    year: int | None
+    topic_id: int | None
+
+
+def parse_add(args: str, studios: dict[str, Studio]) -> AddRequest:
+    """``TYPE TITLE [工作室…] [年份] [#T-N]``: studios and year are read from the end; raises ``UsageError``."""
+    word, _, rest = args.strip().partition(" ")
+    if not word:
+        raise UsageError("请写明成果类型和名称。")
+    try:
+        kind = AchievementType.parse(word)
+    except ValueError:
+        raise UsageError(f"不认识的成果类型「{word}」，可用：{TYPE_NAMES}。") from None
+    tokens = rest.split()
+    topic_id = None
+    for token in list(tokens):
+        match = _TOPIC_REF.match(token)
+        if match:
+            topic_id = int(match.group(1))
+            tokens.remove(token)
+    year = None
+    found: list[str] = []
+    while len(tokens) > 1:
+        last = tokens[-1]
+        if year is None and parse_year(last) is not None:
+            year = parse_year(last)
+            tokens.pop()
+            continue
+        parts = [p for p in _SEPARATORS.split(last) if p]
+        matched = [find_studio(p, studios) for p in parts]
+        if parts and all(m is not None for m in matched):
+            found[:0] = [m.id for m in matched if m is not None]
+            tokens.pop()
+            continue
+        break
+    title = " ".join(tokens).strip()
+    if not title:
+        raise UsageError("请写上成果名称。")
+    if len(title) > MAX_TITLE:
+        raise UsageError(f"成果名称请不超过 {MAX_TITLE} 字。")
+    return AddRequest(kind, title, tuple(dict.fromkeys(found)), year, topic_id)
+
+
+# -- /achieve --------------------------------------------------------------------------------------
+
+
+@router.command("achieve", "成果", summary="创新成果库：登记、查询、查新、详情", usage=ACHIEVE_USAGE)
+async def handle_achieve(ctx: Context) -> str:
+    """``/achieve`` with a sub-command or an achievement number."""
+    word, _, rest = ctx.args.strip().partition(" ")
+    if not word:
+        return await _recent(ctx)
+    sub = _SUBCOMMANDS.get(word.lower())
+    if sub == "add":
+        return await _add(ctx, rest)
+    if sub == "search":
+        return await _search(ctx, rest)
+    if sub == "check":
+        return await _check(ctx, rest)
+    if sub == "award":
+        return await _award(ctx, rest)
+    if sub == "list":
+        return await _recent(ctx)
+    if word.lstrip("#").isdigit():
+        return await _details(ctx, int(word.lstrip("#")))
+    raise UsageError(f"不认识的子命令「{word}」。")
+
+
+def _need(ctx: Context, role: Role, sub: str) -> None:
+    if not ctx.caller.at_least(role):
+        raise UserError(
+            f"抱歉，/{ctx.command_word} {sub} 需要「{role.label}」及以上权限，您当前是「{ctx.caller.role.label}」。"
+        )
+
+
+async def _add(ctx: Context, args: str) -> str:
+    _need(ctx, Role.STUDIO_LEAD, "登记")
+    service = service_of(ctx)
+    studios = await service.studio_names()
+    request = parse_add(args, studios)
+    studio_ids = request.studios or tuple(ctx.caller.studios)
+    if not studio_ids:
+        raise UsageError("请写上完成成果的工作室编号，例如 T1。")
+    year = request.year or ctx.services.local_now().year
+    if not FIRST_YEAR <= year <= ctx.services.local_now().year + 1:
+        raise UsageError(f"年份应在 {FIRST_YEAR} 到明年之间。")
+    description = ""
+    if request.topic_id is not None:
+        topic = await service.topics.get(request.topic_id)
+        if topic is None:
+            raise UserError(f"没有编号为 T-{request.topic_id} 的课题。")
+        description = topic.conclusion
+    existing = await service.achievements.find(type=request.type.value, title=request.title, year=year)
+    if existing is not None:
+        raise UserError(f"已登记过：{achievement_label(existing)}。发送 /成果 {existing.id} 查看。")
+    achievement = await service.achievements.add(
+        Achievement(
+            type=request.type.value,
+            title=request.title,
+            description=description,
+            studios=list(studio_ids),
+            year=year,
+            topic_id=request.topic_id,
+            registered_by=ctx.caller.user_id,
+            created_at=ctx.services.clock.now(),
+        )
+    )
+    assert achievement.id is not None
+    if request.topic_id is not None:
+        await service.topics.link_achievement(request.topic_id, achievement.id)
+    lines = [
+        f"已登记{achievement_label(achievement)}",
+        f"完成工作室：{studio_list(achievement.studios, studios)}",
+    ]
+    if request.topic_id is not None:
+        lines.append(f"来源课题：#T-{request.topic_id}")
+    matches = await service.similar(
+        f"{achievement.title}\n{achievement.description}",
+        title=achievement.title,
+        limit=3,
+        exclude_achievement=achievement.id,
+        exclude_topic=request.topic_id,
+    )
+    if matches:
+        lines.append("查新初筛——最相似的已有成果和课题：")
+        lines.extend(describe(matches))
+    else:
+        lines.append("查新初筛：未发现相似的已有成果或课题。")
+    return "\n".join(lines)
+
+
+async def _search(ctx: Context, words: str) -> str:
+    if not words.strip():
+        raise UsageError("请写上要查询的关键词。")
+    service = service_of(ctx)
+    matches = await service.similar(words, limit=10, minimum=0.05, kinds=("achievement",))
+    if not matches:
+        return f"成果库中没有找到与「{words}」相关的成果。"
+    lines = [f"与「{words}」相关的成果（{len(matches)} 项）："]
+    lines.extend(describe(matches))
+    lines.append("发送 /成果 编号 查看详情。")
+    return "\n".join(lines)
+
+
+async def _check(ctx: Context, text: str) -> str:
+    if not text.strip():
+        raise UsageError("请写上成果名称或简介，例如 /成果 查新 盾构管片拼装错台控制方法。")
+    matches = await service_of(ctx).similar(text, limit=5)
+    lines = ["查新初筛（首创鉴定预审，仅供参考，正式鉴定以查新报告为准）："]
+    if not matches:
+        lines.append("成果库和课题中未发现相似内容。")
+        return "\n".join(lines)
+    best = matches[0].score
+    if best >= STRONG:
+        lines.append("结论：与已有成果或课题高度相似，首创性存疑，请先对比。")
+    elif best >= NEAR_DUPLICATE:
+        lines.append("结论：有相近的成果或课题，建议对比差异后再申报。")
+    else:
+        lines.append("结论：未发现高度相似的已有成果或课题。")
+    lines.append("最相似的：")
+    lines.extend(describe(matches))
+    return "\n".join(lines)
+
+
+async def _recent(ctx: Context) -> str:
+    service = service_of(ctx)
+    achievements = await service.achievements.all()
+    if not achievements:
+        return "成果库还是空的。工作室负责人可发送 /成果 登记 类型 名称 工作室 年份 登记成果。"
+    lines = [f"创新成果库共 {len(achievements)} 项，最近登记的："]
+    lines.extend(f"· {achievement_label(a)}" for a in achievements[:10])
+    lines.append("发送 /成果 查询 关键词 查找，/成果 编号 查看详情。")
+    return "\n".join(lines)
+
+
+async def _details(ctx: Context, achievement_id: int) -> str:
+    service = service_of(ctx)
+    achievement = await service.achievements.get(achievement_id)
+    if achievement is None:
+        raise UserError(f"没有编号为 {achievement_id} 的成果。发送 /成果 查询 关键词 查找。")
+    studios = await service.studio_names()
+    lines = [
+        achievement_label(achievement),
+        f"完成工作室：{studio_list(achievement.studios, studios)}",
+    ]
+    if achievement.description:
+        lines.append(f"简介：{achievement.description}")
+    if achievement.topic_id is not None:
+        topic = await service.topics.get(achievement.topic_id)
+        if topic is not None:
+            lines.append(f"来源课题：{topic_label(topic)}")
+    awards = await service.achievements.awards_of(achievement_id)
+    for award in awards:
+        lines.append(f"奖励：{award.year}年 {award.name} {award.amount:,} 元")
+    return "\n".join(lines)
+
+
+# -- awards ----------------------------------------------------------------------------------------
+
+
+@router.command(
+    "award",
+    "奖励",
+    summary="记录对成果或工作室的奖励（金额、年度）",
+    usage=AWARD_USAGE,
+    role=Role.ALLIANCE_LEAD,
+)
+async def handle_award(ctx: Context) -> str:
+    """Record an award on an achievement (a number) or a studio (its id)."""
+    return await _award(ctx, ctx.args)
+
+
+async def _award(ctx: Context, args: str) -> str:
+    _need(ctx, Role.ALLIANCE_LEAD, "奖励")
+    tokens = args.split()
+    if len(tokens) < 2:
+        raise UsageError(f"请写明奖励对象和金额。\n用法：{AWARD_USAGE}")
+    target, amount_word, *rest = tokens
+    try:
+        amount = parse_amount(amount_word)
+    except ValueError:
+        raise UsageError(
+            f"金额「{amount_word}」看不懂，请写元数，例如 20000 或 2万。\n用法：{AWARD_USAGE}"
+        ) from None
+    year = ctx.services.local_now().year
+    if rest and parse_year(rest[0]) is not None:
+        year = parse_year(rest.pop(0)) or year
+    name = " ".join(rest)[:100]
+    service = service_of(ctx)
+    studios = await service.studio_names()
+    achievement: Achievement | None = None
+    studio: Studio | None = None
+    if target.lstrip("#").isdigit():
+        achievement = await service.achievements.get(int(target.lstrip("#")))
+        if achievement is None:
+            raise UserError(f"没有编号为 {target.lstrip('#')} 的成果。")
+        alliances = {studios[s].alliance_id for s in achievement.studios if s in studios}
+        name = name or "成果奖励"
+    else:
+        studio = find_studio(target, studios)
+        if studio is None:
+            raise UserError(f"没有编号为 {target} 的工作室或成果。成果写编号（数字），工作室写编号如 T1。")
+        alliances = {studio.alliance_id}
+        name = name or "工作室奖励"
+    if not ctx.caller.at_least(Role.ADMIN) and not alliances & set(ctx.caller.alliances):
+        raise UserError("您只能为本联盟的成果或工作室记录奖励。")
+    award = await service.achievements.add_award(
+        Award(
+            achievement_id=achievement.id if achievement else None,
+            studio_id=studio.id if studio else None,
+            name=name,
+            amount=amount,
+            year=year,
+            created_by=ctx.caller.user_id,
+            created_at=ctx.services.clock.now(),
+        )
+    )
+    what = (
+        achievement_label(achievement) if achievement else f"{studio.name}（{studio.id}）" if studio else ""
+    )
+    return f"已记录奖励 #{award.id}：{year}年「{name}」{amount:,} 元 → {what}"
+
+
+@router.command(
+    "awards", "奖励列表", summary="查看某年的奖励与激励", usage="/奖励列表 [年份]，例如 /奖励列表 2026"
+)
+async def handle_awards(ctx: Context) -> str:
+    """A year's awards with the total paid."""
+    word = ctx.args.strip()
+    year = parse_year(word) if word else ctx.services.local_now().year
+    if year is None:
+        raise UsageError(f"年份「{word}」看不懂，请写四位年份，例如 2026。")
+    service = service_of(ctx)
+    awards = await service.achievements.awards(year=year)
+    if not awards:
+        return f"{year}年还没有记录奖励。"
+    studios = await service.studio_names()
+    total = sum(a.amount for a in awards)
+    lines = [f"{year}年奖励 {len(awards)} 项，合计 {total:,} 元："]
+    for award in awards:
+        if award.achievement_id is not None:
+            achievement = await service.achievements.get(award.achievement_id)
+            what = achievement_label(achievement) if achievement else f"成果 #{award.achievement_id}"
+        else:
+            what = studio_list([award.studio_id or ""], studios)
+        lines.append(f"· {award.name} {award.amount:,} 元 — {what}")
+    return "\n".join(lines)
+
+
+@router.command(
+    "stats",
+    "统计",
+    summary="联盟年度统计：问题、活动、课题、成果、奖励",
+    usage="/统计 [年份] [联盟]，例如 /统计 2026、/统计 2026 隧道",
+)
+async def handle_stats(ctx: Context) -> str:
+    """The year's summary (the report's first sheet) as a short text."""
+    from bot.reports import collect, summary_text
+
+    year = ctx.services.local_now().year
+    alliance_id = None
+    for word in ctx.args.split():
+        if parse_year(word) is not None:
+            year = parse_year(word) or year
+            continue
+        alliance = await ctx.services.store.alliances.find(word)
+        if alliance is None:
+            raise UsageError(f"「{word}」既不是年份也不是联盟。")
+        alliance_id = alliance.id
+    report = await collect(
+        ctx.services.store,
+        year=year,
+        tz=ctx.services.settings.tz,
+        now=ctx.services.clock.now(),
+        alliance_id=alliance_id,
+    )
+    return (
+        summary_text(report) + "\n完整报表（XLSX 和图表）：alliance-bot report --year " + f"{year} --out 目录"
+    )
+
+
+async def setup(bot: BotApp) -> None:
+    """Register the achievements commands (the research service comes from ``bot.handlers.topics``)."""
+    if ResearchService not in bot.services.features:
+        bot.services.add_feature(ResearchService(bot.services))
+    bot.add_router(router)
