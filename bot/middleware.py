@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -10,10 +11,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from bot.dispatcher import Caller, Context, Middleware, Role
-from bot.events import Reply
+from bot.events import Event, Reply
 from bot.services import Services
 from bot.settings import Settings
 from bot.store.models import MemberRole
+from bot.store.repos import CLAIM_LEASE
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +45,25 @@ async def guard_errors(ctx: Context, call_next: Next) -> Reply | None:
         return Reply("抱歉，处理您的消息时出错了，已记录，请稍后再试。")
 
 
+def dedupe_key(event: Event) -> str | None:
+    """The processed-message key of an event (None: the channel gives no message id)."""
+    return f"{event.channel}:{event.msg_id}" if event.msg_id else None
+
+
 async def deduplicate(ctx: Context, call_next: Next) -> Reply | None:
-    """Act on a message id once, across retries, processes and restarts."""
-    event = ctx.event
-    if event.msg_id:
-        key = f"{event.channel}:{event.msg_id}"
-        if not await ctx.services.store.dedupe.claim(key, ctx.services.clock.now()):
-            log.info("dropping retried message %s", key)
-            return None
-    return await call_next(ctx)
+    """Act on a message id once, across retries, processes and restarts; a retry of an answered message gets
+    the same answer again (WeCom retries when the first answer did not reach it)."""
+    key = dedupe_key(ctx.event)
+    if key is None:
+        return await call_next(ctx)
+    store = ctx.services.store
+    claimed = await store.dedupe.claim(key, ctx.services.clock.now(), lease=CLAIM_LEASE)
+    if not claimed.new:
+        log.info("retried message %s: %s", key, "answered again" if claimed.reply else "dropped")
+        return Reply(claimed.reply) if claimed.reply else None
+    reply = await call_next(ctx)
+    store.dedupe.answered(key, reply.text if reply is not None else None, ctx.services.clock.now())
+    return reply
 
 
 async def resolve_caller(services: Services, user_id: str) -> Caller:
@@ -79,11 +91,35 @@ async def resolve_caller(services: Services, user_id: str) -> Caller:
     return Caller(user_id=user_id, role=role, studios=studios, alliances=alliances)
 
 
-async def identify(ctx: Context, call_next: Next) -> Reply | None:
-    """Attach the caller (role, led studios and alliances) and record that the user was seen."""
-    ctx.caller = await resolve_caller(ctx.services, ctx.event.user_id)
-    await ctx.services.store.members.seen(ctx.event.user_id, ctx.services.clock.now())
-    return await call_next(ctx)
+class Identify:
+    """Attach the caller (role, led studios and alliances) and record that the user was seen.
+
+    Roles are cached per process for ``ttl`` seconds: every message needs them, and they change rarely (a
+    roster import or a grant in this process clears the cache at once; one in another process is seen within
+    ``ttl``).
+    """
+
+    def __init__(self, ttl: float = 10.0) -> None:
+        self.ttl = ttl
+        self._cache: dict[str, tuple[int, float, Caller]] = {}
+
+    async def caller(self, services: Services, user_id: str) -> Caller:
+        """The caller, from the cache when fresh."""
+        generation = services.store.roles.value
+        now = time.monotonic()
+        cached = self._cache.get(user_id)
+        if cached is not None and cached[0] == generation and cached[1] > now:
+            return cached[2]
+        caller = await resolve_caller(services, user_id)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[user_id] = (generation, now + self.ttl, caller)
+        return caller
+
+    async def __call__(self, ctx: Context, call_next: Next) -> Reply | None:
+        ctx.caller = await self.caller(ctx.services, ctx.event.user_id)
+        await ctx.services.store.members.seen(ctx.event.user_id, ctx.services.clock.now())
+        return await call_next(ctx)
 
 
 class RateLimiter:
@@ -134,4 +170,4 @@ class RateLimiter:
 
 def default_middlewares(settings: Settings) -> list[Middleware]:
     """The standard chain, outermost first."""
-    return [guard_errors, deduplicate, RateLimiter(settings.rate_limit_per_min), identify]
+    return [guard_errors, deduplicate, RateLimiter(settings.rate_limit_per_min), Identify()]

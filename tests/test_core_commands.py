@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 import pytest
 
 from bot.app import BotApp
@@ -119,10 +122,44 @@ async def test_handler_crash_gives_polite_reply(bot: BotApp) -> None:
     assert "出错了" in await chat.say("someone", "/boom")
 
 
-async def test_duplicate_message_id_is_acted_on_once(chat: Chat) -> None:
-    first = await chat.say("someone", "/whoami", msg_id="same-id")
-    second = await chat.say("someone", "/whoami", msg_id="same-id")
-    assert first and second == ""
+async def test_duplicate_message_id_is_acted_on_once(bot: BotApp) -> None:
+    router = Router("测试")
+    calls: list[str] = []
+
+    @router.command("count", summary="测试用")
+    async def handle_count(ctx: object) -> str:
+        calls.append("x")
+        return f"第 {len(calls)} 次"
+
+    bot.add_router(router)
+    chat = Chat(bot)
+    first = await chat.say("someone", "/count", msg_id="same-id")
+    second = await chat.say("someone", "/count", msg_id="same-id")
+    await bot.store.dedupe.flush()
+    third = await chat.say("someone", "/count", msg_id="same-id")
+    # the handler ran once; retries get the answer it gave (WeCom retries when the answer did not arrive)
+    assert calls == ["x"]
+    assert first == "第 1 次" and second in ("", first) and third == first
+    assert await chat.say("someone", "/count", msg_id="other-id") == "第 2 次"
+
+
+async def test_unanswered_claim_of_a_dead_process_is_taken_over(bot: BotApp) -> None:
+    """A claim never answered (its process died mid-handling) is taken over by a retry after the lease."""
+    now = bot.clock.now()
+    assert await bot.store.dedupe.claim("chat:m1", now)
+    assert not await bot.store.dedupe.claim("chat:m1", now + timedelta(seconds=1), lease=timedelta(seconds=4))
+    assert await bot.store.dedupe.claim("chat:m1", now + timedelta(seconds=5), lease=timedelta(seconds=4))
+    # only one of two concurrent retries takes it over
+    later = now + timedelta(seconds=20)
+    outcomes = await asyncio.gather(
+        *(bot.store.dedupe.claim("chat:m1", later, lease=timedelta(seconds=4)) for _ in range(2))
+    )
+    assert sorted(o.new for o in outcomes) == [False, True]
+    # an answered claim is never taken over, and its answer is kept
+    bot.store.dedupe.answered("chat:m1", "答复", later)
+    await bot.store.dedupe.flush()
+    retried = await bot.store.dedupe.claim("chat:m1", later + timedelta(hours=1), lease=timedelta(seconds=4))
+    assert not retried.new and retried.answered and retried.reply == "答复"
 
 
 async def test_plain_text_without_feature_gets_hint(chat: Chat) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.engine import create_engine, session_factory, upgrade_database
-from bot.store.repos import AllianceRepo, DedupeRepo, MemberRepo, OutboxRepo, StudioRepo
+from bot.store.repos import AllianceRepo, DedupeRepo, Generation, MemberRepo, OutboxRepo, StudioRepo
 
 
 class Store:
@@ -14,10 +14,11 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = session_factory(engine)
+        self.roles = Generation()
         self.alliances = AllianceRepo(self.sessions)
-        self.studios = StudioRepo(self.sessions)
-        self.members = MemberRepo(self.sessions)
-        self.dedupe = DedupeRepo(self.sessions)
+        self.studios = StudioRepo(self.sessions, self.roles)
+        self.members = MemberRepo(self.sessions, self.roles)
+        self.dedupe = DedupeRepo(self.sessions, engine)
         self.outbox = OutboxRepo(self.sessions)
 
     @classmethod
@@ -34,8 +35,11 @@ class Store:
         return self.engine.dialect.name
 
     async def close(self) -> None:
-        """Dispose of the engine's connections."""
-        await self.engine.dispose()
+        """Finish writes still queued, then dispose of the engine's connections."""
+        try:
+            await self.dedupe.flush()
+        finally:
+            await self.engine.dispose()
 
 
 __all__ = ["Store"]

@@ -28,6 +28,10 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 30}
+        # One connection: SQLite allows one writer at a time, and several pooled connections contending for the
+        # write lock wait in SQLite's sleeping busy handler (hundreds of ms under a burst). Queuing for the one
+        # connection in asyncio instead keeps every statement short and the latency flat.
+        kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60)
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)

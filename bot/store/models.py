@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from bot.store.types import UTCDateTime, utcnow
@@ -69,6 +69,9 @@ class ProcessedMessage(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
     )
+    # when the message was answered (a claim never answered is taken over by a retry) and the answer given
+    answered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    reply: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class OutboxStatus(StrEnum):

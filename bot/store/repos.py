@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import bindparam, delete, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.store.batch import Coalescer
 from bot.store.models import Alliance, Member, OutboxMessage, OutboxStatus, ProcessedMessage, Studio
 from bot.store.roster import Roster
 from bot.store.types import utcnow
@@ -29,6 +32,18 @@ class ImportResult:
     studios_created: int
     studios_updated: int
     unchanged: int
+
+
+class Generation:
+    """A counter bumped by writes that change who may do what (roster imports, granted roles); caches of
+    callers' roles compare it to know they are stale."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        """Mark cached roles stale."""
+        self.value += 1
 
 
 class AllianceRepo:
@@ -67,8 +82,9 @@ class AllianceRepo:
 class StudioRepo:
     """Studios, and the roster import that writes them."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, roles: Generation | None = None) -> None:
         self._sessions = sessions
+        self._roles = roles or Generation()
 
     async def all(self, alliance_id: str | None = None) -> list[Studio]:
         """Studios, optionally of one alliance, by alliance then id."""
@@ -100,6 +116,12 @@ class StudioRepo:
 
     async def import_roster(self, roster: Roster) -> ImportResult:
         """Upsert every alliance and studio by id in one transaction (all or nothing)."""
+        try:
+            return await self._import_roster(roster)
+        finally:
+            self._roles.bump()
+
+    async def _import_roster(self, roster: Roster) -> ImportResult:
         created_a = updated_a = created_s = updated_s = unchanged = 0
         now = utcnow()
         async with self._sessions() as session, session.begin():
@@ -154,11 +176,16 @@ def _apply(row: object, values: dict[str, Any]) -> bool:
     return changed
 
 
+SEEN_PRECISION = timedelta(minutes=5)
+
+
 class MemberRepo:
     """People the bot has seen, and explicitly granted roles."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, roles: Generation | None = None) -> None:
         self._sessions = sessions
+        self._roles = roles or Generation()
+        self._seen: dict[str, datetime] = {}
 
     async def get(self, user_id: str) -> Member | None:
         """One member by user id."""
@@ -166,7 +193,14 @@ class MemberRepo:
             return await session.get(Member, user_id)
 
     async def seen(self, user_id: str, at: datetime) -> None:
-        """Record that a user wrote to the bot."""
+        """Record that a user wrote to the bot (at most every few minutes per user and process: it is a
+        last-seen date, not a message log, and a burst of messages must not cost a write each)."""
+        last = self._seen.get(user_id)
+        if last is not None and timedelta(0) <= at - last < SEEN_PRECISION:
+            return
+        if len(self._seen) > 50_000:
+            self._seen.clear()
+        self._seen[user_id] = at
         async with self._sessions() as session, session.begin():
             member = await session.get(Member, user_id)
             if member is None:
@@ -176,6 +210,12 @@ class MemberRepo:
 
     async def grant(self, user_id: str, role: str, *, alliance_id: str | None = None) -> Member:
         """Grant a role (e.g. union staff as alliance lead)."""
+        try:
+            return await self._grant(user_id, role, alliance_id=alliance_id)
+        finally:
+            self._roles.bump()
+
+    async def _grant(self, user_id: str, role: str, *, alliance_id: str | None) -> Member:
         async with self._sessions() as session, session.begin():
             member = await session.get(Member, user_id)
             if member is None:
@@ -186,20 +226,106 @@ class MemberRepo:
             return member
 
 
+@dataclass(slots=True, frozen=True)
+class Claimed:
+    """The outcome of claiming a message id: ``new`` (act on it), or a retry — answered already (``reply``
+    holds the answer given, so the retry gets the same one) or still being handled elsewhere."""
+
+    new: bool
+    answered: bool = False
+    reply: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.new
+
+
+# A claim nobody answered within this long is taken over by a retry: the process that claimed it died (every
+# callback is answered within WeCom's 5 s, and a retry means no answer arrived).
+CLAIM_LEASE = timedelta(seconds=4)
+
+
 class DedupeRepo:
-    """Processed message ids, shared by every process through the database."""
+    """Processed message ids, shared by every process through the database.
 
-    def __init__(self, sessions: Sessions) -> None:
+    Claims and answers are written in batches (:class:`~bot.store.batch.Coalescer`): under a burst, one
+    statement and one commit serve every request in flight. A claim is committed before the handler runs, so a
+    callback answered 200 is always on record; ``answered`` records the answer, written behind the reply.
+    """
+
+    def __init__(self, sessions: Sessions, engine: AsyncEngine | None = None) -> None:
         self._sessions = sessions
+        self._engine = engine if engine is not None else sessions.kw["bind"]
+        self._claims: Coalescer[tuple[str, datetime, timedelta | None], Claimed] = Coalescer(self._claim_batch)
+        self._answers: Coalescer[tuple[str, datetime, str | None], None] = Coalescer(self._answer_batch)
 
-    async def claim(self, key: str, at: datetime | None = None) -> bool:
-        """Record a message id; False if it was already recorded (a retry)."""
-        try:
-            async with self._sessions() as session, session.begin():
-                session.add(ProcessedMessage(key=key, created_at=at or utcnow()))
-        except IntegrityError:
-            return False
-        return True
+    async def claim(self, key: str, at: datetime | None = None, *, lease: timedelta | None = None) -> Claimed:
+        """Record a message id. Not ``new`` if it was recorded before (a retry) — unless a ``lease`` is given
+        and the earlier claim was never ``answered`` within it (its process died): then the retry takes over."""
+        return await self._claims.submit((key, at or utcnow(), lease))
+
+    def answered(self, key: str, reply: str | None, at: datetime | None = None) -> None:
+        """Record (behind the reply, batched) that a message was answered, and with what."""
+        self._answers.submit_nowait((key, at or utcnow(), reply))
+
+    async def flush(self) -> None:
+        """Wait for answers still being written (shutdown, tests)."""
+        await self._answers.flush()
+
+    async def _claim_batch(self, items: Sequence[tuple[str, datetime, timedelta | None]]) -> list[Claimed]:
+        table = ProcessedMessage.__table__  # type: ignore[attr-defined]
+        first: dict[str, datetime] = {}
+        leases: dict[str, timedelta | None] = {}
+        for key, at, lease in items:
+            first.setdefault(key, at)
+            leases.setdefault(key, lease)
+        async with self._engine.begin() as conn:
+            insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+            statement = (
+                insert(table)
+                .values([{"key": key, "created_at": at} for key, at in first.items()])
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(table.c.key)
+            )
+            won = set((await conn.execute(statement)).scalars().all())
+            outcome = {key: Claimed(new=True) for key in won}
+            retried = [key for key in first if key not in won]
+            if retried:
+                rows = await conn.execute(
+                    select(table.c.key, table.c.created_at, table.c.answered_at, table.c.reply).where(
+                        table.c.key.in_(retried)
+                    )
+                )
+                for key, created_at, answered_at, reply in rows.all():
+                    if answered_at is not None:
+                        outcome[key] = Claimed(new=False, answered=True, reply=reply)
+                    elif (lease := leases[key]) is not None and created_at < first[key] - lease:
+                        taken = await conn.execute(
+                            update(table)
+                            .where(table.c.key == key, table.c.answered_at.is_(None), table.c.created_at == created_at)
+                            .values(created_at=first[key])
+                        )
+                        outcome[key] = Claimed(new=bool(taken.rowcount))
+        results: list[Claimed] = []
+        seen: set[str] = set()
+        for key, _, _ in items:
+            # the same id twice in one batch: the first occurrence acts, the second is a retry in flight
+            results.append(outcome.get(key, Claimed(new=False)) if key not in seen else Claimed(new=False))
+            seen.add(key)
+        return results
+
+    async def _answer_batch(self, items: Sequence[tuple[str, datetime, str | None]]) -> list[None]:
+        table = ProcessedMessage.__table__  # type: ignore[attr-defined]
+        statement = (
+            update(table)
+            .where(table.c.key == bindparam("b_key"))
+            .values(
+                answered_at=bindparam("b_at", type_=table.c.answered_at.type),
+                reply=bindparam("b_reply", type_=table.c.reply.type),
+            )
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(statement, [{"b_key": k, "b_at": at, "b_reply": r} for k, at, r in items])
+        return [None] * len(items)
 
     async def release(self, key: str) -> None:
         """Forget a message id, so a retry is processed (used when handling failed before any effect)."""
