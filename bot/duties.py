@@ -11,16 +11,15 @@ re-run of the same firing sends nothing twice.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from bot.event_service import EventService, type_label
 from bot.event_types import EventType
 from bot.services import Services
 from bot.store.models import Alliance
+from bot.store.problems import ProblemRepo
 
 log = logging.getLogger(__name__)
 
@@ -141,31 +140,15 @@ class ProblemNumbers:
 async def problem_numbers(
     services: Services, *, alliance_id: str, since: datetime, until: datetime
 ) -> ProblemNumbers | None:
-    """Problem counts through the problems feature's ``ProblemRepo.stats``; None while that is not installed."""
+    """Problem counts through the problems feature's ``ProblemRepo.stats``; None if they cannot be read."""
     try:
-        module: Any = importlib.import_module("bot.store.problems")
-    except ImportError:
-        return None
-    repo_cls = getattr(module, "ProblemRepo", None)
-    if repo_cls is None or not hasattr(repo_cls, "stats"):
-        return None
-    try:
-        repo = _feature_instance(services, repo_cls) or repo_cls(services.store.sessions)
-        stats = await repo.stats(alliance_id=alliance_id, since=since, until=until)
-        return ProblemNumbers(logged=int(stats.logged), solved=int(stats.solved), open=int(stats.open))
+        stats = await ProblemRepo(services.store.sessions).stats(
+            alliance_id=alliance_id, since=since, until=until
+        )
+        return ProblemNumbers(logged=stats.logged, solved=stats.solved, open=stats.open)
     except Exception:  # the digest still goes out with its events if the problem numbers fail
         log.exception("problem statistics for the digest of %s failed", alliance_id)
         return None
-
-
-def _feature_instance(services: Services, cls: type) -> Any:
-    for service in services.features.values():
-        if isinstance(service, cls):
-            return service
-        repo = getattr(service, "repo", None)
-        if isinstance(repo, cls):
-            return repo
-    return None
 
 
 async def weekly_digest(services: Services, now: datetime) -> str:

@@ -12,7 +12,6 @@ showing empty boxes, and the report still succeeds.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import statistics
 import warnings
@@ -24,10 +23,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.store import Store
 from bot.store.models import Alliance, Studio
+from bot.store.problems import Problem
 from bot.store.topics import Achievement, AchievementRepo, AchievementType, Award, TopicRepo
 
 log = logging.getLogger(__name__)
@@ -192,26 +192,18 @@ def _in_year(when: datetime | None, start: datetime, end: datetime) -> bool:
 
 
 async def load_problems(store: Store) -> list[ProblemFacts] | None:
-    """Every problem's alliance and timestamps, through the problems feature's model; None if not installed."""
-    try:
-        module: Any = importlib.import_module("bot.store.problems")
-    except ImportError:
-        return None
-    model = getattr(module, "Problem", None)
-    if model is None:
-        log.warning("bot.store.problems has no Problem model; problem figures left out")
-        return None
+    """Every problem's alliance and timestamps (problems without an alliance are left out)."""
     async with store.sessions() as session:
-        rows = (await session.exec(select(model))).all()
+        rows = (await session.exec(select(Problem).where(col(Problem.alliance_id).is_not(None)))).all()
     return [
         ProblemFacts(
             alliance_id=row.alliance_id,
             created_at=row.created_at,
-            claimed_at=getattr(row, "claimed_at", None),
-            solved_at=getattr(row, "solved_at", None),
+            claimed_at=row.claimed_at,
+            solved_at=row.solved_at,
         )
         for row in rows
-        if getattr(row, "alliance_id", None)
+        if row.alliance_id
     ]
 
 

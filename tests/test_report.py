@@ -5,7 +5,6 @@ the charts render with and without a CJK font; ``/stats`` says the same in a few
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from bot.reports import (
 from bot.research import SWEEP_JOB
 from bot.services import ManualClock
 from bot.store.events import CalendarEvent, EventRepo, EventStatus
+from bot.store.problems import Problem
 from tests.conftest import ADMIN
 from tests.harness import Chat
 
@@ -39,7 +39,6 @@ T1_LEAD, T2_LEAD, T3_LEAD, B1_LEAD, B2_LEAD, U1_LEAD = (
     "xuanbining",
     "hejikeng",
 )
-HAS_PROBLEMS = importlib.util.find_spec("bot.store.problems") is not None
 
 
 def at(month: int, day: int, hour: int = 10, year: int = 2026) -> datetime:
@@ -227,29 +226,27 @@ def test_problem_figures_per_month_and_medians() -> None:
     assert figures.median(figures.claim_hours, "bridge") is None
 
 
-@pytest.mark.skipif(not HAS_PROBLEMS, reason="the problems feature (bot.store.problems) is not installed yet")
 async def test_problem_figures_from_the_problems_feature(
     bot: BotApp, clock: ManualClock, tmp_path: Path
 ) -> None:
-    module: Any = importlib.import_module("bot.store.problems")
     rows = [
-        module.Problem(
+        Problem(
             alliance_id="tunnel",
             created_at=at(1, 5),
             claimed_at=at(1, 5, 12),
             solved_at=at(1, 7),
             status="solved",
             text="盾构",
-            reporter="u1",
+            asker="u1",
         ),
-        module.Problem(
+        Problem(
             alliance_id="tunnel",
             created_at=at(2, 5),
             claimed_at=at(2, 6),
             solved_at=None,
             status="claimed",
             text="注浆",
-            reporter="u1",
+            asker="u1",
         ),
     ]
     async with bot.store.sessions() as session, session.begin():
@@ -260,13 +257,10 @@ async def test_problem_figures_from_the_problems_feature(
     assert summary["认领用时中位数"] == 13.0 and summary["解决用时中位数"] == 48.0
 
 
-async def test_without_problems_feature_the_summary_says_so(bot: BotApp, clock: ManualClock) -> None:
+async def test_no_problems_counts_zero(bot: BotApp, clock: ManualClock) -> None:
     report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
     rows = {row.label: row.value for row in summary_rows(report)}
-    if HAS_PROBLEMS:
-        assert rows["登记问题数"] == 0
-    else:
-        assert rows["问题统计"] == "暂不可用"
+    assert rows["登记问题数"] == 0
 
 
 async def test_charts_fall_back_to_english_without_a_cjk_font(

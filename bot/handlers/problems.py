@@ -1,0 +1,468 @@
+"""Technical problems: plain group messages and ``/ask`` (``/提问``) log them; ``/claim`` (``/认领``),
+``/answer`` (``/答复``), ``/solve`` (``/解决``), ``/close`` (``/关闭``), ``/reopen`` (``/重开``) follow them;
+``/problem N`` and ``/problems`` (``/问题``) show them. Also the feature's setup: service and scheduled jobs.
+
+Who may do what: any studio lead claims (for the studio they lead; ``@ID`` picks one, admins and alliance leads
+may claim for a studio of theirs); the claiming studio's lead answers; the asker, the claiming studio's lead or
+an admin marks a problem solved; the asker, a lead of the problem's alliance or an admin closes and reopens it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.dispatcher import Caller, Context, Role, Router, UsageError, UserError
+from bot.problems import (
+    DIGEST_JOB,
+    ESCALATION_JOB,
+    MAX_TEXT,
+    Logged,
+    ProblemService,
+    cn_time,
+    problem_label,
+    short,
+    studio_label,
+)
+from bot.routing import Judgement
+from bot.services import Services
+from bot.store.models import Studio
+from bot.store.problems import ACTIVE, UNCLAIMED, Problem, ProblemStatus
+
+if TYPE_CHECKING:
+    from bot.app import BotApp
+
+router = Router("技术问题")
+
+_NUMBER = re.compile(r"^#?(\d{1,9})$")
+_STUDIO_OPT = re.compile(r"(?:^|\s)@(\S+)")
+_ACTIONS = {
+    "logged": "登记问题",
+    "routed": "推荐并通知",
+    "claimed": "认领",
+    "answered": "答复",
+    "solved": "标记解决",
+    "closed": "关闭",
+    "reopened": "重新打开",
+    "escalated": "升级转派",
+    "imported": "导入（历史已解决问题）",
+}
+_THANKS = ("谢", "感谢", "辛苦", "thank")
+LIST_LIMIT = 20
+
+
+def service_of(ctx: Context) -> ProblemService:
+    """The problems service."""
+    return ctx.services.feature(ProblemService)
+
+
+def parse_number(args: str) -> tuple[int, str]:
+    """``"5 其余文字"`` or ``"#5"`` → (5, rest); raises ``UsageError``."""
+    word, _, rest = args.strip().partition(" ")
+    match = _NUMBER.match(word)
+    if not match:
+        raise UsageError("请写问题编号，例如 5 或 #5。发送 /问题 查看未解决的问题。")
+    return int(match.group(1)), rest.strip()
+
+
+async def problem_or_error(ctx: Context, number: int) -> Problem:
+    """The problem ``#number``."""
+    problem = await service_of(ctx).repo.get(number)
+    if problem is None:
+        raise UserError(f"没有编号为 #{number} 的问题。发送 /问题 查看未解决的问题。")
+    return problem
+
+
+def leads_alliance(caller: Caller, problem: Problem) -> bool:
+    """An admin, or a lead of the problem's alliance."""
+    return caller.at_least(Role.ADMIN) or (
+        caller.at_least(Role.ALLIANCE_LEAD) and problem.alliance_id in caller.alliances
+    )
+
+
+def _ended(problem: Problem) -> str:
+    if problem.state == ProblemStatus.SOLVED:
+        return f"问题 {problem_label(problem)}已经解决。如需继续，请发送 /重开 {problem.id}。"
+    return f"问题 {problem_label(problem)}已关闭。如需继续，请发送 /重开 {problem.id}。"
+
+
+# -- replies ---------------------------------------------------------------------------------------
+
+
+def logged_reply(logged: Logged, studios: dict[str, Studio]) -> str:
+    """The group reply to a logged problem: number, studios with reasons, an earlier answer if any."""
+    problem = logged.problem
+    lines = [f"已登记技术问题 #{problem.id}。"]
+    if logged.studios:
+        lines.append("推荐工作室（已私信通知负责人）：")
+        for rank, match in enumerate(logged.studios, start=1):
+            why = f"匹配：{'、'.join(match.matched)}" if match.matched else "专业相近"
+            lines.append(f"{rank}. {studio_label(studios.get(match.id), match.id)}——{why}")
+    else:
+        lines.append("暂时没有可推荐的工作室（花名册为空或今日均已达受理上限），联盟负责人会跟进。")
+    if logged.capped:
+        names = "、".join(studios[m.id].name if m.id in studios else m.id for m in logged.capped)
+        lines.append(f"（{names}今日受理已达上限，已顺延给下一个工作室。）")
+    for same in logged.similar:
+        earlier = logged.similar_problems.get(same.id)
+        label = problem_label(earlier) if earlier else f"#{same.id}"
+        solver = studios.get(same.studio_id)
+        lines.append(f"此前有类似问题已解决：{label}")
+        lines.append(f"答复（{solver.name if solver else same.studio_id}）：{short(same.answer, 300)}")
+    lines.append(f"工作室负责人认领请发送 /认领 {problem.id}；查看进展请发送 /问题 {problem.id}。")
+    return "\n".join(lines)
+
+
+def chatter_reply(verdict: Judgement, text: str) -> str:
+    """At most a short friendly line for a message that is not a technical problem."""
+    lowered = text.lower()
+    if any(word in lowered for word in _THANKS):
+        return "不客气！"
+    if verdict.reason in ("empty/sticker", "too short", "laughter"):
+        return "🙂"
+    if verdict.reason == "logistics":
+        return "这条不是技术问题，我没有登记。活动安排可发送 /活动列表 查看。"
+    if verdict.reason == "social":
+        return "您好！有技术问题直接发给我即可，我会登记并推荐工作室。发送 /帮助 查看全部命令。"
+    return "收到。这条看起来不是技术问题，没有登记；如需登记，请发送 /提问 问题内容。"
+
+
+async def _log(ctx: Context, text: str) -> str:
+    service = service_of(ctx)
+    logged = await service.log(text, asker=ctx.caller.user_id, group=ctx.event.chat_id)
+    return logged_reply(logged, await service.studios())
+
+
+# -- logging ---------------------------------------------------------------------------------------
+
+
+@router.command(
+    "ask",
+    "提问",
+    summary="登记技术问题，推荐并通知最合适的工作室",
+    usage="/提问 问题内容，例如 /提问 盾构始发时土压波动大，怎么调掘进参数？",
+)
+async def handle_ask(ctx: Context) -> str:
+    """Log a problem, whatever the judge would say."""
+    text = ctx.args.strip()
+    if not text:
+        raise UsageError("请写上问题内容。")
+    if len(text) > MAX_TEXT:
+        raise UsageError(f"问题内容请不超过 {MAX_TEXT} 字。")
+    return await _log(ctx, text)
+
+
+@router.text
+async def handle_message(ctx: Context) -> str:
+    """A message that is not a command: a technical problem is logged, chatter gets a short line."""
+    text = ctx.event.text.strip()
+    service = service_of(ctx)
+    verdict = await service.judge(text)
+    if not verdict.is_problem or len(text) > MAX_TEXT:
+        return chatter_reply(verdict, text)
+    return await _log(ctx, text)
+
+
+# -- lifecycle -------------------------------------------------------------------------------------
+
+
+async def _studio_for(ctx: Context, problem: Problem, args: str) -> Studio:
+    """The studio the caller claims or answers for: ``@ID``, the one they lead, or the one that was asked."""
+    store = ctx.services.store
+    caller = ctx.caller
+    match = _STUDIO_OPT.search(args)
+    if match:
+        studio = await store.studios.get(match.group(1))
+        if studio is None:
+            raise UserError(f"没有编号为 {match.group(1)} 的工作室。发送 /工作室 查看编号。")
+        if not (
+            studio.id in caller.studios
+            or caller.at_least(Role.ADMIN)
+            or (caller.at_least(Role.ALLIANCE_LEAD) and studio.alliance_id in caller.alliances)
+        ):
+            raise UserError(f"您不是{studio.name}（{studio.id}）的负责人，不能代表它操作。")
+        return studio
+    if not caller.studios:
+        raise UserError(
+            "只有工作室负责人可以认领和答复问题；管理员或联盟负责人请用 @工作室编号 指明代表哪个工作室。"
+        )
+    chosen = caller.studios[0]
+    if len(caller.studios) > 1:
+        assert problem.id is not None
+        asked = [r.studio_id for r in await service_of(ctx).repo.requests_of(problem.id)]
+        mine = [s for s in caller.studios if s in asked or s == problem.studio_id]
+        if len(mine) != 1:
+            raise UsageError(
+                f"您负责多个工作室（{'、'.join(caller.studios)}），请用 @工作室编号 指明，例如 @{caller.studios[0]}。"
+            )
+        chosen = mine[0]
+    studio = await store.studios.get(chosen)
+    assert studio is not None
+    return studio
+
+
+@router.command(
+    "claim",
+    "认领",
+    summary="工作室认领一个技术问题",
+    usage="/认领 问题编号 [@工作室]，例如 /认领 5",
+    role=Role.STUDIO_LEAD,
+)
+async def handle_claim(ctx: Context) -> str:
+    """The caller's studio takes a problem."""
+    number, rest = parse_number(ctx.args)
+    problem = await problem_or_error(ctx, number)
+    if problem.state.final:
+        raise UserError(_ended(problem))
+    studio = await _studio_for(ctx, problem, rest)
+    if problem.state not in UNCLAIMED:
+        if problem.studio_id == studio.id:
+            return (
+                f"{studio.name}已经认领了问题 {problem_label(problem)}。答复请发送 /答复 {number} 答复内容。"
+            )
+        other = await ctx.services.store.studios.get(problem.studio_id or "")
+        raise UserError(f"问题 {problem_label(problem)}已由{studio_label(other, problem.studio_id)}认领。")
+    claimed = await service_of(ctx).claim(problem, studio=studio, user_id=ctx.caller.user_id)
+    if claimed is None:
+        raise UserError(f"问题 #{number} 刚刚已被其他工作室认领或已结束，请发送 /问题 {number} 查看。")
+    return (
+        f"{studio.name}已认领问题 {problem_label(claimed)}，已通知提问人。\n"
+        f"答复请发送 /答复 {number} 答复内容。"
+    )
+
+
+@router.command(
+    "answer",
+    "答复",
+    summary="认领的工作室答复技术问题（会通知提问人）",
+    usage="/答复 问题编号 答复内容，例如 /答复 5 先降低推进速度，同时检查土仓压力传感器",
+    role=Role.STUDIO_LEAD,
+)
+async def handle_answer(ctx: Context) -> str:
+    """The claiming studio's lead answers; an unclaimed problem is claimed first."""
+    number, rest = parse_number(ctx.args)
+    match = _STUDIO_OPT.search(rest)
+    text = (rest[: match.start()] + " " + rest[match.end() :]).strip() if match else rest
+    if not text:
+        raise UsageError("请写上答复内容。")
+    if len(text) > MAX_TEXT:
+        raise UsageError(f"答复内容请不超过 {MAX_TEXT} 字。")
+    problem = await problem_or_error(ctx, number)
+    if problem.state.final:
+        raise UserError(_ended(problem))
+    studio = await _studio_for(ctx, problem, rest)
+    service = service_of(ctx)
+    if problem.state in UNCLAIMED:
+        claimed = await service.claim(problem, studio=studio, user_id=ctx.caller.user_id)
+        if claimed is None:
+            raise UserError(f"问题 #{number} 刚刚已被其他工作室认领或已结束，请发送 /问题 {number} 查看。")
+        problem = claimed
+    elif problem.studio_id != studio.id:
+        other = await ctx.services.store.studios.get(problem.studio_id or "")
+        raise UserError(
+            f"问题 {problem_label(problem)}由{studio_label(other, problem.studio_id)}认领，只有它的负责人可以答复。"
+        )
+    answered = await service.answer(problem, studio=studio, user_id=ctx.caller.user_id, text=text)
+    if answered is None:
+        raise UserError(f"问题 #{number} 的状态刚刚发生了变化，请发送 /问题 {number} 查看。")
+    return f"已答复问题 {problem_label(answered)}，并通知了提问人。提问人确认后可发送 /解决 {number}。"
+
+
+@router.command(
+    "solve",
+    "解决",
+    summary="标记技术问题已解决（提问人、认领工作室负责人或管理员）",
+    usage="/解决 问题编号，例如 /解决 5",
+)
+async def handle_solve(ctx: Context) -> str:
+    """Mark a problem solved."""
+    number, _ = parse_number(ctx.args)
+    problem = await problem_or_error(ctx, number)
+    caller = ctx.caller
+    allowed = (
+        caller.user_id == problem.asker
+        or caller.at_least(Role.ADMIN)
+        or (problem.studio_id is not None and problem.studio_id in caller.studios)
+    )
+    if not allowed:
+        raise UserError("只有提问人、认领工作室的负责人或管理员可以标记问题已解决。")
+    if problem.state.final:
+        raise UserError(_ended(problem))
+    solved = await service_of(ctx).solve(problem, user_id=caller.user_id)
+    if solved is None:
+        raise UserError(f"问题 #{number} 的状态刚刚发生了变化，请发送 /问题 {number} 查看。")
+    learned = "，解答已收入知识库，今后类似问题会优先推荐该工作室" if solved.studio_id else ""
+    return f"问题 {problem_label(solved)}已标记为解决{learned}。"
+
+
+@router.command(
+    "close",
+    "关闭",
+    summary="关闭技术问题（未解决；提问人、本联盟负责人或管理员）",
+    usage="/关闭 问题编号 [理由]，例如 /关闭 5 重复提问",
+)
+async def handle_close(ctx: Context) -> str:
+    """Close a problem without a solution."""
+    number, reason = parse_number(ctx.args)
+    if len(reason) > MAX_TEXT:
+        raise UsageError(f"理由请不超过 {MAX_TEXT} 字。")
+    problem = await problem_or_error(ctx, number)
+    if ctx.caller.user_id != problem.asker and not leads_alliance(ctx.caller, problem):
+        raise UserError("只有提问人、本联盟负责人或管理员可以关闭问题。")
+    if problem.state.final:
+        raise UserError(_ended(problem))
+    closed = await service_of(ctx).close(problem, user_id=ctx.caller.user_id, reason=reason)
+    if closed is None:
+        raise UserError(f"问题 #{number} 的状态刚刚发生了变化，请发送 /问题 {number} 查看。")
+    return f"问题 {problem_label(closed)}已关闭" + (f"（理由：{reason}）" if reason else "") + "。"
+
+
+@router.command(
+    "reopen",
+    "重开",
+    "重新打开",
+    summary="重新打开已解决或已关闭的问题（提问人、本联盟负责人或管理员）",
+    usage="/重开 问题编号，例如 /重开 5",
+)
+async def handle_reopen(ctx: Context) -> str:
+    """Reopen a solved or closed problem."""
+    number, _ = parse_number(ctx.args)
+    problem = await problem_or_error(ctx, number)
+    if ctx.caller.user_id != problem.asker and not leads_alliance(ctx.caller, problem):
+        raise UserError("只有提问人、本联盟负责人或管理员可以重新打开问题。")
+    if not problem.state.final:
+        raise UserError(f"问题 {problem_label(problem)}还没有解决或关闭（{problem.state.label}），无需重开。")
+    reopened = await service_of(ctx).reopen(problem, user_id=ctx.caller.user_id)
+    if reopened is None:
+        raise UserError(f"问题 #{number} 的状态刚刚发生了变化，请发送 /问题 {number} 查看。")
+    return f"问题 {problem_label(reopened)}已重新打开，当前状态：{reopened.state.label}。"
+
+
+# -- viewing ---------------------------------------------------------------------------------------
+
+
+@router.command(
+    "problem", "问题详情", summary="查看一个问题的详情和全部经过", usage="/问题详情 编号，例如 /problem 5"
+)
+async def handle_problem(ctx: Context) -> str:
+    """One problem with its full history."""
+    if not ctx.args.strip():
+        raise UsageError()
+    number, _ = parse_number(ctx.args)
+    return await _details(ctx, number)
+
+
+async def _details(ctx: Context, number: int) -> str:
+    service = service_of(ctx)
+    detail = await service.repo.detail(number)
+    if detail is None:
+        raise UserError(f"没有编号为 #{number} 的问题。发送 /问题 查看未解决的问题。")
+    problem = detail.problem
+    tz = service.tz
+    studios = await service.studios()
+    lines = [
+        f"问题 #{problem.id}（{problem.state.label}）",
+        f"内容：{problem.text}",
+        f"提问：{problem.asker}，{cn_time(problem.created_at, tz)}"
+        + (f"，群：{problem.group}" if problem.group else ""),
+    ]
+    if problem.ref:
+        lines.append(f"外部编号：{problem.ref}")
+    if detail.requests:
+        asked = "、".join(studio_label(studios.get(r.studio_id), r.studio_id) for r in detail.requests)
+        lines.append(f"已请求：{asked}")
+    if problem.studio_id:
+        lines.append(f"认领：{studio_label(studios.get(problem.studio_id), problem.studio_id)}")
+    if problem.answer:
+        lines.append(f"答复：{problem.answer}")
+    if problem.close_reason:
+        lines.append(f"关闭理由：{problem.close_reason}")
+    lines.append("经过：")
+    for event in detail.events:
+        action = _ACTIONS.get(event.action, event.action)
+        actor = "系统" if event.actor == "system" else event.actor
+        extra = f"：{short(event.detail, 80)}" if event.detail else ""
+        lines.append(f"  {cn_time(event.at, tz)} {actor} {action}{extra}")
+    if problem.state in UNCLAIMED:
+        lines.append(f"工作室负责人认领请发送 /认领 {problem.id}。")
+    return "\n".join(lines)
+
+
+@router.command(
+    "problems",
+    "问题",
+    "问题列表",
+    summary="查看技术问题：未解决的、我的、某工作室的",
+    usage="/问题 [open|mine|studio 编号|问题编号]，例如 /问题、/问题 我的、/问题 studio T1、/问题 5",
+)
+async def handle_problems(ctx: Context) -> str:
+    """Lists problems; a number shows one problem's details."""
+    words = ctx.args.split()
+    service = service_of(ctx)
+    if words and _NUMBER.match(words[0]):
+        return await _details(ctx, int(words[0].lstrip("#")))
+    kind = words[0].lower() if words else "open"
+    if kind in ("open", "未解决", "待解决"):
+        problems = await service.repo.find(statuses=ACTIVE)
+        heading = "未解决的技术问题"
+    elif kind in ("mine", "我的"):
+        problems = await service.repo.find(asker=ctx.caller.user_id, studio_ids=ctx.caller.studios or None)
+        heading = "我的问题（我提出的和本工作室相关的）"
+    elif kind in ("studio", "工作室"):
+        if len(words) < 2:
+            raise UsageError("请写工作室编号，例如 /问题 studio T1。")
+        studio = await ctx.services.store.studios.get(words[1])
+        if studio is None:
+            raise UserError(f"没有编号为 {words[1]} 的工作室。发送 /工作室 查看编号。")
+        problems = await service.repo.find(studio_ids=[studio.id])
+        heading = f"{studio.name}的问题（认领或被请求的）"
+    else:
+        raise UsageError(f"不认识「{words[0]}」。")
+    if not problems:
+        return f"{heading}：暂无。"
+    studios = await service.studios()
+    lines = [f"{heading}（{len(problems)} 个）："]
+    for problem in problems[:LIST_LIMIT]:
+        owner = f"，{studios[problem.studio_id].name}" if problem.studio_id in studios else ""
+        lines.append(
+            f"· {problem_label(problem, 30)}｜{problem.state.label}{owner}｜{cn_time(problem.created_at, service.tz)}"
+        )
+    if len(problems) > LIST_LIMIT:
+        lines.append(f"……另有 {len(problems) - LIST_LIMIT} 个未列出。")
+    lines.append("发送 /问题 编号 查看详情。")
+    return "\n".join(lines)
+
+
+# -- setup -----------------------------------------------------------------------------------------
+
+
+async def _escalate(services: Services, now: datetime) -> str:
+    return await services.feature(ProblemService).escalate_due(now)
+
+
+async def _digest(services: Services, now: datetime) -> str:
+    return await services.feature(ProblemService).morning_digest(now)
+
+
+async def setup(bot: BotApp) -> None:
+    """Register the problem commands, build the routing index and add the escalation and digest jobs."""
+    if ProblemService not in bot.services.features:
+        bot.services.add_feature(ProblemService(bot.services))
+    await bot.services.feature(ProblemService).index()
+    bot.add_router(router)
+    tz = bot.settings.tz
+    bot.jobs.add(
+        ESCALATION_JOB,
+        CronTrigger(minute="*/10", timezone=tz),
+        _escalate,
+        description="问题升级：超过认领时限无人认领的问题转请下一个工作室，并告知联盟负责人",
+    )
+    bot.jobs.add(
+        DIGEST_JOB,
+        CronTrigger(hour=9, minute=0, timezone=tz),
+        _digest,
+        description="问题晨报：每天 9:00 向各联盟群列出超过一天仍未解决的问题",
+    )

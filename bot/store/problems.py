@@ -1,0 +1,481 @@
+"""Technical problems (技术问题): the problem, its history of changes and the studios asked to take it.
+
+A problem ``#N`` (N is the id) moves open → routed → claimed → answered → solved, or is closed without a
+solution; solved and closed problems can be reopened. Every change is a conditional ``UPDATE … WHERE status IN
+…`` so that when two people (or a person and the escalation job) act at once exactly one of them wins, and each
+change is recorded in ``problem_event`` with who and when. ``problem_request`` rows are the studios asked to take
+a problem (in rank order); they drive escalation and the per-studio daily cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, Text, UniqueConstraint, func, update
+from sqlmodel import Field, SQLModel, col, select
+
+from bot.store.repos import Sessions
+from bot.store.types import UTCDateTime, utcnow
+
+
+class ProblemStatus(StrEnum):
+    """Life of a technical problem."""
+
+    OPEN = "open"  # logged, no studio asked yet (e.g. no roster)
+    ROUTED = "routed"  # studios asked, none has taken it
+    CLAIMED = "claimed"  # a studio took it
+    ANSWERED = "answered"  # the studio answered; the asker has not confirmed
+    SOLVED = "solved"
+    CLOSED = "closed"  # closed without a solution
+
+    @property
+    def label(self) -> str:
+        """The status in Chinese."""
+        return _STATUS_LABELS[self]
+
+    @property
+    def final(self) -> bool:
+        """Solved or closed."""
+        return self in (ProblemStatus.SOLVED, ProblemStatus.CLOSED)
+
+
+_STATUS_LABELS = {
+    ProblemStatus.OPEN: "待分派",
+    ProblemStatus.ROUTED: "待认领",
+    ProblemStatus.CLAIMED: "已认领",
+    ProblemStatus.ANSWERED: "已答复",
+    ProblemStatus.SOLVED: "已解决",
+    ProblemStatus.CLOSED: "已关闭",
+}
+UNCLAIMED = (ProblemStatus.OPEN, ProblemStatus.ROUTED)
+ACTIVE = (ProblemStatus.OPEN, ProblemStatus.ROUTED, ProblemStatus.CLAIMED, ProblemStatus.ANSWERED)
+
+
+class Problem(SQLModel, table=True):
+    """A technical problem ``#N`` posted by a member (or imported from past records)."""
+
+    __tablename__ = "problem"
+    __table_args__ = (UniqueConstraint("ref", name="uq_problem_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ref: str | None = Field(default=None, max_length=100)  # external id of an imported problem
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    asker: str = Field(max_length=64, index=True)
+    group: str | None = Field(default=None, max_length=255)  # chat id (console: group name); None for 1:1
+    alliance_id: str | None = Field(default=None, max_length=64, index=True)
+    status: str = Field(default=ProblemStatus.OPEN.value, max_length=16, index=True)
+    studio_id: str | None = Field(default=None, max_length=64, index=True)  # the claiming studio
+    claimed_by: str | None = Field(default=None, max_length=64)
+    answer: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    answered_by: str | None = Field(default=None, max_length=64)
+    close_reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    source: str = Field(default="chat", max_length=16)  # chat | import
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    routed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    claimed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    answered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    solved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+    @property
+    def state(self) -> ProblemStatus:
+        """The status as an enum."""
+        return ProblemStatus(self.status)
+
+
+class ProblemEvent(SQLModel, table=True):
+    """One change to a problem: what happened, who did it, when, and details."""
+
+    __tablename__ = "problem_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    problem_id: int = Field(foreign_key="problem.id", index=True)
+    action: str = Field(max_length=32)
+    actor: str = Field(max_length=64)
+    at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class RequestOutcome(StrEnum):
+    """What became of asking a studio to take a problem."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"  # this studio took it
+    EXPIRED = "expired"  # not taken in time; the next studio was asked
+    RELEASED = "released"  # another studio took it, or the problem ended
+
+
+class ProblemRequest(SQLModel, table=True):
+    """A studio asked to take a problem: its rank among the recommendations, when, and the outcome."""
+
+    __tablename__ = "problem_request"
+    __table_args__ = (UniqueConstraint("problem_id", "studio_id", name="uq_problem_request"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    problem_id: int = Field(foreign_key="problem.id", index=True)
+    studio_id: str = Field(max_length=64, index=True)
+    rank: int
+    asked_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    outcome: str = Field(default=RequestOutcome.PENDING.value, max_length=16)
+
+
+@dataclass(slots=True, frozen=True)
+class ProblemStats:
+    """Problem counts of an alliance: logged and solved in a period, and open now."""
+
+    logged: int
+    solved: int
+    open: int
+
+
+@dataclass(slots=True, frozen=True)
+class ProblemDetail:
+    """A problem with its history (oldest first) and the studios asked."""
+
+    problem: Problem
+    events: list[ProblemEvent]
+    requests: list[ProblemRequest]
+
+
+class ProblemRepo:
+    """Problems, their history and the studios asked."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def create(
+        self,
+        problem: Problem,
+        *,
+        requests: Sequence[tuple[str, int]] = (),
+        events: Sequence[tuple[str, str, str]] = (),
+    ) -> Problem:
+        """Store a new problem with the studios asked (studio id, rank) and its first history entries
+        (action, actor, detail), all at ``problem.created_at``, in one transaction."""
+        async with self._sessions() as session, session.begin():
+            session.add(problem)
+            await session.flush()
+            assert problem.id is not None
+            for action, actor, detail in events:
+                session.add(
+                    ProblemEvent(
+                        problem_id=problem.id,
+                        action=action,
+                        actor=actor,
+                        at=problem.created_at,
+                        detail=detail,
+                    )
+                )
+            for studio_id, rank in requests:
+                session.add(
+                    ProblemRequest(
+                        problem_id=problem.id, studio_id=studio_id, rank=rank, asked_at=problem.created_at
+                    )
+                )
+        return problem
+
+    async def add_imported(self, problems: Sequence[Problem]) -> None:
+        """Store imported problems, each with an ``imported`` history entry, in one transaction."""
+        async with self._sessions() as session, session.begin():
+            session.add_all(problems)
+            await session.flush()
+            for problem in problems:
+                assert problem.id is not None
+                session.add(
+                    ProblemEvent(
+                        problem_id=problem.id,
+                        action="imported",
+                        actor="import",
+                        at=problem.created_at,
+                        detail=f"外部编号 {problem.ref}" if problem.ref else "",
+                    )
+                )
+
+    async def get(self, problem_id: int) -> Problem | None:
+        """One problem by number."""
+        async with self._sessions() as session:
+            return await session.get(Problem, problem_id)
+
+    async def detail(self, problem_id: int) -> ProblemDetail | None:
+        """A problem with its full history and requests."""
+        async with self._sessions() as session:
+            problem = await session.get(Problem, problem_id)
+            if problem is None:
+                return None
+            events = (
+                await session.exec(
+                    select(ProblemEvent)
+                    .where(ProblemEvent.problem_id == problem_id)
+                    .order_by(col(ProblemEvent.at), col(ProblemEvent.id))
+                )
+            ).all()
+            requests = (
+                await session.exec(
+                    select(ProblemRequest)
+                    .where(ProblemRequest.problem_id == problem_id)
+                    .order_by(col(ProblemRequest.rank), col(ProblemRequest.id))
+                )
+            ).all()
+        return ProblemDetail(problem, list(events), list(requests))
+
+    async def requests_of(self, problem_id: int) -> list[ProblemRequest]:
+        """The studios asked to take a problem, in rank order."""
+        async with self._sessions() as session:
+            rows = await session.exec(
+                select(ProblemRequest)
+                .where(ProblemRequest.problem_id == problem_id)
+                .order_by(col(ProblemRequest.rank), col(ProblemRequest.id))
+            )
+            return list(rows.all())
+
+    async def existing_refs(self, refs: Iterable[str]) -> set[str]:
+        """Which of ``refs`` are already stored."""
+        wanted = list(dict.fromkeys(refs))
+        found: set[str] = set()
+        async with self._sessions() as session:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = await session.exec(select(Problem.ref).where(col(Problem.ref).in_(chunk)))
+                found.update(r for r in rows.all() if r is not None)
+        return found
+
+    async def imported_keys(self) -> set[tuple[str, str]]:
+        """(studio, text) of imported problems without a reference, so re-importing them is a no-op."""
+        async with self._sessions() as session:
+            rows = await session.exec(
+                select(Problem.studio_id, Problem.text).where(
+                    Problem.source == "import", col(Problem.ref).is_(None)
+                )
+            )
+            return {(s or "", t) for s, t in rows.all()}
+
+    async def find(
+        self,
+        *,
+        statuses: Iterable[ProblemStatus] | None = None,
+        asker: str | None = None,
+        studio_ids: Sequence[str] | None = None,
+        alliance_id: str | None = None,
+        created_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Problem]:
+        """Problems, newest first; filters combine. ``studio_ids`` matches the claiming studio or a studio
+        asked; with ``asker`` as well, problems matching either are returned (``/problems mine``)."""
+        query = select(Problem).order_by(col(Problem.id).desc())
+        if statuses is not None:
+            query = query.where(col(Problem.status).in_([s.value for s in statuses]))
+        if alliance_id is not None:
+            query = query.where(Problem.alliance_id == alliance_id)
+        if created_before is not None:
+            query = query.where(col(Problem.created_at) < created_before)
+        conditions: list[Any] = []
+        if asker is not None:
+            conditions.append(col(Problem.asker) == asker)
+        if studio_ids is not None:
+            ids = list(studio_ids)
+            asked = select(ProblemRequest.problem_id).where(col(ProblemRequest.studio_id).in_(ids))
+            conditions.append(col(Problem.studio_id).in_(ids))
+            conditions.append(col(Problem.id).in_(asked))
+        if conditions:
+            condition = conditions[0]
+            for other in conditions[1:]:
+                condition = condition | other
+            query = query.where(condition)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._sessions() as session:
+            return list((await session.exec(query)).all())
+
+    async def solved(self) -> list[Problem]:
+        """Every solved problem with a studio (the routing history), oldest first."""
+        async with self._sessions() as session:
+            rows = await session.exec(
+                select(Problem)
+                .where(Problem.status == ProblemStatus.SOLVED.value, col(Problem.studio_id).is_not(None))
+                .order_by(col(Problem.id))
+            )
+            return list(rows.all())
+
+    async def solved_ids(self) -> set[int]:
+        """Ids of solved problems with a studio."""
+        async with self._sessions() as session:
+            rows = await session.exec(
+                select(Problem.id).where(
+                    Problem.status == ProblemStatus.SOLVED.value, col(Problem.studio_id).is_not(None)
+                )
+            )
+            return {r for r in rows.all() if r is not None}
+
+    async def solved_signature(self) -> tuple[int, datetime | None]:
+        """How many problems are solved and the latest solve: changes whenever the routing history does."""
+        async with self._sessions() as session:
+            row = (
+                await session.exec(
+                    select(func.count(), func.max(Problem.solved_at)).where(
+                        Problem.status == ProblemStatus.SOLVED.value, col(Problem.studio_id).is_not(None)
+                    )
+                )
+            ).one()
+        count, latest = row
+        if isinstance(latest, str):  # SQLite aggregates bypass the column type
+            latest = datetime.fromisoformat(latest)
+        return int(count), latest
+
+    async def by_ids(self, ids: Iterable[int]) -> list[Problem]:
+        """Problems by number."""
+        wanted = list(ids)
+        found: list[Problem] = []
+        async with self._sessions() as session:
+            for start in range(0, len(wanted), 500):
+                rows = await session.exec(
+                    select(Problem).where(col(Problem.id).in_(wanted[start : start + 500]))
+                )
+                found.extend(rows.all())
+        return found
+
+    async def transition(
+        self,
+        problem_id: int,
+        *,
+        from_statuses: Iterable[ProblemStatus],
+        values: dict[str, Any],
+        action: str,
+        actor: str,
+        at: datetime,
+        detail: str = "",
+        extra_where: Sequence[Any] = (),
+    ) -> Problem | None:
+        """Change a problem if it is in one of ``from_statuses`` and record the change; None if it was not."""
+        statement = (
+            update(Problem)
+            .where(
+                col(Problem.id) == problem_id,
+                col(Problem.status).in_([s.value for s in from_statuses]),
+                *extra_where,
+            )
+            .values(**values)
+            .returning(col(Problem.id))
+        )
+        async with self._sessions() as session, session.begin():
+            won = (await session.exec(statement)).scalars().first()
+            if won is None:
+                return None
+            session.add(ProblemEvent(problem_id=problem_id, action=action, actor=actor, at=at, detail=detail))
+            problem = await session.get(Problem, problem_id)
+            assert problem is not None
+            await session.refresh(problem)
+            return problem
+
+    async def add_event(
+        self, problem_id: int, *, action: str, actor: str, at: datetime, detail: str = ""
+    ) -> None:
+        """Record a history entry that changes nothing else (e.g. a reminder)."""
+        async with self._sessions() as session, session.begin():
+            session.add(ProblemEvent(problem_id=problem_id, action=action, actor=actor, at=at, detail=detail))
+
+    async def settle_requests(self, problem_id: int, *, claimed_by: str | None) -> None:
+        """Mark the claiming studio's request claimed (adding one if it was not asked) and release the others."""
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.exec(select(ProblemRequest).where(ProblemRequest.problem_id == problem_id))
+            ).all()
+            for row in rows:
+                if row.studio_id == claimed_by:
+                    row.outcome = RequestOutcome.CLAIMED.value
+                elif row.outcome == RequestOutcome.PENDING.value:
+                    row.outcome = RequestOutcome.RELEASED.value
+                session.add(row)
+
+    async def escalate(
+        self,
+        problem_id: int,
+        *,
+        routed_at: datetime | None,
+        studio_id: str | None,
+        rank: int,
+        at: datetime,
+        detail: str,
+    ) -> bool:
+        """Expire the pending requests and ask ``studio_id`` (if any), if nobody claimed or escalated the
+        problem since ``routed_at``; False when another process got there first."""
+        condition = (
+            col(Problem.routed_at).is_(None) if routed_at is None else col(Problem.routed_at) == routed_at
+        )
+        values: dict[str, Any] = {"routed_at": at}
+        if studio_id is not None:
+            values["status"] = ProblemStatus.ROUTED.value
+        statement = (
+            update(Problem)
+            .where(
+                col(Problem.id) == problem_id,
+                col(Problem.status).in_([s.value for s in UNCLAIMED]),
+                condition,
+            )
+            .values(**values)
+            .returning(col(Problem.id))
+        )
+        async with self._sessions() as session, session.begin():
+            won = (await session.exec(statement)).scalars().first()
+            if won is None:
+                return False
+            rows = (
+                await session.exec(
+                    select(ProblemRequest).where(
+                        ProblemRequest.problem_id == problem_id,
+                        ProblemRequest.outcome == RequestOutcome.PENDING.value,
+                    )
+                )
+            ).all()
+            for row in rows:
+                row.outcome = RequestOutcome.EXPIRED.value
+                session.add(row)
+            if studio_id is not None:
+                session.add(
+                    ProblemRequest(problem_id=problem_id, studio_id=studio_id, rank=rank, asked_at=at)
+                )
+            session.add(
+                ProblemEvent(problem_id=problem_id, action="escalated", actor="system", at=at, detail=detail)
+            )
+        return True
+
+    async def asked_counts(self, since: datetime, until: datetime) -> dict[str, int]:
+        """How many problems each studio was asked to take in ``[since, until)``."""
+        async with self._sessions() as session:
+            rows = await session.exec(
+                select(ProblemRequest.studio_id, func.count())
+                .where(col(ProblemRequest.asked_at) >= since, col(ProblemRequest.asked_at) < until)
+                .group_by(col(ProblemRequest.studio_id))
+            )
+            return {studio_id: int(count) for studio_id, count in rows.all()}
+
+    async def due_for_escalation(self, before: datetime) -> list[Problem]:
+        """Unclaimed problems last routed (or logged) before ``before``, oldest first."""
+        async with self._sessions() as session:
+            rows = await session.exec(
+                select(Problem)
+                .where(
+                    col(Problem.status).in_([s.value for s in UNCLAIMED]),
+                    func.coalesce(col(Problem.routed_at), col(Problem.created_at)) < before,
+                )
+                .order_by(col(Problem.id))
+            )
+            return list(rows.all())
+
+    async def stats(self, *, alliance_id: str, since: datetime, until: datetime) -> ProblemStats:
+        """An alliance's problems logged and solved in ``[since, until)`` and open (created before ``until``)."""
+        async with self._sessions() as session:
+
+            async def count(*conditions: Any) -> int:
+                query = select(func.count()).select_from(Problem).where(Problem.alliance_id == alliance_id)
+                return int((await session.exec(query.where(*conditions))).one())
+
+            logged = await count(col(Problem.created_at) >= since, col(Problem.created_at) < until)
+            solved = await count(col(Problem.solved_at) >= since, col(Problem.solved_at) < until)
+            still_open = await count(
+                col(Problem.status).in_([s.value for s in ACTIVE]), col(Problem.created_at) < until
+            )
+        return ProblemStats(logged=logged, solved=solved, open=still_open)
