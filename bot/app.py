@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # Feature modules with an ``async def setup(bot: BotApp) -> None``; they add routers, services, jobs and routes.
 # Research topics come before events so that ``/join T-3`` (and ``#T-3``) reaches topics and ``/join 3`` events.
 FEATURES: tuple[str, ...] = (
+    "bot.handlers.problems",
     "bot.handlers.topics",
     "bot.handlers.achievements",
     "bot.handlers.events",
