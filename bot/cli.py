@@ -156,7 +156,12 @@ def _feature_commands() -> list[Callable[[argparse._SubParsersAction[argparse.Ar
     return registers
 
 
-CLI_MODULES: tuple[str, ...] = ("bot.events_cli", "bot.research_cli", "bot.handlers.outbox")
+CLI_MODULES: tuple[str, ...] = (
+    "bot.events_cli",
+    "bot.research_cli",
+    "bot.problems_cli",
+    "bot.handlers.outbox",
+)
 EXTRA_COMMANDS = _feature_commands()
 
 
