@@ -63,6 +63,7 @@ class Recorded:
     body: Any
     at: datetime  # by the fake's clock
     answer: dict[str, Any] | None = None  # the JSON answered (None: an HTTP error status)
+    port: int = 0  # the local port it arrived on (a fake listening on several ports tells callers apart)
 
 
 @dataclass(slots=True)
@@ -164,7 +165,9 @@ class FakeWeCom:
         path = request.path
         query = dict(request.query)
         index = len(self.requests)  # recorded on arrival, so a call the client gave up on still shows
-        self.requests.append(Recorded(request.method, path, query, body, self.now(), None))
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        port = int(sockname[1]) if sockname else 0
+        self.requests.append(Recorded(request.method, path, query, body, self.now(), None, port))
         fault = self._fault_for(path)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,15 +25,9 @@ from bot.store.events import CalendarEvent, EventReminder, EventRepo, ReminderSt
 from bot.store.models import OutboxMessage
 from bot.store.roster import load_roster
 from tests.harness import EXAMPLE_ROSTER
-from tests.test_server import free_port
+from tests.processes import clean_env, free_port
 
 ALLIANCES = ("bridge", "tunnel", "urban", "power")
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_") or k.startswith("BOT_TEST_")}
-    env.update(extra)
-    return env
 
 
 async def seed(url: str, now: datetime) -> tuple[list[int], int, list[int]]:

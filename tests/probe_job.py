@@ -1,0 +1,51 @@
+"""A feature module for scale-out tests: exclusive probe jobs that fire a few seconds after start-up.
+
+A serve process loads it when started through ``LAUNCHER`` (``bot.app.FEATURES`` plus this module, then the
+real ``alliance-bot`` CLI). ``PROBE_JOBS_AT`` (epoch seconds) is when the first probe fires; each probe fires
+once, one second after the previous one. Every process logs each firing its scheduler makes (``probe fired``);
+only the process that claims the firing in ``job_run`` runs the job, which sends one unkeyed message, so a
+double firing would show as a second message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.triggers.date import DateTrigger
+
+from bot.app import BotApp
+from bot.services import Services
+
+log = logging.getLogger("bot.probe")
+PROBES = ("probe-1", "probe-2", "probe-3")
+LAUNCHER = (
+    "-c",
+    "import sys, bot.app as app; app.FEATURES += ('tests.probe_job',); "
+    "from bot.cli import main; raise SystemExit(main(sys.argv[1:]))",
+)
+
+
+async def _probe(services: Services, now: datetime) -> str:
+    await services.outbox.notify_user("admin1", f"探针任务执行 {now.isoformat()} 进程 {os.getpid()}")
+    return f"sent by {os.getpid()}"
+
+
+async def setup(bot: BotApp) -> None:
+    """Register the probe jobs (exclusive, like every cluster-wide job)."""
+    first = datetime.fromtimestamp(float(os.environ["PROBE_JOBS_AT"]), UTC)
+    for index, name in enumerate(PROBES):
+        bot.jobs.add(
+            name,
+            DateTrigger(run_date=first + timedelta(seconds=index), timezone=bot.settings.tz),
+            _probe,
+            description=f"扩展测试探针 {index + 1}",
+        )
+
+    def executed(event: JobExecutionEvent) -> None:
+        if event.job_id in PROBES:
+            log.warning("probe fired: %s in %d", event.job_id, os.getpid())
+
+    bot.scheduler.add_listener(executed, EVENT_JOB_EXECUTED)
