@@ -189,6 +189,14 @@ class AibotChannel:
             self._answer(message, stream_id), self.reply_wait, name=f"aibot:{stream_id}"
         )
         if isinstance(outcome, Late):
+            # Only a late answer needs a stream on record: WeCom polls it (perhaps at another process) until
+            # the answer is stored there.
+            await self.streams.start(
+                stream_id=stream_id,
+                msg_id=message.msg_id,
+                response_url=message.response_url,
+                now=self.bot.clock.now(),
+            )
             self.background.spawn(
                 settle(outcome.task, lambda answer: self._deliver_late(message, answer), what="aibot"),
                 name=f"aibot-late:{stream_id}",
@@ -202,12 +210,6 @@ class AibotChannel:
 
     async def _answer(self, message: AibotMessage, stream_id: str) -> _Answer:
         bot = self.bot
-        existing = await self.streams.start(
-            stream_id=stream_id, msg_id=message.msg_id, response_url=message.response_url, now=bot.clock.now()
-        )
-        if existing is not None:
-            log.info("aibot message retried; answering from its stream")
-            return _Answer("", retry_of=existing)
         event = Event(
             channel=CHANNEL,
             user_id=message.user_id,
@@ -217,13 +219,23 @@ class AibotChannel:
             msg_id=message.msg_id,
             response_url=message.response_url,
         )
+        # A retry of an answered message gets its answer again from the dispatcher's deduplication; a retry
+        # of one still being handled gets None, and is answered from its stream if it has one.
         reply = await bot.handle(event)
-        text = reply.text if reply is not None else ""
-        await self.streams.finish(stream_id, text, bot.clock.now())
-        return _Answer(text)
+        if reply is None:
+            existing = await self.streams.get(stream_id)
+            if existing is not None:
+                log.info("aibot message retried; answering from its stream")
+                return _Answer("", retry_of=existing)
+            return _Answer("")
+        return _Answer(reply.text)
 
     async def _deliver_late(self, message: AibotMessage, answer: _Answer) -> None:
-        if answer.retry_of is not None or not answer.text or not message.response_url:
+        if answer.retry_of is not None:
+            return
+        stream_id = stream_id_for(message.msg_id)
+        await self.streams.finish(stream_id, answer.text, self.bot.clock.now())
+        if not answer.text or not message.response_url:
             return
         # The stream poll usually collects the answer; the response URL is the fallback, held back a little.
         # Whichever claims the stream first delivers it (``AibotStreamRepo.claim_delivery``).
