@@ -151,6 +151,55 @@ FAULT_MARKERS = (
     "浑浊",
     "冲刷",
     "上不去",
+    "生锈",
+    "锈蚀",
+    "起皮",
+    "脱皮",
+    "空鼓",
+    "起砂",
+    "掉块",
+    "掉渣",
+    "掉土",
+    "冒泥",
+    "冒水",
+    "冒浆",
+    "打火",
+    "放电",
+    "击穿",
+    "闪断",
+    "误报",
+    "误动",
+    "拒动",
+    "异常",
+    "不正常",
+    "不正确",
+    "不准",
+    "不均匀",
+    "不平",
+    "不对",
+    "没过",
+    "卡阻",
+    "卡机",
+    "卡在",
+    "撕裂",
+    "断了",
+    "堵了",
+    "堵住",
+    "漏风",
+    "漏油",
+    "漏气",
+    "漏电",
+    "压坏",
+    "戳穿",
+    "鼓包",
+    "波动",
+    "偏位",
+    "偏了",
+    "歪了",
+    "超了",
+    "红光带",
+    "突然",
+    "越来越",
 )
 THANKS = (
     "谢谢",
@@ -252,25 +301,19 @@ LOGISTICS = (
     "通讯录",
     "名片",
     "联系方式",
-    "电话",
     "微信",
     "几点",
     "几号",
     "在哪",
     "哪里开",
-    "地点",
-    "时间",
     "改期",
     "延期",
     "推迟",
-    "安排",
     "议程",
-    "活动",
     "比武",
     "竞赛",
     "评选",
     "投票",
-    "表格",
     "填报",
     "报送",
     "截止",
@@ -288,7 +331,23 @@ LOGISTICS = (
     "合影",
     "照片",
 )
+# Logistics words that are also everyday technical words (凝结时间, 施工安排): they only veto a message that
+# has no domain term at all.
+WEAK_LOGISTICS = ("时间", "安排", "活动", "表格", "地点", "电话")
 _PUNCT_ONLY = re.compile(r"^[\s\W_]*$")
+# "够不够", "对不对", "合不合格": an A-not-A question.
+_A_NOT_A = re.compile(r"([\u4e00-\u9fff])[不没]\1")
+# A verb with a negated result/direction complement: "收不回来", "撑不住", "调不过来", "解锁不了", "注不进".
+_FAILED_RESULT = re.compile(
+    r"[\u4e00-\u9fff][不没](?:上|下|进|出|回|过|住|动|开|到|准|稳|牢|满|实|平|齐|够|了|对|正|紧|严|直|通|掉|来|去)"
+)
+# A measured quantity in engineering units (not clock times or dates): "20mm", "1.5MPa", "4欧", "38米".
+_MEASURE = re.compile(
+    r"\d+(?:\.\d+)?\s*(?:mm|cm|km|m(?![a-z])|mpa|kpa|kn|kv|kva|kw|db|bar|ω|Ω|%|‰|°c|℃|t(?![a-z])|"
+    r"毫米|厘米|公分|米|公里|吨|度|欧|伏|千伏|兆帕|环|根|榀|孔|跨|方)"
+)
+# Words that put a message in the calendar rather than on site (used only to veto weak evidence).
+_TEMPORAL = ("今天", "明天", "后天", "昨天", "上午", "下午", "晚上", "周末", "下周", "本周", "这周", "月底")
 
 
 @dataclass(slots=True, frozen=True)
@@ -315,11 +374,13 @@ def judge(text: str, *, extra_terms: Collection[str] = (), lexicon: Lexicon | No
     weak = {h.term for h in hits if h.term in GENERIC_TERMS}
     strong.update(t for t in extra_terms if t and normalize(t) in norm)
     domain = len(strong) + 0.4 * len(weak)
-    question = _count(norm, QUESTION_MARKERS)
-    fault = _count(norm, FAULT_MARKERS)
+    question = _count(norm, QUESTION_MARKERS) + len(_A_NOT_A.findall(norm))
+    failed = len(_FAILED_RESULT.findall(norm))
+    fault = _count(norm, FAULT_MARKERS) + failed
+    measure = bool(_MEASURE.search(norm))
     social = _count(norm, THANKS) + _count(norm, GREETINGS) + _count(norm, LAUGHTER)
     ack = _count(norm, ACKS) if cjk <= 8 else 0
-    logistics = _count(norm, LOGISTICS)
+    logistics = _count(norm, LOGISTICS) + (_count(norm, WEAK_LOGISTICS) if domain < 1 else 0)
     numbers = bool(re.search(r"\d", norm))
 
     if cjk + len(re.findall(r"[a-z]+", norm)) <= 1:
@@ -336,6 +397,10 @@ def judge(text: str, *, extra_terms: Collection[str] = (), lexicon: Lexicon | No
         return Judgement(True, "domain+question" if question else "domain+fault")
     if question and fault:
         return Judgement(True, "question+fault")
+    if measure and (question or fault):
+        return Judgement(True, "measure")
+    if domain >= 1 and cjk >= 8 and not _count(norm, _TEMPORAL):
+        return Judgement(True, "domain")
     if domain >= 0.4 and question and cjk >= 6:
         return Judgement(True, "question")
     if fault >= 2 and cjk >= 6:
