@@ -185,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return asyncio.run(args.run(args, settings))
+    except SettingsError as exc:  # found while setting up, e.g. a malformed EncodingAESKey
+        print(f"alliance-bot: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
