@@ -1,0 +1,170 @@
+"""Scheduled work on problems with an injected clock: escalation after ``BOT_CLAIM_HOURS``, the per-studio daily
+cap, and the 09:00 digest of problems open for more than a day."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.events import Target, TargetKind
+from bot.problems import DIGEST_JOB, ESCALATION_JOB, ProblemService
+from bot.services import ManualClock
+from tests.conftest import SHANGHAI
+from tests.harness import Chat
+
+ASKER = "foreman1"
+GROUP = "隧道联盟群"
+TUNNEL_LEAD = "mushandong"
+SHIELD = "盾构始发时土压波动很大，掘进参数应该怎么调整？"
+LEADS = {
+    "B1": "zhanglali",
+    "B2": "xuanbining",
+    "B3": "zhouzhuanti",
+    "T1": "chenjuejin",
+    "T2": "shibaopo",
+    "T3": "fangshuiqing",
+    "U1": "hejikeng",
+    "U2": "luopugui",
+    "U3": "dangjianhua",
+    "P1": "wuchengli",
+    "P2": "xingliansuo",
+    "P3": "miaobiandian",
+}
+
+
+def group_texts(chat: Chat, name: str) -> list[str]:
+    return [d.text for d in chat.sender.deliveries if d.target == Target(TargetKind.CONSOLE, name)]
+
+
+async def ranked(chat: Chat, text: str, limit: int = 5) -> list[str]:
+    index = await chat.bot.services.feature(ProblemService).index()
+    return [m.id for m in index.rank(text, limit=limit)]
+
+
+async def fire(chat: Chat, name: str) -> str | None:
+    result = await chat.bot.jobs.fire(name, chat.bot.clock.now())
+    await chat.delivered()
+    return result
+
+
+async def test_unclaimed_problem_goes_to_the_next_studio_and_the_lead_is_told(
+    chat: Chat, clock: ManualClock
+) -> None:
+    order = await ranked(chat, SHIELD)
+    await chat.say(ASKER, SHIELD, group=GROUP)
+    fourth, fifth = order[3], order[4]
+    assert not chat.to_user(LEADS[fourth])
+    clock.advance(hours=23, minutes=50)
+    assert await fire(chat, ESCALATION_JOB) == "escalated 0"
+    clock.advance(minutes=20)  # 24 h 10 min after logging
+    assert await fire(chat, ESCALATION_JOB) == "escalated 1, no studio left 0"
+    (ask,) = chat.to_user(LEADS[fourth])
+    assert "【技术问题 #1 请求协助】（前序工作室超时未认领，转请贵工作室）" in ask and "/认领 1" in ask
+    (told,) = chat.to_user(TUNNEL_LEAD)
+    assert "【问题升级】#1「" in told and "超过 24 小时仍无工作室认领" in told
+    # ten minutes later nothing new: the clock restarted with the new studio
+    clock.advance(minutes=10)
+    assert await fire(chat, ESCALATION_JOB) == "escalated 0"
+    clock.advance(hours=24)
+    assert await fire(chat, ESCALATION_JOB) == "escalated 1, no studio left 0"
+    assert len(chat.to_user(LEADS[fifth])) == 1
+    history = await chat.say("someone", "/problem 1")
+    assert history.count("升级转派") == 2 and "转请" in history
+    # once claimed, no more escalation
+    await chat.say(LEADS[fifth], "/认领 1")
+    clock.advance(hours=48)
+    assert await fire(chat, ESCALATION_JOB) == "escalated 0"
+    service = chat.bot.services.feature(ProblemService)
+    requests = await service.repo.requests_of(1)
+    assert [(r.studio_id, r.outcome) for r in requests] == [
+        (order[0], "expired"),
+        (order[1], "expired"),
+        (order[2], "expired"),
+        (fourth, "expired"),
+        (fifth, "claimed"),
+    ]
+
+
+async def test_claim_hours_setting_is_used(chat: Chat, clock: ManualClock) -> None:
+    chat.bot.services.settings = chat.bot.settings.model_copy(update={"claim_hours": 2})
+    await chat.say(ASKER, SHIELD, group=GROUP)
+    clock.advance(hours=1, minutes=55)
+    assert await fire(chat, ESCALATION_JOB) == "escalated 0"
+    clock.advance(minutes=10)
+    assert await fire(chat, ESCALATION_JOB) == "escalated 1, no studio left 0"
+    assert "超过 2 小时" in chat.to_user(TUNNEL_LEAD)[0]
+
+
+async def test_daily_cap_skips_a_busy_studio_until_the_next_day(chat: Chat, clock: ManualClock) -> None:
+    assert chat.bot.settings.studio_daily_cap == 5
+    order = await ranked(chat, SHIELD)
+    top = order[0]
+    for n in range(5):
+        reply = await chat.say(ASKER, f"/提问 {SHIELD}", group=GROUP)
+        assert f"#{n + 1}。" in reply and f"（{top}）" in reply.splitlines()[2]
+    assert len(chat.to_user(LEADS[top])) == 5
+    sixth = await chat.say(ASKER, f"/提问 {SHIELD}", group=GROUP)
+    assert f"（{top}）" not in "\n".join(sixth.splitlines()[2:5])
+    assert "今日受理已达上限，已顺延" in sixth
+    assert len(chat.to_user(LEADS[top])) == 5
+    assert f"（{order[3]}）" in sixth  # the next studio in rank order moved up
+    # the next local day (midnight in Shanghai) the studio is asked again
+    clock.set(datetime(2026, 11, 25, 0, 5, tzinfo=SHANGHAI))
+    seventh = await chat.say(ASKER, f"/提问 {SHIELD}", group=GROUP)
+    assert f"（{top}）" in seventh.splitlines()[2] and "上限" not in seventh
+    assert len(chat.to_user(LEADS[top])) == 6
+
+
+async def test_escalation_respects_the_daily_cap(chat: Chat, clock: ManualClock) -> None:
+    chat.bot.services.settings = chat.bot.settings.model_copy(update={"claim_hours": 2})
+    order = await ranked(chat, SHIELD, limit=8)
+    for _ in range(6):
+        await chat.say(ASKER, f"/提问 {SHIELD}", group=GROUP)
+    service = chat.bot.services.feature(ProblemService)
+    asked = [[r.studio_id for r in await service.repo.requests_of(n)] for n in range(1, 7)]
+    assert asked == [order[:3]] * 5 + [order[3:6]]  # the top three reached the cap of 5 with #5
+    clock.advance(hours=2, minutes=10)
+    assert await fire(chat, ESCALATION_JOB) == "escalated 6, no studio left 0"
+    newest = [(await service.repo.requests_of(n))[-1].studio_id for n in range(1, 7)]
+    # the 4th-ranked studio takes #1–#4 and is then at the cap (1 + 4); #5 goes to the 5th; #6 (which
+    # asked the 4th to 6th) skips the capped top three and goes to the 7th
+    assert newest == [order[3]] * 4 + [order[4], order[6]]
+    start = datetime(2026, 11, 24, tzinfo=SHANGHAI)
+    counts = await service.repo.asked_counts(start, start + timedelta(days=1))
+    assert counts[order[3]] == 5 and counts[order[0]] == 5
+    assert len(chat.to_user(LEADS[order[3]])) == 5
+
+
+async def test_morning_digest_lists_problems_open_for_more_than_a_day(chat: Chat, clock: ManualClock) -> None:
+    await chat.say(ASKER, SHIELD, group=GROUP)  # #1, Tuesday 10:00
+    await chat.say(ASKER, "/提问 二次衬砌背后有空洞，怎么检测和处理？", group=GROUP)  # #2, solved below
+    await chat.say("fangshuiqing", "/答复 2 雷达检测后注浆回填")
+    await chat.say(ASKER, "/解决 2")
+    clock.set(datetime(2026, 11, 25, 9, 0, tzinfo=SHANGHAI))  # 23 h later: not yet a day old
+    assert await fire(chat, DIGEST_JOB) == "queued 0 digest messages"
+    clock.advance(minutes=5)
+    await chat.say(ASKER, "/提问 仰拱施工缝渗水怎么办？", group=GROUP)  # #3, too new for tomorrow's digest
+    clock.set(datetime(2026, 11, 26, 9, 0, tzinfo=SHANGHAI))
+    assert await fire(chat, DIGEST_JOB) == "queued 1 digest messages"
+    (digest,) = group_texts(chat, GROUP)
+    assert digest.startswith("【隧道联盟未解决问题晨报】11月26日，超过一天仍未解决 1 个：")
+    assert "#1「" in digest and "待认领，已 1 天" in digest and "#2「" not in digest and "#3「" not in digest
+    assert "/认领 编号" in digest
+    assert not group_texts(chat, "桥梁联盟群")  # an alliance without old open problems gets nothing
+    # the same morning again (a second process): nothing new
+    assert (
+        await chat.bot.services.feature(ProblemService).morning_digest(clock.now())
+        == "queued 0 digest messages"
+    )
+    clock.set(datetime(2026, 11, 27, 9, 0, tzinfo=SHANGHAI))
+    assert await fire(chat, DIGEST_JOB) == "queued 1 digest messages"
+    assert "超过一天仍未解决 2 个" in group_texts(chat, GROUP)[-1]
+
+
+async def test_jobs_are_registered_at_their_times(chat: Chat) -> None:
+    specs = chat.bot.jobs.specs
+    assert ESCALATION_JOB in specs and DIGEST_JOB in specs
+    start = datetime(2026, 11, 24, 10, 1, tzinfo=SHANGHAI)
+    digest = specs[DIGEST_JOB].trigger.get_next_fire_time(None, start)
+    assert digest == datetime(2026, 11, 25, 9, 0, tzinfo=SHANGHAI)
+    escalation = specs[ESCALATION_JOB].trigger.get_next_fire_time(None, start)
+    assert escalation - start <= timedelta(minutes=10)
