@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from bot.routing.text import Analysis, Lexicon, analyse, cjk_bigrams, default_lexicon, normalize
+from bot.routing.judge import FAULT_MARKERS
+from bot.routing.text import Analysis, Lexicon, analyse, default_lexicon, is_cjk, normalize
 from bot.routing.vocabulary import DISCIPLINES, GENERIC_TERMS, STOP_WORDS
+
+_SYMPTOMS = tuple(m for m in FAULT_MARKERS if len(m) > 1)
 
 # --- tuning constants (chosen on the development roster, kept few and roster-independent) ------------------
 EXPERTISE_WEIGHT = 3.0  # field weights in a studio's document
@@ -46,9 +50,21 @@ HISTORY_SMOOTHING = 2.0  # a feature seen in k solved problems gets k / (k + smo
 HISTORY_MAX_SHARE = 0.2  # features in more than this share of solved problems are ignored by history
 SCORE_SCALE = 12.0  # score = 1 - exp(-raw / SCORE_SCALE)
 MATCHED_LIMIT = 5
-SIMILAR_THRESHOLD = 0.62
+SIMILAR_THRESHOLD = 0.6
 SIMILAR_PRESELECT_KEYS = 12
 SIMILAR_CANDIDATES = 30
+# similar(): weight of each key class — domain terms and identifiers (t:/w:), bigrams of content words (b:,
+# robust to typos and to synonyms sharing a character pair), content characters (h:, 凹坑 ~ 凹陷), quantities
+# (n:) and symptoms (f:, the thing that went wrong: two questions about the same part but different faults
+# are different questions).
+SIMILAR_KEY_WEIGHTS = {"t": 1.0, "w": 1.0, "b": 0.6, "h": 0.3, "n": 0.7, "f": 3.0}
+# characters too common to say anything about what a question asks
+_COMMON_CHARS = frozenset(
+    "的了是在和与及或也都就还又把被给让对从向到于以为之其这那个一下些点有我你他她它们吗呢吧啊呀哦嗯哈么怎样"
+    "如何什为啥咋要会能可不没很太更最再已正刚然但因所如虽而并需应必想觉感认知看发现出导造原经办法建处理解决"
+    "施工程项目技术现场时候后前里上下中边第次几多少好"
+)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 _ALLIANCE_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bridge", ("桥", "bridge")),
@@ -239,9 +255,21 @@ class RoutingIndex:
             feats.update("c:" + label for label in vocab.concepts_of.get(hit.term, ()))
         return feats
 
-    def _similar_keys(self, normalized: str) -> set[str]:
-        keys = set(cjk_bigrams(normalized))
-        keys.update("t:" + h.term for h in self._lexicon.scan(normalized))
+    @staticmethod
+    def _similar_keys(analysis: Analysis) -> set[str]:
+        """What a question is about, for comparing two questions (see ``SIMILAR_KEY_WEIGHTS``)."""
+        keys = {"t:" + h.term for h in analysis.hits}
+        for word in analysis.words:
+            if word in STOP_WORDS:
+                continue
+            if all(is_cjk(c) for c in word):
+                keys.update("b:" + word[i : i + 2] for i in range(len(word) - 1))
+                keys.update("h:" + c for c in word if c not in _COMMON_CHARS)
+            else:
+                keys.add("w:" + word)
+        normalized = analysis.normalized
+        keys.update("n:" + number for number in _NUMBER.findall(normalized))
+        keys.update("f:" + symptom for symptom in _SYMPTOMS if symptom in normalized)
         return keys
 
     def add_solved(self, problem: SolvedProblem) -> None:
@@ -257,7 +285,7 @@ class RoutingIndex:
             by_studio[sid] = by_studio.get(sid, 0) + 1
             self._hist_total[feat] = self._hist_total.get(feat, 0) + 1
         pid = problem.id
-        for key in self._similar_keys(analysis.normalized):
+        for key in self._similar_keys(analysis):
             self._keys.setdefault(key, []).append(pid)
 
     def remove_solved(self, problem_id: int) -> None:
@@ -286,7 +314,7 @@ class RoutingIndex:
     def _compact(self) -> None:
         self._keys = {}
         for problem in self._problems.values():
-            for key in self._similar_keys(normalize(problem.text)):
+            for key in self._similar_keys(analyse(problem.text, lexicon=self._lexicon)):
                 self._keys.setdefault(key, []).append(problem.id)
         self._stale = 0
 
@@ -407,8 +435,7 @@ class RoutingIndex:
         """Solved problems that ask essentially the same as ``text`` (high threshold; usually none)."""
         if not self._problems or limit <= 0:
             return []
-        normalized = normalize(text)
-        query_keys = self._similar_keys(normalized)
+        query_keys = self._similar_keys(analyse(text, lexicon=self._lexicon))
         if not query_keys:
             return []
         n = len(self._problems) + self._stale
@@ -427,7 +454,8 @@ class RoutingIndex:
             problem = self._problems.get(pid)
             if problem is None:
                 continue
-            score = self._similarity(query_keys, self._similar_keys(normalize(problem.text)), n)
+            keys = self._similar_keys(analyse(problem.text, lexicon=self._lexicon))
+            score = self._similarity(query_keys, keys, n)
             if score >= SIMILAR_THRESHOLD:
                 results.append(
                     SimilarMatch(
@@ -445,7 +473,7 @@ class RoutingIndex:
         """IDF-weighted Dice coefficient of two key sets."""
 
         def weight(key: str) -> float:
-            return math.log(1 + n / (1 + len(self._keys.get(key, ()))))
+            return SIMILAR_KEY_WEIGHTS[key[0]] * math.log(1 + n / (1 + len(self._keys.get(key, ()))))
 
         shared = sum(weight(k) for k in a & b)
         total = sum(weight(k) for k in a) + sum(weight(k) for k in b)
