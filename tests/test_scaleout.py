@@ -163,7 +163,7 @@ async def test_a_callback_delivered_to_both_processes_is_acted_on_once(cluster: 
         *(client.post_raw(*app_call) for client in (app_a, app_b, app_a, app_b)),
     )
     assert [status for status, _, _ in answers] == [200] * 8
-    replies = [aibot_a.open_aibot_reply(text)["stream"]["content"] for _, text, _ in answers[:4]]
+    replies = [aibot_a.open_aibot_reply(text)["stream"]["content"] for _, text, _ in answers[:4] if text]
     assert any("已添加活动" in r for r in replies), replies  # the delivery that acted answers with its result
     app_replies = [app_a.open_app_reply(text)["Content"] for _, text, _ in answers[4:] if text]
     assert sum("已添加活动" in r for r in app_replies) == 1, app_replies
