@@ -156,7 +156,10 @@ def test_route_json_contract_and_stdin(tmp_path: Path) -> None:
     assert batch.returncode == 0, batch.stderr
     objects = [json.loads(x) for x in batch.stdout.splitlines()]
     assert [o["is_problem"] for o in objects] == [False, True, True, False]
-    assert objects[1] == data
+    assert [(s["id"], s["matched"]) for s in objects[1]["studios"]] == [
+        (s["id"], s["matched"]) for s in data["studios"]
+    ]
+    assert [s["score"] for s in objects[1]["studios"]] == pytest.approx(scores, abs=1e-3)
     assert objects[2]["studios"][0]["id"] == "ocs-catenary"
     # human-readable without --json; neither text nor --stdin is refused
     assert "1. tunnel-shield" in run(["route", SHIELD], tmp_path).stdout
