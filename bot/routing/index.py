@@ -48,6 +48,7 @@ BM25_B = 0.5
 HISTORY_WEIGHT = 1.0
 HISTORY_SMOOTHING = 2.0  # a feature seen in k solved problems gets k / (k + smoothing) of its vote
 HISTORY_MAX_SHARE = 0.2  # features in more than this share of solved problems are ignored by history
+HISTORY_PRIOR_PROBLEMS = 50  # history IDF counts this many notional problems, so a handful is not noise
 SCORE_SCALE = 12.0  # score = 1 - exp(-raw / SCORE_SCALE)
 MATCHED_LIMIT = 5
 SIMILAR_THRESHOLD = 0.6
@@ -122,7 +123,7 @@ class _Studio:
     doc: StudioDoc
     features: dict[str, float]  # feature → weighted term frequency
     length: float  # total weight of word features (document length for BM25)
-    labels: dict[str, str]  # concept feature → the studio's own most weighted term for it (for `matched`)
+    labels: dict[str, tuple[str, ...]]  # concept feature → the studio's own terms for it, most weighted first
     disciplines: dict[str, float]  # discipline → share
     phrases: tuple[str, ...]  # normalised expertise phrases
 
@@ -132,6 +133,7 @@ class _Query:
     analysis: Analysis
     features: dict[str, float] = field(default_factory=dict)
     disciplines: dict[str, float] = field(default_factory=dict)
+    concept_terms: dict[str, list[str]] = field(default_factory=dict)  # concept feature → the query's terms
 
 
 def _alliance_disciplines(alliance: str) -> dict[str, float]:
@@ -172,7 +174,7 @@ class RoutingIndex:
     def _build_studio(self, doc: StudioDoc) -> _Studio:
         vocab = self._lexicon.vocabulary
         features: dict[str, float] = {}
-        labels: dict[str, tuple[float, str]] = {}
+        labels: dict[str, dict[str, float]] = {}
         disciplines: dict[str, float] = {}
         length = 0.0
 
@@ -192,9 +194,8 @@ class RoutingIndex:
                 for label in concepts:
                     w = weight / len(concepts) * (FUZZY_FACTOR if hit.fuzzy else 1.0)
                     features["c:" + label] = features.get("c:" + label, 0.0) + w
-                    best = labels.get("c:" + label)
-                    if best is None or best[0] < w:
-                        labels["c:" + label] = (w, hit.term)
+                    own = labels.setdefault("c:" + label, {})
+                    own[hit.term] = own.get(hit.term, 0.0) + w
                     discipline = vocab.discipline_of[label]
                     if discipline != "general":
                         disciplines[discipline] = disciplines.get(discipline, 0.0) + w
@@ -218,7 +219,7 @@ class RoutingIndex:
             doc=doc,
             features=features,
             length=length,
-            labels={k: v[1] for k, v in labels.items()},
+            labels={k: tuple(sorted(v, key=lambda t: -v[t])) for k, v in labels.items()},
             disciplines=share,
             phrases=phrases,
         )
@@ -339,6 +340,7 @@ class RoutingIndex:
             for label in concepts:
                 key = "c:" + label
                 feats[key] = min(1.0, feats.get(key, 0.0) + factor / len(concepts))
+                q.concept_terms.setdefault(key, []).append(hit.term)
                 discipline = vocab.discipline_of[label]
                 if discipline != "general":
                     q.disciplines[discipline] = q.disciplines.get(discipline, 0.0) + factor / len(concepts)
@@ -363,7 +365,7 @@ class RoutingIndex:
                 contribution = weight * tf
                 scores[sid] += contribution
                 if feat[0] != "b":
-                    label = feat[2:] if feat[0] == "w" else self._studios[sid].labels.get(feat, "")
+                    label = feat[2:] if feat[0] == "w" else self._concept_label(sid, feat, q)
                     if label:
                         why[sid][label] = why[sid].get(label, 0.0) + contribution
         normalized = q.analysis.normalized
@@ -390,7 +392,7 @@ class RoutingIndex:
                     HISTORY_WEIGHT
                     * qw
                     * class_weight[feat[0]]
-                    * math.log(1 + n_problems / total)
+                    * math.log(1 + (n_problems + HISTORY_PRIOR_PROBLEMS) / total)
                     / (total + HISTORY_SMOOTHING)
                 )
                 for sid, count in self._hist[feat].items():
@@ -400,6 +402,18 @@ class RoutingIndex:
                         if feat[0] == "w":
                             why[sid][feat[2:]] = why[sid].get(feat[2:], 0.0) + contribution
         return scores, why
+
+    def _concept_label(self, sid: str, feat: str, q: _Query) -> str:
+        """The studio's own term that best explains a concept match: the one closest to what the query said."""
+        own = self._studios[sid].labels.get(feat, ())
+        if not own:
+            return ""
+        asked = q.concept_terms.get(feat, ())
+
+        def closeness(term: str) -> int:
+            return max((len(set(term) & set(a)) for a in asked), default=0)
+
+        return max(own, key=closeness)  # ties keep the studio's most weighted term (max is stable)
 
     def rank(self, text: str, limit: int = 3, *, exclude: Collection[str] = ()) -> list[StudioMatch]:
         """The ``limit`` best studios for ``text``, best first, skipping ``exclude``; always filled from the roster."""

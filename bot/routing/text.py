@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,10 +84,12 @@ class Hit:
 class Lexicon:
     """Finds vocabulary terms in normalised text: exact maximal matches plus one-character typo matches."""
 
-    __slots__ = ("_fuzzy", "_fuzzy_lengths", "_lengths", "_surface", "vocabulary")
+    __slots__ = ("_fuzzy", "_fuzzy_lengths", "_is_word", "_lengths", "_surface", "vocabulary")
 
-    def __init__(self, vocabulary: Vocabulary) -> None:
+    def __init__(self, vocabulary: Vocabulary, *, is_word: Callable[[str], bool] | None = None) -> None:
+        """``is_word`` tells an ordinary word (``老样子``) from a typo (``盾钩机``): words are no typo matches."""
         self.vocabulary = vocabulary
+        self._is_word = is_word
         self._surface: dict[str, str] = dict(vocabulary.canonical)
         self._lengths = sorted({len(s) for s in self._surface}, reverse=True)
         # Typo index: a term of three or more Chinese characters under each of its wildcarded positions (not
@@ -141,6 +143,8 @@ class Lexicon:
                     piece = text[i:end]
                     if piece in self._surface or all(covered[i:end]):
                         continue
+                    if self._is_word is not None and self._is_word(piece):
+                        continue
                     for j in range(length - 1):
                         canon = self._fuzzy.get(piece[:j] + "?" + piece[j + 1 :])
                         if canon is not None and not covered[i + j]:
@@ -172,7 +176,7 @@ def default_lexicon() -> Lexicon:
     if _lexicon is None:
         with _lock:
             if _lexicon is None:
-                _lexicon = Lexicon(default_vocabulary())
+                _lexicon = Lexicon(default_vocabulary(), is_word=_dictionary_word)
     return _lexicon
 
 
@@ -194,6 +198,11 @@ def _tokenizer() -> Any:
                         tokenizer.add_word(surface, freq=50_000, tag="n")
                 _jieba = tokenizer
     return _jieba
+
+
+def _dictionary_word(piece: str) -> bool:
+    """Whether jieba's general dictionary knows ``piece`` as a word of its own."""
+    return bool(_tokenizer().FREQ.get(piece, 0))
 
 
 def warm_up() -> None:
