@@ -233,3 +233,58 @@ def test_outbox_cli_lists_pending_and_failed(tmp_path: Path) -> None:
     )
     rows = json.loads(as_json.stdout)
     assert [(r["status"], r["target_kind"]) for r in rows] == [("pending", "user"), ("failed", "webhook")]
+
+
+async def test_each_alliance_announces_to_the_groups_its_roster_entry_names(
+    bot: BotApp, fake: FakeWeCom, tmp_path: Path
+) -> None:
+    import yaml
+
+    from bot.store.roster import parse_roster
+
+    data = yaml.safe_load(roster_with_announce(tmp_path).read_text(encoding="utf-8"))
+    for alliance in data["alliances"]:
+        if alliance["id"] == "bridge":
+            alliance["announce"] = {"webhooks": ["hook-bridge-1", "hook-bridge-2"]}
+        if alliance["id"] == "urban":
+            alliance["announce"] = {"appchats": ["wrchat-urban"]}
+    await bot.store.studios.import_roster(parse_roster(data))
+
+    await bot.services.outbox.announce("tunnel", "隧道联盟通知")
+    await bot.services.outbox.announce("bridge", "桥梁联盟通知")
+    await bot.services.outbox.announce("urban", "城轨联盟通知")
+    await bot.services.outbox.announce("power", "电力联盟通知")  # no announce entry in the roster
+    await deliver_due(bot)
+
+    hooks = {(r.query["key"], r.body["markdown"]["content"]) for r in fake.delivered(HOOK)}
+    assert hooks == {
+        (WEBHOOK_KEY, "隧道联盟通知"),
+        ("hook-bridge-1", "桥梁联盟通知"),
+        ("hook-bridge-2", "桥梁联盟通知"),
+    }
+    chats = {(r.body["chatid"], r.body["text"]["content"]) for r in fake.delivered(APPCHAT)}
+    assert chats == {(APPCHAT_ID, "隧道联盟通知"), ("wrchat-urban", "城轨联盟通知")}
+    # an alliance with nowhere to announce is not silently dropped: it shows as failed in /outbox
+    [failed] = await bot.store.outbox.listing(statuses=(OutboxStatus.FAILED.value,))
+    assert failed.text == "电力联盟通知" and failed.target_kind == TargetKind.CONSOLE.value
+    assert "电力联盟通知" in await _say_without_delivery(bot, ADMIN, "/outbox")
+
+
+async def test_personal_messages_are_paced_per_member(
+    bot: BotApp, fake: FakeWeCom, clock: ManualClock
+) -> None:
+    for i in range(45):
+        await bot.services.outbox.notify_user("chenjuejin", f"请认领问题 #{i}")
+    await bot.services.outbox.notify_user("mushandong", "另一位负责人")
+    assert bot.worker is not None
+    await bot.worker.run_once()
+    to = Counter(r.body["touser"] for r in fake.delivered(SEND))
+    assert to == {"chenjuejin": 30, "mushandong": 1}  # one member's limit does not hold up another
+    clock.advance(seconds=30)
+    await bot.worker.run_once()
+    assert len(fake.delivered(SEND)) == 31  # the window has not moved on yet
+    clock.advance(seconds=31)
+    await deliver_due(bot)
+    texts = [r.body["text"]["content"] for r in fake.delivered(SEND) if r.body["touser"] == "chenjuejin"]
+    assert texts == [f"请认领问题 #{i}" for i in range(45)]
+    assert _max_in_window([r.at for r in fake.delivered(SEND) if r.body["touser"] == "chenjuejin"]) == 30

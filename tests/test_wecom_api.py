@@ -189,3 +189,52 @@ def test_clip_keeps_utf8_within_the_limit() -> None:
 def test_errors_say_whether_to_retry() -> None:
     assert WeComError(45009, "x", retryable=True).retryable
     assert "40003" in str(WeComError(40003, "invalid userid", retryable=False))
+
+
+@pytest.mark.parametrize("errcode", [40001, 40014, 42001])
+@pytest.mark.parametrize("path", [SEND, "/cgi-bin/appchat/send"])
+async def test_a_rejected_token_is_refreshed_once_and_the_call_retried_once(
+    bot: BotApp, fake: FakeWeCom, errcode: int, path: str
+) -> None:
+    kind = TargetKind.USER if path == SEND else TargetKind.APPCHAT
+    sender = bot.senders[kind]
+    await sender.send(Target(kind, "first"), "取得令牌")
+    assert fake.token_fetches == 1
+    fake.fail_next(errcode=errcode, path=path)
+    await sender.send(Target(kind, "second"), "令牌被拒后重试")
+    assert fake.token_fetches == 2  # one refresh
+    codes = [r.answer["errcode"] if r.answer else None for r in fake.calls(path)]
+    assert codes == [0, errcode, 0]  # one retry
+    tokens = [r.query["access_token"] for r in fake.calls(path)]
+    assert tokens[1] == tokens[0] and tokens[2] != tokens[1]  # the retry used the new token
+
+
+async def test_a_token_rejected_again_after_the_refresh_is_not_refreshed_in_a_loop(
+    bot: BotApp, fake: FakeWeCom
+) -> None:
+    fake.fail_next(errcode=42001, path=SEND, times=100)
+    with pytest.raises(DeliveryError) as caught:
+        await _user_sender(bot).send(Target(TargetKind.USER, "u1"), "x")
+    assert caught.value.retry_after is not None  # the outbox tries again later
+    assert fake.token_fetches == 2  # the first token, then exactly one refresh
+    assert len(fake.calls(SEND)) == 2
+
+
+async def test_a_persistent_frequency_limit_backs_off_and_gives_up_after_a_bounded_number_of_calls(
+    bot: BotApp, fake: FakeWeCom
+) -> None:
+    client = bot.services.feature(WeComClient)
+    client.backoff = 0.05
+    fake.fail_next(errcode=45009, path=SEND, times=100)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(DeliveryError) as caught:
+        await _user_sender(bot).send(Target(TargetKind.USER, "u1"), "x")
+    elapsed = loop.time() - started
+    assert len(fake.calls(SEND)) == client.max_attempts
+    assert caught.value.retry_after is not None and "45009" in str(caught.value)
+    # it backed off between the calls: 4 × (0.05 + 0.1 + 0.2) s; not after the last, which would only hold
+    # up the outbox worker (the outbox retries the message later)
+    assert elapsed >= 4 * (0.05 + 0.1 + 0.2)
+    assert elapsed < 4 * (0.05 + 0.1 + 0.2 + 0.4)
+    assert fake.token_fetches == 1  # a frequency limit is not a token problem

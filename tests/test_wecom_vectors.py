@@ -75,10 +75,11 @@ async def test_message_vectors_decrypt_and_are_answered(
     async with _stack_for(vector, database_url, clock, tmp_path) as stack:
         status, text, _ = await stack.app.post_raw(vector["echostr_or_encrypted"], _query(vector))
         assert status == 200, text
-        # the bot acted on the decrypted message (the text is not a command: it answers with a greeting) …
+        # the bot acted on the decrypted message, once …
+        await stack.bot.store.dedupe.flush()
         async with stack.bot.store.sessions() as session:
-            keys = list((await session.exec(select(ProcessedMessage.key))).all())
-        assert keys == [f"app:{expected['MsgId']}"]
+            rows = list((await session.exec(select(ProcessedMessage))).all())
+        assert [row.key for row in rows] == [f"app:{expected['MsgId']}"]
         # … and its passive reply decrypts with the vector's key and receive id
         crypto = WeChatCrypto(vector["token"], vector["encoding_aes_key"], vector["corp_or_app_id"])
         outer = xmltodict.parse(text)["xml"]
@@ -87,7 +88,8 @@ async def test_message_vectors_decrypt_and_are_answered(
         )["xml"]
         assert reply["ToUserName"] == expected["FromUserName"]
         assert reply["MsgType"] == "text"
-        assert "/帮助" in reply["Content"]
+        # what free text is answered with belongs to other features; here: the passive reply is that answer
+        assert reply["Content"] and reply["Content"] == rows[0].reply
         # the AI bot endpoint refuses it: wrong receive id
         status, _, _ = await stack.aibot.post_raw(
             json.dumps({"encrypt": xmltodict.parse(vector["echostr_or_encrypted"])["xml"]["Encrypt"]}),

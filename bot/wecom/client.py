@@ -130,7 +130,8 @@ class WeComClient:
             except _Transient as exc:
                 last = WeComError(-2, str(exc), retryable=True, retry_after=30.0)
                 log.info("WeCom call %s failed (%s), attempt %d", _path(url), exc, attempts)
-                await asyncio.sleep(delay)
+                if attempts < self.max_attempts:  # no wait after the last attempt: the outbox retries later
+                    await asyncio.sleep(delay)
                 delay *= 2
                 continue
             errcode = _errcode(data)
@@ -146,7 +147,8 @@ class WeComClient:
             if errcode in (FREQUENCY_LIMIT, SYSTEM_BUSY):
                 last = WeComError(errcode, errmsg, retryable=True, retry_after=60.0)
                 log.info("WeCom call %s: %d %s, backing off", _path(url), errcode, errmsg)
-                await asyncio.sleep(delay * (4 if errcode == FREQUENCY_LIMIT else 1))
+                if attempts < self.max_attempts:
+                    await asyncio.sleep(delay * (4 if errcode == FREQUENCY_LIMIT else 1))
                 delay *= 2
                 continue
             raise WeComError(errcode, errmsg, retryable=errcode in TOKEN_ERRORS, retry_after=60.0)
