@@ -397,3 +397,57 @@ def test_upsert_studio_changes_routing(sample_roster: list[StudioDoc]) -> None:
 def test_normalize_strips_chat_noise() -> None:
     """Mentions, stickers, emoji and links do not reach the analysis."""
     assert normalize("@罗工 盾构姿态跑偏了[捂脸]😂 https://x.cn/a") == "盾构姿态跑偏了"
+
+
+# --- the problem judge -----------------------------------------------------------------------------------------
+
+# questions wrapped in pleasantries or cut short, as typed on site
+TERSE_OR_POLITE_QUESTIONS = [
+    "谢谢各位！再请教一下，洞门密封用什么材料好",
+    "大家好，我们管片上浮了30mm，怎么控制",
+    "早上好，昨晚接触网跳闸了三次",
+    "辛苦帮忙看下，这个钢支撑轴力一直在掉",
+    "收到。另外承台测温发现中心温度78度，超了吗",
+    "好的，那转辙机缺口还是超标怎么办",
+    "祝贺之余请教个问题：合龙段什么时候浇最好",
+    "盾构机过站怎么做",
+    "张拉完多久能压浆",
+    "吊弦线夹松了",
+    "二衬开裂",
+    "桩基声测管堵了",
+    "计轴老是复位不了",
+    "信号机灯丝断丝报警",
+    "有没有人做过钢弹簧浮置板",
+]
+# chatter that mentions the trade: news, thanks for a talk, logistics, follow-ups on solved problems
+CHATTER_WITH_TERMS = [
+    "这次大讲堂讲得太好了，盾构换刀那段受益匪浅",
+    "下午三点盾构工作室开会",
+    "架桥机的维保记录表谁有，发我一份",
+    "恭喜咱们的接触网QC课题拿了一等奖",
+    "晚上聚餐，隧道组的都来",
+    "管片厂的车几点到",
+    "今天的监测日报已经发群里了",
+    "感谢，问题解决了，管片不再上浮了",
+    "好的，按你说的把注浆压力调低了，效果不错",
+]
+
+
+@pytest.mark.parametrize("text", TERSE_OR_POLITE_QUESTIONS)
+def test_terse_or_polite_questions_are_problems(text: str) -> None:
+    """A greeting or thanks in front of a question, or a five-character fault report, is still a problem."""
+    assert judge(text).is_problem
+
+
+@pytest.mark.parametrize("text", CHATTER_WITH_TERMS)
+def test_chatter_with_domain_terms_is_not_a_problem(text: str) -> None:
+    """Domain words alone do not make a problem: good news, thanks, meetings and follow-ups are chatter."""
+    assert not judge(text).is_problem
+
+
+def test_domain_flavoured_chatter_file() -> None:
+    """The held-out file of chatter that names the trade (盾构始发 congratulations, 架桥机 thanks, …)."""
+    chatter = _load(HELDOUT, "chatter_domain.jsonl")
+    quiet = sum(not judge(c["text"]).is_problem for c in chatter)
+    assert len(chatter) >= 20
+    assert quiet / len(chatter) >= 0.95

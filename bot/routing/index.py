@@ -53,7 +53,8 @@ SCORE_SCALE = 12.0  # score = 1 - exp(-raw / SCORE_SCALE)
 MATCHED_LIMIT = 5
 SIMILAR_THRESHOLD = 0.6
 SIMILAR_PRESELECT_KEYS = 12
-SIMILAR_CANDIDATES = 30
+SIMILAR_CANDIDATES = 12
+SIMILAR_MIN_VOTE_SHARE = 0.3  # a candidate must share this much of the preselected keys' weight
 # similar(): weight of each key class — domain terms and identifiers (t:/w:), bigrams of content words (b:,
 # robust to typos and to synonyms sharing a character pair), content characters (h:, 凹坑 ~ 凹陷), quantities
 # (n:) and symptoms (f:, the thing that went wrong: two questions about the same part but different faults
@@ -459,12 +460,17 @@ class RoutingIndex:
             key=lambda k: len(self._keys[k]),
         )[:SIMILAR_PRESELECT_KEYS]
         votes: dict[int, float] = {}
+        offered = 0.0
         for key in usable:
-            weight = math.log(1 + n / len(self._keys[key]))
+            weight = SIMILAR_KEY_WEIGHTS[key[0]] * math.log(1 + n / len(self._keys[key]))
+            offered += weight
             for pid in set(self._keys[key]):
                 votes[pid] = votes.get(pid, 0.0) + weight
+        floor = SIMILAR_MIN_VOTE_SHARE * offered
         results: list[SimilarMatch] = []
         for pid in heapq.nlargest(SIMILAR_CANDIDATES, votes, key=votes.__getitem__):
+            if votes[pid] < floor:
+                break
             problem = self._problems.get(pid)
             if problem is None:
                 continue

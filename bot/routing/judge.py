@@ -22,6 +22,7 @@ QUESTION_MARKERS = (
     "为什么",
     "为何",
     "什么原因",
+    "什么",
     "啥原因",
     "原因是",
     "请教",
@@ -214,6 +215,13 @@ THANKS = (
     "学到了",
     "thanks",
     "thx",
+    "收获",
+    "启发",
+    "分享",
+    "讲得",
+    "受益",
+    "点拨",
+    "指点",
 )
 ACKS = (
     "收到",
@@ -239,6 +247,10 @@ ACKS = (
     "+1",
     "1",
 )
+# A follow-up saying an earlier problem is fixed ("问题解决了，管片不再上浮了"): feedback, not a new problem.
+RESOLVED = ("解决了", "搞定了", "已解决", "已经解决", "恢复正常", "效果不错", "效果很好", "没问题了", "不再")
+# Someone taking a task on ("我来跟进"): an answer to a message, not a new problem, whatever its length.
+COMMITMENTS = ("我来跟进", "我来处理", "我来对接", "过去看看", "我去看看", "我看看")
 GREETINGS = (
     "早上好",
     "上午好",
@@ -266,7 +278,8 @@ GREETINGS = (
     "生日",
     "欢迎",
     "加油",
-    "厉害",
+    "真厉害",
+    "太厉害了",
     "牛",
     "赞",
     "点赞",
@@ -274,6 +287,14 @@ GREETINGS = (
     "优秀",
     "佩服",
     "威武",
+    "漂亮",
+    "好看",
+    "真美",
+    "帅",
+    "喜大普奔",
+    "圆满",
+    "庆祝",
+    "贺喜",
 )
 LAUGHTER = ("哈哈", "呵呵", "嘿嘿", "嘻嘻", "233", "hhh", "笑死", "绝了", "表情包")
 LOGISTICS = (
@@ -330,10 +351,31 @@ LOGISTICS = (
     "班车",
     "合影",
     "照片",
+    "参观",
+    "观摩",
+    "集合",
+    "出发",
+    "报到",
+    "发布会",
+    "年会",
+    "总结",
+    "交流会",
+    "座谈",
+    "颁奖",
+    "怎么走",
+    "怎么去",
+    "周报",
+    "月报",
+    "食堂",
 )
 # Logistics words that are also everyday technical words (凝结时间, 施工安排): they only veto a message that
 # has no domain term at all.
 WEAK_LOGISTICS = ("时间", "安排", "活动", "表格", "地点", "电话")
+# Good news ("首架成功", not "没成功"), and clock times ("8点集合", "14:30", not "CP3点位").
+_CELEBRATION = re.compile(r"(?<![没不未])成功|顺利(?:完成|贯通|始发|送电|合龙|通过)?")
+_CLOCK = re.compile(r"(?<![a-z\d.])\d{1,2}(?:[:：]\d{2}|点(?:半|钟)?(?![位云阵状号数]))")
+# An acknowledgement opening a longer message: "收到，…", "好的，…".
+_ACK_OPENING = re.compile(r"^(?:收到|好的|好滴|明白|了解|ok|嗯嗯?)(?:[,，!！。 ]|$)")
 _PUNCT_ONLY = re.compile(r"^[\s\W_]*$")
 # "够不够", "对不对", "合不合格": an A-not-A question.
 _A_NOT_A = re.compile(r"([\u4e00-\u9fff])[不没]\1")
@@ -378,17 +420,28 @@ def judge(text: str, *, extra_terms: Collection[str] = (), lexicon: Lexicon | No
     failed = len(_FAILED_RESULT.findall(norm))
     fault = _count(norm, FAULT_MARKERS) + failed
     measure = bool(_MEASURE.search(norm))
-    social = _count(norm, THANKS) + _count(norm, GREETINGS) + _count(norm, LAUGHTER)
-    ack = _count(norm, ACKS) if cjk <= 8 else 0
-    logistics = _count(norm, LOGISTICS) + (_count(norm, WEAK_LOGISTICS) if domain < 1 else 0)
+    social = (
+        _count(norm, THANKS)
+        + _count(norm, GREETINGS)
+        + _count(norm, LAUGHTER)
+        + len(_CELEBRATION.findall(norm))
+    )
+    ack = (_count(norm, ACKS) if cjk <= 8 else len(_ACK_OPENING.findall(norm))) + _count(norm, COMMITMENTS)
+    logistics = (
+        _count(norm, LOGISTICS)
+        + (_count(norm, WEAK_LOGISTICS) if domain < 1 else 0)
+        + len(_CLOCK.findall(norm))
+    )
     numbers = bool(re.search(r"\d", norm))
 
     if cjk + len(re.findall(r"[a-z]+", norm)) <= 1:
         return Judgement(False, "too short")
-    if logistics and domain < 2 and not fault:
+    if logistics and not fault and (domain < 2 or not question):
         return Judgement(False, "logistics")
-    if (social or ack) and not question and domain < 2 and not fault:
+    if (social or ack) and not question and not fault:
         return Judgement(False, "social")
+    if _count(norm, RESOLVED) and (social or ack) and not question:
+        return Judgement(False, "resolved")
     if _count(norm, LAUGHTER) and not question:
         return Judgement(False, "laughter")
     if domain >= 2:
