@@ -84,7 +84,16 @@ class Hit:
 class Lexicon:
     """Finds vocabulary terms in normalised text: exact maximal matches plus one-character typo matches."""
 
-    __slots__ = ("_fuzzy", "_fuzzy_lengths", "_is_word", "_lengths", "_surface", "vocabulary")
+    __slots__ = (
+        "_fuzzy",
+        "_fuzzy_lengths",
+        "_fuzzy_tails",
+        "_heads",
+        "_is_word",
+        "_lengths",
+        "_surface",
+        "vocabulary",
+    )
 
     def __init__(self, vocabulary: Vocabulary, *, is_word: Callable[[str], bool] | None = None) -> None:
         """``is_word`` tells an ordinary word (``老样子``) from a typo (``盾钩机``): words are no typo matches."""
@@ -92,6 +101,11 @@ class Lexicon:
         self._is_word = is_word
         self._surface: dict[str, str] = dict(vocabulary.canonical)
         self._lengths = sorted({len(s) for s in self._surface}, reverse=True)
+        # first two characters of every term (one for one-character terms) → the lengths of terms starting so
+        heads: dict[str, set[int]] = {}
+        for surface in self._surface:
+            heads.setdefault(surface[:2], set()).add(len(surface))
+        self._heads = {head: tuple(sorted(lengths, reverse=True)) for head, lengths in heads.items()}
         # Typo index: a term of three or more Chinese characters under each of its wildcarded positions (not
         # the last one, which usually names the thing: 钢筋笼 vs 钢筋网) → canonical terms.
         wild: dict[str, set[str]] = {}
@@ -103,6 +117,10 @@ class Lexicon:
                 wild.setdefault(surface[:i] + "?" + surface[i + 1 :], set()).add(canon)
         self._fuzzy = {key: next(iter(canons)) for key, canons in wild.items() if len(canons) == 1}
         self._fuzzy_lengths = sorted({len(k) for k in self._fuzzy}, reverse=True)
+        # the last character is never the wildcard: a cheap first filter per length
+        self._fuzzy_tails: dict[int, frozenset[str]] = {
+            n: frozenset(k[-1] for k in self._fuzzy if len(k) == n) for n in self._fuzzy_lengths
+        }
 
     def scan(self, normalized: str) -> list[Hit]:
         """All maximal term occurrences (a hit inside a longer hit is dropped), in text order."""
@@ -110,8 +128,10 @@ class Lexicon:
         n = len(text)
         hits: list[Hit] = []
         surface = self._surface
+        heads = self._heads
         for i in range(n):
-            for length in self._lengths:
+            lengths = heads.get(text[i : i + 2], ()) + heads.get(text[i], ())
+            for length in lengths:
                 end = i + length
                 if end > n:
                     continue
@@ -140,15 +160,16 @@ class Lexicon:
                     end = i + length
                     if end > stop:
                         continue
+                    if text[end - 1] not in self._fuzzy_tails[length]:
+                        continue
                     piece = text[i:end]
                     if piece in self._surface or all(covered[i:end]):
-                        continue
-                    if self._is_word is not None and self._is_word(piece):
                         continue
                     for j in range(length - 1):
                         canon = self._fuzzy.get(piece[:j] + "?" + piece[j + 1 :])
                         if canon is not None and not covered[i + j]:
-                            yield Hit(canon, piece, i, end, fuzzy=True)
+                            if self._is_word is None or not self._is_word(piece):
+                                yield Hit(canon, piece, i, end, fuzzy=True)
                             break
 
 
