@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bot.dispatcher import Context, Role, Router, UsageError
+import weakref
+
+from bot.dispatcher import Context, Dispatcher, Role, Router, UsageError
 
 router = Router("基本")
 
@@ -24,19 +26,31 @@ async def handle_help(ctx: Context) -> str:
         if command.role > Role.MEMBER:
             lines.append(f"权限：{command.role.label}及以上")
         return "\n".join(lines)
+    return _overview(ctx.dispatcher, ctx.caller.role)
+
+
+# The overview depends only on the commands (fixed once the dispatcher exists) and the caller's role.
+_overviews: weakref.WeakKeyDictionary[Dispatcher, dict[Role, str]] = weakref.WeakKeyDictionary()
+
+
+def _overview(dispatcher: Dispatcher, role: Role) -> str:
+    cache = _overviews.setdefault(dispatcher, {})
+    if role in cache:
+        return cache[role]
     groups: dict[str, list[str]] = {}
-    for command in ctx.dispatcher.commands:
-        if command.hidden or not ctx.caller.at_least(command.role):
+    for command in dispatcher.commands:
+        if command.hidden or role < command.role:
             continue
         alias = next((a for a in command.aliases if not a.isascii()), "")
         label = f"/{command.name}" + (f"（/{alias}）" if alias else "")
         groups.setdefault(command.group, []).append(f"  {label} — {command.summary}")
-    lines = [f"工作室联盟助手 · 您的身份：{ctx.caller.role.label}"]
+    lines = [f"工作室联盟助手 · 您的身份：{role.label}"]
     for group, entries in groups.items():
         lines.append(f"【{group}】")
         lines.extend(entries)
     lines.append("发送 /帮助 命令名 查看用法；中英文命令均可，例如 /studios 与 /工作室 相同。")
-    return "\n".join(lines)
+    cache[role] = text = "\n".join(lines)
+    return text
 
 
 @router.command("whoami", "我是谁", summary="查看我的账号、身份和所在工作室")
