@@ -430,6 +430,20 @@ CHATTER_WITH_TERMS = [
     "今天的监测日报已经发群里了",
     "感谢，问题解决了，管片不再上浮了",
     "好的，按你说的把注浆压力调低了，效果不错",
+    "@所有人 请各工作室于本周五前上报盾构施工安全隐患排查表",
+    "【通知】关于开展2026年度QC成果评审的通知，详见附件",
+    "转发：铁路桥梁施工技术规范（2025版）已发布",
+    "盾构机今天到场了",
+    "架桥机拼装完成，明天开始试吊",
+    "本周隧道进尺120米，创新高",
+    "分享一篇关于TBM卡机处理的文章 https://mp.weixin.qq.com/s/abc",
+]
+# progress news that turns into a problem is a problem again
+PROGRESS_WITH_TROUBLE = [
+    "架桥机拼装完成，试吊时主梁下挠超标",
+    "今天开始掘进，推力一直上不去",
+    "接触网开通了，但是受电弓过分相时打火",
+    "GSM-R基站开通后越区切换掉话",
 ]
 
 
@@ -443,6 +457,12 @@ def test_terse_or_polite_questions_are_problems(text: str) -> None:
 def test_chatter_with_domain_terms_is_not_a_problem(text: str) -> None:
     """Domain words alone do not make a problem: good news, thanks, meetings and follow-ups are chatter."""
     assert not judge(text).is_problem
+
+
+@pytest.mark.parametrize("text", PROGRESS_WITH_TROUBLE)
+def test_progress_news_with_a_fault_is_a_problem(text: str) -> None:
+    """ "完成/开通/开始" is news only while nothing went wrong."""
+    assert judge(text).is_problem
 
 
 def test_domain_flavoured_chatter_file() -> None:

@@ -105,6 +105,7 @@ FAULT_MARKERS = (
     "卡死",
     "卡钻",
     "掉线",
+    "掉话",
     "异响",
     "发热",
     "过热",
@@ -249,6 +250,12 @@ ACKS = (
 )
 # A follow-up saying an earlier problem is fixed ("问题解决了，管片不再上浮了"): feedback, not a new problem.
 RESOLVED = ("解决了", "搞定了", "已解决", "已经解决", "恢复正常", "效果不错", "效果很好", "没问题了", "不再")
+# A progress report ("架桥机拼装完成，明天开始试吊"): news from site, not a question, unless something went wrong.
+_PROGRESS = re.compile(
+    r"(?:完成|完工|到场|进场|开通|通车|投产|就位|到位|贯通)(?:了|啦|喽|[!！,，。]|$)|(?:今天|明天|本周|下周)(?:开始|完成)"
+)
+# Passing on reading matter ("分享一篇…文章", a link): not a question of the sender's.
+SHARING = ("文章", "转发", "公众号", "推文", "视频号", "规范已发布", "已发布", "附件")
 # Someone taking a task on ("我来跟进"): an answer to a message, not a new problem, whatever its length.
 COMMITMENTS = ("我来跟进", "我来处理", "我来对接", "过去看看", "我去看看", "我看看")
 GREETINGS = (
@@ -295,6 +302,9 @@ GREETINGS = (
     "圆满",
     "庆祝",
     "贺喜",
+    "创新高",
+    "新纪录",
+    "破纪录",
 )
 LAUGHTER = ("哈哈", "呵呵", "嘿嘿", "嘻嘻", "233", "hhh", "笑死", "绝了", "表情包")
 LOGISTICS = (
@@ -367,6 +377,14 @@ LOGISTICS = (
     "周报",
     "月报",
     "食堂",
+    "上报",
+    "提交",
+    "附件",
+    "详见",
+    "排查表",
+    "汇总",
+    "各工作室",
+    "所有人",
 )
 # Logistics words that are also everyday technical words (凝结时间, 施工安排): they only veto a message that
 # has no domain term at all.
@@ -376,6 +394,7 @@ _CELEBRATION = re.compile(r"(?<![没不未])成功|顺利(?:完成|贯通|始发
 _CLOCK = re.compile(r"(?<![a-z\d.])\d{1,2}(?:[:：]\d{2}|点(?:半|钟)?(?![位云阵状号数]))")
 # An acknowledgement opening a longer message: "收到，…", "好的，…".
 _ACK_OPENING = re.compile(r"^(?:收到|好的|好滴|明白|了解|ok|嗯嗯?)(?:[,，!！。 ]|$)")
+_URL_IN_RAW = re.compile(r"https?://|www\.", re.IGNORECASE)
 _PUNCT_ONLY = re.compile(r"^[\s\W_]*$")
 # "够不够", "对不对", "合不合格": an A-not-A question.
 _A_NOT_A = re.compile(r"([\u4e00-\u9fff])[不没]\1")
@@ -442,6 +461,10 @@ def judge(text: str, *, extra_terms: Collection[str] = (), lexicon: Lexicon | No
         return Judgement(False, "social")
     if _count(norm, RESOLVED) and (social or ack) and not question:
         return Judgement(False, "resolved")
+    if (_count(norm, SHARING) or _URL_IN_RAW.search(text)) and not question:
+        return Judgement(False, "sharing")
+    if _PROGRESS.search(norm) and not question and not fault and not measure:
+        return Judgement(False, "progress")
     if _count(norm, LAUGHTER) and not question:
         return Judgement(False, "laughter")
     if domain >= 2:
