@@ -156,12 +156,14 @@ async def handle_ask(ctx: Context) -> str:
 
 
 @router.text
-async def handle_message(ctx: Context) -> str:
+async def handle_message(ctx: Context) -> str | None:
     """A message that is not a command: a technical problem is logged, chatter gets a short line."""
     text = ctx.event.text.strip()
     service = service_of(ctx)
     verdict = await service.judge(text)
     if not verdict.is_problem or len(text) > MAX_TEXT:
+        if not ctx.event.in_group and not any(word in text.lower() for word in _THANKS):
+            return None  # a private chat gets the dispatcher's greeting with the way to /帮助
         return chatter_reply(verdict, text)
     return await _log(ctx, text)
 
