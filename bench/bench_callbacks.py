@@ -1,13 +1,21 @@
-"""Benchmark: time to answer a WeCom callback under a burst, against a decrypt-and-echo baseline in the same run.
+"""Benchmark: WeCom callbacks under a burst, against a decrypt-and-echo baseline driven in the same run.
 
-- The bot runs as ``alliance-bot serve`` in its own process (SQLite in a temporary directory, example roster,
-  both WeCom channels configured, ``BOT_WECOM_API_BASE`` pointing at a fake WeCom API in this process).
-- The baseline is a minimal aiohttp server in its own process that only verifies and decrypts with wechatpy and
-  answers an encrypted echo, for the same two wire formats.
-- This process fires ``--n`` signed, encrypted ``/help`` callbacks (each with its own message id) at each
-  endpoint, ``--concurrency`` at a time, and measures each request from send to complete answer.
+- The bot runs as one or more ``alliance-bot serve`` processes (SQLite in a temporary directory, or a fresh
+  PostgreSQL database with ``--postgres``), both WeCom channels configured, ``BOT_WECOM_API_BASE`` pointing at a
+  fake WeCom API served by this process, the development roster from ``../shared/samples`` imported.
+- The baseline is a minimal aiohttp app in its own process that only verifies and decrypts with wechatpy,
+  parses, and answers an encrypted echo, for the same two wire formats.
+- This process is the load generator: it builds ``--n`` distinct, signed and encrypted callbacks per endpoint
+  and kind before the clock starts, fires them ``--concurrency`` at a time (split round-robin over the bot
+  processes), and measures each request from send to complete answer. Kinds: ``help`` (a ``/help`` command)
+  and ``problem`` (a new technical problem: judged, logged, routed, studio leads notified through the outbox).
+- Afterwards it waits until the outbox is empty and reports how long delivery took and how many messages the
+  fake WeCom API received. ``--slow-api 3`` makes the fake answer every API call after 3 s.
 
-Run: ``.venv/bin/python bench/bench_callbacks.py`` (about half a minute). Prints a Markdown table.
+Run (each prints a Markdown table):
+    .venv/bin/python bench/bench_callbacks.py                          # SQLite, one process
+    .venv/bin/python bench/bench_callbacks.py --postgres --processes 2  # PostgreSQL, two processes
+    .venv/bin/python bench/bench_callbacks.py --slow-api 3 --kinds problem --n 300
 The per-user rate limit is switched off (``BOT_RATE_LIMIT_PER_MIN=0``): the burst comes from a few users.
 """
 
@@ -15,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import json
 import os
 import statistics
@@ -23,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +44,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.store import Store  # noqa: E402
 from tests.fake_wecom import (  # noqa: E402
     AIBOT_TOKEN,
     APP_TOKEN,
@@ -43,21 +55,36 @@ from tests.fake_wecom import (  # noqa: E402
     app_text,
     random_aes_key,
 )
+from tests.harness import EXAMPLE_ROSTER, SHARED, fresh_postgres_database  # noqa: E402
 
 # The baseline runs in a process of its own: it gets the keys through the environment.
 AIBOT_AES_KEY = os.environ.get("BENCH_AIBOT_AES_KEY") or random_aes_key()
 APP_AES_KEY = os.environ.get("BENCH_APP_AES_KEY") or random_aes_key()
 
-USERS = ("chenjuejin", "zhanglali", "mushandong", "demo1", "demo2", "demo3", "demo4", "demo5")
+USERS = ("zhangsan", "lisi", "wangwu", "zhaoliu", "sunqi", "zhouba", "wujiu", "zhengshi")
+SAMPLE_ROSTER = SHARED / "samples" / "studios.yaml"
+SAMPLE_QUESTIONS = SHARED / "samples" / "questions.jsonl"
+FALLBACK_QUESTIONS = (
+    "盾构掘进时刀盘扭矩突然增大，推力也上不去，该怎么处理？",
+    "接触网吊弦安装后导线高度偏差大，调整有什么好办法？",
+    "箱梁预应力张拉后出现裂缝，可能是什么原因？",
+)
+
+
+def questions() -> list[str]:
+    """Technical problems to send: the sample questions, or a few built-in ones."""
+    if SAMPLE_QUESTIONS.exists():
+        lines = SAMPLE_QUESTIONS.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line)["text"] for line in lines if line.strip()]
+    return list(FALLBACK_QUESTIONS)
 
 
 @dataclass(slots=True, frozen=True)
 class Run:
-    """One endpoint's burst."""
+    """One burst at one server."""
 
     label: str
     n: int
-    concurrency: int
     p50_ms: float
     p99_ms: float
     max_ms: float
@@ -69,7 +96,7 @@ class Run:
 
 
 def baseline_server(port: int) -> None:
-    """A minimal aiohttp app: verify + decrypt with wechatpy, answer an encrypted echo. Runs until killed."""
+    """A minimal aiohttp app: verify + decrypt with wechatpy, parse, answer an encrypted echo. Runs until killed."""
     from aiohttp import web
 
     aibot = WeChatCrypto(AIBOT_TOKEN, AIBOT_AES_KEY, "")
@@ -81,7 +108,9 @@ def baseline_server(port: int) -> None:
         plain = aibot.decrypt_message(
             {"Encrypt": body["encrypt"]}, q["msg_signature"], q["timestamp"], q["nonce"]
         )
-        sealed = xmltodict.parse(aibot.encrypt_message(plain, q["nonce"], q["timestamp"]))["xml"]
+        message = json.loads(plain)
+        echo = json.dumps({"msgtype": "text", "text": {"content": message["text"]["content"]}})
+        sealed = xmltodict.parse(aibot.encrypt_message(echo, q["nonce"], q["timestamp"]))["xml"]
         return web.json_response(
             {
                 "encrypt": sealed["Encrypt"],
@@ -93,9 +122,8 @@ def baseline_server(port: int) -> None:
 
     async def handle_app(request: web.Request) -> web.Response:
         q = request.query
-        plain = app_crypto.decrypt_message(
-            await request.read(), q["msg_signature"], q["timestamp"], q["nonce"]
-        )
+        plain = app_crypto.decrypt_message(await request.read(), q["msg_signature"], q["timestamp"], q["nonce"])
+        xmltodict.parse(plain)
         return web.Response(text=app_crypto.encrypt_message(plain, q["nonce"], q["timestamp"]))
 
     app = web.Application(client_max_size=64 * 1024)
@@ -105,10 +133,90 @@ def baseline_server(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-# -- the client -------------------------------------------------------------------------------------------
+# -- requests ---------------------------------------------------------------------------------------------
+
+Request = tuple[str, dict[str, str]]
 
 
-def _free_port() -> int:
+def build_requests(endpoint: str, kind: str, n: int) -> list[Request]:
+    """``n`` distinct signed, encrypted callbacks (each its own message id)."""
+    texts = itertools.cycle(questions()) if kind == "problem" else itertools.repeat("/help")
+    if endpoint == "aibot":
+        crypto = WeChatCrypto(AIBOT_TOKEN, AIBOT_AES_KEY, "")
+        return [
+            _seal(
+                crypto,
+                json.dumps(
+                    aibot_text(
+                        f"@联盟助手 {text}",
+                        user=USERS[i % len(USERS)],
+                        chat_id="wrgroup-bench",
+                        msg_id=f"bench-{uuid.uuid4().hex}",
+                    ),
+                    ensure_ascii=False,
+                ),
+                lambda enc: json.dumps({"encrypt": enc}),
+            )
+            for i, text in zip(range(n), texts, strict=False)
+        ]
+    crypto = WeChatCrypto(APP_TOKEN, APP_AES_KEY, CORP_ID)
+    return [
+        _seal(
+            crypto,
+            app_text(text if kind == "help" else f"/提问 {text}", user=USERS[i % len(USERS)]),
+            lambda enc: f"<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>",
+        )
+        for i, text in zip(range(n), texts, strict=False)
+    ]
+
+
+def _seal(crypto: WeChatCrypto, plaintext: str, envelope: Callable[[str], str]) -> Request:
+    nonce, timestamp = uuid.uuid4().hex[:10], str(int(time.time()))
+    fields = xmltodict.parse(crypto.encrypt_message(plaintext, nonce, timestamp))["xml"]
+    query = {"msg_signature": fields["MsgSignature"], "timestamp": fields["TimeStamp"], "nonce": fields["Nonce"]}
+    return envelope(fields["Encrypt"]), query
+
+
+async def burst(
+    http: aiohttp.ClientSession, urls: list[str], label: str, requests: list[Request], concurrency: int
+) -> Run:
+    """Fire ``requests``, ``concurrency`` at a time, worker ``i`` at ``urls[i % len(urls)]``."""
+    latencies: list[float] = []
+    errors = 0
+    pending = iter(requests)
+
+    async def worker(url: str) -> None:
+        nonlocal errors
+        for body, query in pending:
+            started = time.perf_counter()
+            try:
+                async with http.post(url, params=query, data=body) as response:
+                    await response.read()
+                    errors += response.status != 200
+            except aiohttp.ClientError:
+                errors += 1
+            latencies.append(time.perf_counter() - started)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
+    wall = time.perf_counter() - began
+    latencies.sort()
+    return Run(
+        label=label,
+        n=len(requests),
+        p50_ms=statistics.median(latencies) * 1000,
+        p99_ms=latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+        max_ms=latencies[-1] * 1000,
+        rps=len(requests) / wall,
+        errors=errors,
+    )
+
+
+# -- processes --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
     import socket
 
     with socket.socket() as sock:
@@ -116,69 +224,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _aibot_request(i: int) -> tuple[str, dict[str, str]]:
-    crypto = WeChatCrypto(AIBOT_TOKEN, AIBOT_AES_KEY, "")
-    payload = aibot_text("@联盟助手 /help", user=USERS[i % len(USERS)], msg_id=f"bench-{uuid.uuid4().hex}")
-    return _seal(crypto, json.dumps(payload, ensure_ascii=False), lambda enc: json.dumps({"encrypt": enc}))
-
-
-def _app_request(i: int) -> tuple[str, dict[str, str]]:
-    crypto = WeChatCrypto(APP_TOKEN, APP_AES_KEY, CORP_ID)
-    xml = app_text("/help", user=USERS[i % len(USERS)], msg_id=str(uuid.uuid4().int % 10**19))
-    return _seal(crypto, xml, lambda enc: f"<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>")
-
-
-def _seal(crypto: WeChatCrypto, plaintext: str, envelope: object) -> tuple[str, dict[str, str]]:
-    nonce, timestamp = uuid.uuid4().hex[:10], str(int(time.time()))
-    fields = xmltodict.parse(crypto.encrypt_message(plaintext, nonce, timestamp))["xml"]
-    query = {
-        "msg_signature": fields["MsgSignature"],
-        "timestamp": fields["TimeStamp"],
-        "nonce": fields["Nonce"],
-    }
-    return envelope(fields["Encrypt"]), query  # type: ignore[operator]
-
-
-async def burst(
-    http: aiohttp.ClientSession, url: str, label: str, kind: str, n: int, concurrency: int
-) -> Run:
-    """Fire ``n`` callbacks at ``url``, ``concurrency`` at a time; the requests are built before the clock starts."""
-    build = _aibot_request if kind == "aibot" else _app_request
-    requests = [build(i) for i in range(n)]
-    latencies: list[float] = []
-    errors = 0
-    queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
-    for request in requests:
-        queue.put_nowait(request)
-
-    async def worker() -> None:
-        nonlocal errors
-        while not queue.empty():
-            body, query = queue.get_nowait()
-            started = time.perf_counter()
-            async with http.post(url, params=query, data=body) as response:
-                await response.read()
-                if response.status != 200:
-                    errors += 1
-            latencies.append(time.perf_counter() - started)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    wall = time.perf_counter() - began
-    latencies.sort()
-    return Run(
-        label=label,
-        n=n,
-        concurrency=concurrency,
-        p50_ms=statistics.median(latencies) * 1000,
-        p99_ms=latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
-        max_ms=latencies[-1] * 1000,
-        rps=n / wall,
-        errors=errors,
-    )
-
-
-async def _wait_line(process: asyncio.subprocess.Process, marker: str) -> None:
+async def wait_line(process: asyncio.subprocess.Process, marker: str) -> None:
+    """Read the process's output until a line contains ``marker``."""
     assert process.stdout is not None
     while True:
         line = (await asyncio.wait_for(process.stdout.readline(), timeout=120)).decode()
@@ -188,101 +235,157 @@ async def _wait_line(process: asyncio.subprocess.Process, marker: str) -> None:
             return
 
 
-async def main(n: int, concurrency: int) -> None:
+async def drain_output(process: asyncio.subprocess.Process) -> None:
+    """Keep reading a process's output so it never blocks on a full pipe."""
+    assert process.stdout is not None
+    while await process.stdout.readline():
+        pass
+
+
+@contextlib.asynccontextmanager
+async def database(postgres: str | None, tmp: Path) -> AsyncIterator[str]:
+    """A fresh database URL: a SQLite file in ``tmp``, or a new PostgreSQL database dropped afterwards."""
+    if postgres is None:
+        yield f"sqlite:///{tmp / 'bot.db'}"
+        return
+    async with fresh_postgres_database(postgres) as url:
+        yield url
+
+
+async def wait_delivered(url: str, within: float) -> tuple[float, dict[str, int]]:
+    """Seconds until no outbox message is pending (or ``within``), and the outbox counts then."""
+    store = await Store.open(url, migrate=False)
+    began = time.perf_counter()
+    try:
+        while True:
+            counts = await store.outbox.counts()
+            if not counts.get("pending") or time.perf_counter() - began > within:
+                return time.perf_counter() - began, counts
+            await asyncio.sleep(0.2)
+    finally:
+        await store.close()
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+
+
+async def main(args: argparse.Namespace) -> None:
     fake = await FakeWeCom().start()
+    if args.slow_api:
+        fake.slow_next(args.slow_api, times=10**9)
     processes: list[asyncio.subprocess.Process] = []
+    drains: list[asyncio.Task[None]] = []
+    results: list[tuple[str, Run, Run]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            bot_port, base_port = _free_port(), _free_port()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
-            env.update(BENCH_AIBOT_AES_KEY=AIBOT_AES_KEY, BENCH_APP_AES_KEY=APP_AES_KEY)
-            env.update(
-                BOT_DATABASE_URL=f"sqlite:///{Path(tmp) / 'bot.db'}",
-                BOT_PORT=str(bot_port),
-                BOT_RATE_LIMIT_PER_MIN="0",
-                BOT_WECOM_CORP_ID=CORP_ID,
-                BOT_WECOM_AGENT_ID="1000002",
-                BOT_WECOM_SECRET=SECRET,
-                BOT_WECOM_APP_TOKEN=APP_TOKEN,
-                BOT_WECOM_APP_AES_KEY=APP_AES_KEY,
-                BOT_WECOM_AIBOT_TOKEN=AIBOT_TOKEN,
-                BOT_WECOM_AIBOT_AES_KEY=AIBOT_AES_KEY,
-                BOT_WECOM_API_BASE=fake.url,
-            )
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bot",
-                    "studios",
-                    "import",
-                    str(ROOT / "config" / "roster.example.yaml"),
-                ],
-                cwd=tmp,
-                env=env,
-                check=True,
-                capture_output=True,
-            )
-            bot = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "serve", cwd=tmp, env=env, stdout=asyncio.subprocess.PIPE
-            )
-            processes.append(bot)
-            await _wait_line(bot, "live channels")
-            baseline = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(Path(__file__).resolve()),
-                "--baseline-server",
-                str(base_port),
-                env=env,
-                stdout=asyncio.subprocess.PIPE,
-            )
-            processes.append(baseline)
-            await _wait_line(baseline, "baseline ready")
-            await asyncio.sleep(0.3)  # let the baseline bind its port
-            connector = aiohttp.TCPConnector(limit=concurrency)
-            runs: list[tuple[Run, Run]] = []
-            async with aiohttp.ClientSession(connector=connector) as http:
-                for kind in ("aibot", "app"):
-                    path = f"/wecom/{kind}"
-                    # a short warm-up of each server (imports, jieba dictionary, connection pools)
-                    await burst(http, f"http://127.0.0.1:{bot_port}{path}", "warm-up", kind, 20, 4)
-                    await burst(http, f"http://127.0.0.1:{base_port}{path}", "warm-up", kind, 20, 4)
-                    ours = await burst(
-                        http, f"http://127.0.0.1:{bot_port}{path}", f"bot {path}", kind, n, concurrency
-                    )
-                    base = await burst(
-                        http, f"http://127.0.0.1:{base_port}{path}", f"baseline {path}", kind, n, concurrency
-                    )
-                    runs.append((ours, base))
-        finally:
-            for process in processes:
-                process.terminate()
-                await process.wait()
-            await fake.close()
+        async with database(args.postgres, Path(tmp)) as url:
+            try:
+                env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+                env.update(BENCH_AIBOT_AES_KEY=AIBOT_AES_KEY, BENCH_APP_AES_KEY=APP_AES_KEY)
+                env.update(
+                    BOT_DATABASE_URL=url,
+                    BOT_RATE_LIMIT_PER_MIN="0",
+                    BOT_WECOM_CORP_ID=CORP_ID,
+                    BOT_WECOM_AGENT_ID="1000002",
+                    BOT_WECOM_SECRET=SECRET,
+                    BOT_WECOM_APP_TOKEN=APP_TOKEN,
+                    BOT_WECOM_APP_AES_KEY=APP_AES_KEY,
+                    BOT_WECOM_AIBOT_TOKEN=AIBOT_TOKEN,
+                    BOT_WECOM_AIBOT_AES_KEY=AIBOT_AES_KEY,
+                    BOT_WECOM_API_BASE=fake.url,
+                )
+                roster = SAMPLE_ROSTER if SAMPLE_ROSTER.exists() else EXAMPLE_ROSTER
+                subprocess.run(
+                    [sys.executable, "-m", "bot", "studios", "import", str(roster)],
+                    cwd=tmp, env=env, check=True, capture_output=True,
+                )  # fmt: skip
+                bot_ports = [free_port() for _ in range(args.processes)]
+                for port in bot_ports:
+                    bot = await asyncio.create_subprocess_exec(
+                        sys.executable, "-m", "bot", "serve",
+                        cwd=tmp, env={**env, "BOT_PORT": str(port)}, stdout=asyncio.subprocess.PIPE,
+                    )  # fmt: skip
+                    processes.append(bot)
+                    await wait_line(bot, "live channels")
+                    drains.append(asyncio.create_task(drain_output(bot)))
+                base_port = free_port()
+                baseline = await asyncio.create_subprocess_exec(
+                    sys.executable, str(Path(__file__).resolve()), "--baseline-server", str(base_port),
+                    env=env, stdout=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                processes.append(baseline)
+                await wait_line(baseline, "baseline ready")
+                await asyncio.sleep(0.3)  # let the baseline bind its port
+                connector = aiohttp.TCPConnector(limit=args.concurrency)
+                timeout = aiohttp.ClientTimeout(total=30)
+                async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+                    for endpoint in ("aibot", "app"):
+                        ours = [f"http://127.0.0.1:{port}/wecom/{endpoint}" for port in bot_ports]
+                        base = [f"http://127.0.0.1:{base_port}/wecom/{endpoint}"]
+                        for kind in args.kinds:
+                            # warm-up: imports, the segmenter's dictionary, connection pools
+                            await burst(http, ours, "warm-up", build_requests(endpoint, kind, 40), 4)
+                            await burst(http, base, "warm-up", build_requests(endpoint, kind, 40), 4)
+                            mine = build_requests(endpoint, kind, args.n)
+                            theirs = build_requests(endpoint, kind, args.n)
+                            bot_run = await burst(http, ours, f"bot /wecom/{endpoint}", mine, args.concurrency)
+                            base_run = await burst(
+                                http, base, f"baseline /wecom/{endpoint}", theirs, args.concurrency
+                            )
+                            results.append((kind, bot_run, base_run))
+                    delivery_s, counts = await wait_delivered(url, within=args.deliver_within)
+            finally:
+                for process in processes:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.terminate()
+                    await process.wait()
+                for task in drains:
+                    task.cancel()
+                await fake.close()
+
+    db = "PostgreSQL" if args.postgres else "SQLite"
+    slow = f", fake WeCom API answers after {args.slow_api:g} s" if args.slow_api else ""
     print(
-        f"\n{n} callbacks per endpoint, {concurrency} concurrent, SQLite, one `alliance-bot serve` process\n"
+        f"\n{args.n} callbacks per endpoint and kind, {args.concurrency} concurrent, {db}, "
+        f"{args.processes} `alliance-bot serve` process(es){slow}\n"
     )
-    print("| endpoint | p50 ms | p99 ms | max ms | req/s | non-200 |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for ours, base in runs:
+    print("| kind | server | p50 ms | p99 ms | max ms | req/s | non-200 |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for kind, ours, base in results:
         for run in (ours, base):
             print(
-                f"| {run.label} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | {run.max_ms:.1f} | {run.rps:.0f} | {run.errors} |"
+                f"| {kind} | {run.label} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | {run.max_ms:.1f} | "
+                f"{run.rps:.0f} | {run.errors} |"
             )
         print(
-            f"| ratio bot/baseline | {ours.p50_ms / base.p50_ms:.1f}× | {ours.p99_ms / base.p99_ms:.1f}× | "
-            f"{ours.max_ms / base.max_ms:.1f}× | {ours.rps / base.rps:.2f}× | |"
+            f"| {kind} | **ratio bot/baseline** | {ours.p50_ms / base.p50_ms:.1f}× | "
+            f"{ours.p99_ms / base.p99_ms:.1f}× | {ours.max_ms / base.max_ms:.1f}× | "
+            f"**{ours.rps / base.rps:.2f}×** | |"
         )
-    print(f"\nfake WeCom API requests during the run: {len(fake.requests)} (a /help answer needs none)")
+    sent = sum(1 for r in fake.requests if r.path in ("/cgi-bin/message/send", "/cgi-bin/appchat/send"))
+    print(
+        f"\noutbox after the run: {counts}; emptied {delivery_s:.1f} s after the last burst; "
+        f"fake WeCom API: {len(fake.requests)} requests, {sent} message sends"
+    )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=500, help="callbacks per endpoint (default 500)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="callbacks per endpoint and kind (default 1000)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
+    parser.add_argument("--kinds", default="help,problem", help="comma-separated: help, problem")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=os.environ.get("BOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="run on a fresh PostgreSQL database created on this server (default: $BOT_TEST_POSTGRES_URL)",
+    )
+    parser.add_argument("--processes", type=int, default=1, help="bot processes (default 1)")
+    parser.add_argument("--slow-api", type=float, default=0.0, help="fake WeCom API delay per call, s")
+    parser.add_argument("--deliver-within", type=float, default=600.0, help="max wait for the outbox, s")
     parser.add_argument("--baseline-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.baseline_server:
-        baseline_server(args.baseline_server)
+    arguments = parser.parse_args()
+    arguments.kinds = [k.strip() for k in arguments.kinds.split(",") if k.strip()]
+    if arguments.baseline_server:
+        baseline_server(arguments.baseline_server)
     else:
-        asyncio.run(main(args.n, args.concurrency))
+        asyncio.run(main(arguments))

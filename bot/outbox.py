@@ -106,6 +106,9 @@ def announce_targets(announce: Mapping[str, object]) -> list[Target]:
     return targets
 
 
+CLAIM_LEASE = timedelta(seconds=60)
+
+
 class OutboxWorker:
     """Claims due messages, delivers them with the sender for their target kind and records the outcome.
 
@@ -122,29 +125,52 @@ class OutboxWorker:
         *,
         now: Callable[[], datetime],
         batch: int = 50,
+        parallel: int = 16,
     ) -> None:
         self._store = store
         self._senders = dict(senders)
         self._now = now
         self._batch = batch
+        self._parallel = parallel
         self._sends = SendLogRepo(store.sessions)
 
     async def run_once(self) -> int:
-        """Deliver everything due now; returns how many messages were attempted (deferred ones excluded)."""
+        """Deliver everything due now; returns how many messages were attempted (deferred ones excluded).
+
+        Messages to one target go in order, one at a time; different targets are served concurrently (up to
+        ``parallel`` sends in flight), so one slow target or a slow platform does not hold up the rest.
+        """
         attempted = 0
         saturated: dict[str, datetime] = {}  # target → when its window frees up, within this pass
         while True:
-            due = await self._store.outbox.claim_due(self._now(), limit=self._batch)
+            due = await self._store.outbox.claim_due(self._now(), limit=self._batch, lease=CLAIM_LEASE)
             if not due:
                 return attempted
-            deferred: dict[datetime, list[int]] = {}
-            try:
-                for index, message in enumerate(due):
+            attempted += await self._deliver_batch(due, saturated)
+
+    async def _deliver_batch(self, due: Sequence[OutboxMessage], saturated: dict[str, datetime]) -> int:
+        chains: dict[str, list[OutboxMessage]] = {}
+        for message in due:
+            chains.setdefault(f"{message.target_kind}:{message.target}", []).append(message)
+        deferred: dict[datetime, list[int]] = {}
+        started: set[int] = set()
+        in_flight: set[asyncio.Future[None]] = set()
+        slots = asyncio.Semaphore(self._parallel)
+        # The batch is leased for CLAIM_LEASE; what has not started well within it goes back to the queue (the
+        # next claim takes it up again, in order), so a slow platform never lets a lease run out mid-send.
+        cutoff = self._now() + CLAIM_LEASE / 2
+        handed_back: list[int] = []
+
+        async def chain(key: str, messages: list[OutboxMessage]) -> None:
+            async with slots:
+                for position, message in enumerate(messages):
                     assert message.id is not None
+                    if self._now() >= cutoff:
+                        handed_back.extend(m.id for m in messages[position:] if m.id is not None)
+                        return
                     sender = self._sender_for(message)
                     limits = sender_limits(sender) if sender is not None else ()
                     if limits:
-                        key = f"{message.target_kind}:{message.target}"
                         free_at = saturated.get(key)
                         if free_at is None:
                             free_at = await self._sends.reserve(key, message.id, self._now(), limits)
@@ -152,32 +178,36 @@ class OutboxWorker:
                             saturated[key] = free_at
                             deferred.setdefault(free_at, []).append(message.id)
                             continue
-                    attempted += 1
-                    await self._deliver_shielded(message, sender, due[index + 1 :])
-            finally:
-                for until, ids in deferred.items():
-                    await self._store.outbox.defer(ids, until)
+                    started.add(message.id)
+                    delivery = asyncio.ensure_future(self._deliver(message, sender))
+                    in_flight.add(delivery)
+                    await asyncio.shield(delivery)  # a stop lets the send finish and be recorded
+
+        tasks = [asyncio.ensure_future(chain(key, messages)) for key, messages in chains.items()]
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            # stopping: record the messages in flight (sent or not), and hand the rest of the batch back at
+            # once instead of leaving it leased
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, *in_flight, return_exceptions=True)
+            waiting = [m.id for m in due if m.id is not None and m.id not in started]
+            held = {i for ids in deferred.values() for i in ids}
+            await self._store.outbox.release([i for i in waiting if i not in held])
+            raise
+        finally:
+            for until, ids in deferred.items():
+                await self._store.outbox.defer(ids, until)
+        if handed_back:
+            await self._store.outbox.release(handed_back)
+        return len(started)
 
     def _sender_for(self, message: OutboxMessage) -> Sender | None:
         try:
             return self._senders.get(TargetKind(message.target_kind))
         except ValueError:
             return None
-
-    async def _deliver_shielded(
-        self, message: OutboxMessage, sender: Sender | None, rest: Sequence[OutboxMessage]
-    ) -> None:
-        delivery = asyncio.ensure_future(self._deliver(message, sender))
-        try:
-            await asyncio.shield(delivery)
-        except asyncio.CancelledError:
-            # stopping: record the message in flight (sent or not) before giving up, and hand the rest of the
-            # batch back at once instead of leaving it leased
-            try:
-                await delivery
-            finally:
-                await self._store.outbox.release([m.id for m in rest if m.id is not None])
-            raise
 
     async def _deliver(self, message: OutboxMessage, sender: Sender | None) -> None:
         assert message.id is not None

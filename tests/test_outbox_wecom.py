@@ -18,6 +18,7 @@ import pytest
 from bot.app import BotApp
 from bot.channels.console import run_console
 from bot.events import Outbound, Target, TargetKind
+from bot.outbox import OutboxWorker
 from bot.services import ManualClock
 from bot.store.models import OutboxStatus
 from bot.store.roster import load_roster
@@ -125,8 +126,8 @@ async def test_restart_with_messages_in_the_outbox_loses_nothing_and_repeats_not
     database_url: str, fake: FakeWeCom, clock: ManualClock, tmp_path: Path
 ) -> None:
     first = await _bot(database_url, fake, clock, tmp_path)
-    for i in range(12):
-        await first.services.outbox.notify_user(f"lead{i}", f"私信 {i}")
+    for i in range(12):  # to one lead: delivered in order, one at a time
+        await first.services.outbox.notify_user("lead", f"私信 {i}")
     for i in range(8):
         await first.services.outbox.send(Outbound(Target(TargetKind.WEBHOOK, WEBHOOK_KEY), f"群 {i}"))
     # the serving process: its worker is stopped (shutdown) while a slow message is in flight
@@ -288,3 +289,31 @@ async def test_personal_messages_are_paced_per_member(
     texts = [r.body["text"]["content"] for r in fake.delivered(SEND) if r.body["touser"] == "chenjuejin"]
     assert texts == [f"请认领问题 #{i}" for i in range(45)]
     assert _max_in_window([r.at for r in fake.delivered(SEND) if r.body["touser"] == "chenjuejin"]) == 30
+
+
+async def test_one_slow_target_does_not_hold_up_the_others(bot: BotApp) -> None:
+    """Messages to one target go in order, one at a time; other targets are served meanwhile."""
+    release = asyncio.Event()
+    log: list[str] = []
+
+    class GatedSender:
+        async def send(self, target: Target, text: str) -> None:
+            log.append(f"start {target.address} {text}")
+            if target.address == "slow":
+                await release.wait()
+            log.append(f"done {target.address} {text}")
+
+    worker = OutboxWorker(bot.store, {TargetKind.USER: GatedSender()}, now=bot.clock.now)
+    await bot.services.outbox.notify_user("slow", "一")
+    await bot.services.outbox.notify_user("slow", "二")
+    await bot.services.outbox.notify_user("fast", "三")
+    run = asyncio.create_task(worker.run_once())
+    for _ in range(200):
+        if "done fast 三" in log:
+            break
+        await asyncio.sleep(0.01)
+    assert "done fast 三" in log and "start slow 二" not in log  # fast went while slow's first was stuck
+    release.set()
+    assert await asyncio.wait_for(run, 10) == 3
+    slow = [entry for entry in log if " slow " in entry]
+    assert slow == ["start slow 一", "done slow 一", "start slow 二", "done slow 二"]
