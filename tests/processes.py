@@ -227,6 +227,7 @@ class RoutedFake(FakeWeCom):
     away meanwhile (a killed process) is not recorded: WeCom never got to act on it.
     """
 
+    held: int = 0  # sends that have waited at the gate so far
     _servers: list[TestServer] = field(default_factory=list)
     _gate: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -271,6 +272,7 @@ class RoutedFake(FakeWeCom):
 
     async def _routed(self, request: web.Request) -> web.StreamResponse:
         if request.path in SEND_PATHS and not self._gate.is_set():
+            self.held += 1
             await self._gate.wait()
             if request.transport is None or request.transport.is_closing():
                 return web.Response(status=499, text="client gone")

@@ -1,0 +1,556 @@
+"""Faults, with real ``alliance-bot serve`` processes: SIGKILL in the middle of a burst, and the database away.
+
+The client plays WeCom: it sends signed, encrypted callbacks, and retries the ones it got no answer (or a
+non-200 answer) for, with the same body and signature, until they are answered. What must hold afterwards:
+every callback was acted on exactly once (one event per "add event" command, one processed-message record)
+and every announcement it caused was delivered exactly once.
+
+Message sends are held at the fake WeCom while the process is killed, so no send is in flight at the moment of
+the kill: a send that reaches WeCom but whose answer never comes back cannot be told apart from one that did
+not arrive (``message/send`` has no idempotency key), so no sender can promise exactly once for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import func, text
+from sqlalchemy.engine import make_url
+from sqlmodel import col, select
+
+from bot.store import Store
+from bot.store.events import CalendarEvent
+from bot.store.models import OutboxMessage, ProcessedMessage
+from tests.fake_wecom import WeComCallbacks, aibot_text, app_text
+from tests.harness import PG_URL, fresh_postgres_database
+from tests.processes import (
+    LEADS,
+    RoutedFake,
+    ServeProcess,
+    announcing_roster,
+    free_port,
+    prepare_database,
+    tracebacks,
+    until,
+    wecom_env,
+)
+
+pytestmark = pytest.mark.slow
+
+
+async def _all(url: str, statement: Any) -> list[Any]:
+    store = await Store.open(url, migrate=False)
+    try:
+        async with store.sessions() as session:
+            return list((await session.exec(statement)).all())
+    finally:
+        await store.close()
+
+
+async def outbox_settled(url: str) -> bool:
+    """Nothing pending in the outbox, and nothing given up on."""
+    counts = dict(
+        await _all(url, select(OutboxMessage.status, func.count()).group_by(col(OutboxMessage.status)))
+    )
+    assert counts.get("failed", 0) == 0, counts
+    return counts.get("pending", 0) == 0
+
+
+@dataclass
+class Callback:
+    """One "add event" callback, sealed once: a retry sends the very same bytes, as WeCom does."""
+
+    index: int
+    channel: str
+    title: str
+    msg_id: str
+    body: str
+    query: dict[str, str]
+    answers: list[int] = field(default_factory=list)  # HTTP statuses; 0 = no answer (connection lost)
+
+    @property
+    def key(self) -> str:
+        """Its processed-message key."""
+        return f"{self.channel}:{self.msg_id}"
+
+    @property
+    def answered(self) -> bool:
+        """WeCom got a 200 for it (and will not retry)."""
+        return 200 in self.answers
+
+
+def add_event_callbacks(aibot: WeComCallbacks, app: WeComCallbacks, n: int, tag: str) -> list[Callback]:
+    """``n`` callbacks, alternating AI bot and app, each adding an event for one of the four alliances.
+
+    Ten per alliance at most: each event is announced to the alliance's robot and app chat, and both stay under
+    WeCom's per-target limits, so the outbox delivers without pacing.
+    """
+    calls = []
+    for i in range(n):
+        lead = list(LEADS.values())[i % len(LEADS)]
+        title = f"故障演练-{tag}-{i:02d}"
+        text = f"/活动 添加 讲座 2030-12-{1 + i % 28:02d} 09:30 {title}"
+        if i % 2 == 0:
+            msg_id = f"fault-{tag}-{i}-{uuid.uuid4().hex[:8]}"
+            body, query = aibot.aibot_body(aibot_text(f"@联盟助手 {text}", user=lead, msg_id=msg_id))
+            calls.append(Callback(i, "aibot", title, msg_id, body, query))
+        else:
+            msg_id = str(uuid.uuid4().int % 10**19)
+            body, query = app.app_body(app_text(text, user=lead, msg_id=msg_id))
+            calls.append(Callback(i, "app", title, msg_id, body, query))
+    return calls
+
+
+async def post(http: aiohttp.ClientSession, base: str, call: Callback, *, within: float = 10.0) -> int:
+    """POST a callback; its status, or 0 when the connection failed or no answer came within ``within`` s."""
+    try:
+        async with http.post(
+            f"{base}/wecom/{call.channel}",
+            params=call.query,
+            data=call.body,
+            timeout=aiohttp.ClientTimeout(total=within),
+        ) as response:
+            await response.read()
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError):
+        status = 0
+    call.answers.append(status)
+    return status
+
+
+async def retry_unanswered(
+    http: aiohttp.ClientSession, base: str, calls: list[Callback], *, within: float
+) -> None:
+    """WeCom's part: send every callback not yet answered 200 again, until all are (bounded)."""
+
+    async def round_() -> bool:
+        pending = [c for c in calls if not c.answered]
+        await asyncio.gather(*(post(http, base, c) for c in pending))
+        if any(not c.answered for c in calls):
+            await asyncio.sleep(0.5)
+            return False
+        return True
+
+    await until(round_, within=within, what="every callback answered 200", every=0)
+
+
+# -- SIGKILL in the middle of a burst -------------------------------------------------------------------------
+
+# WeCom drops a connection it got no answer on within 5 s and sends the callback again, three times in all.
+WECOM_RETRY_AFTER = 5.0
+WECOM_RETRIES = 3
+
+
+async def retry_as_wecom(
+    http: aiohttp.ClientSession, base: str, calls: list[Callback], *, since: float
+) -> None:
+    """WeCom's part after a failure at ``since`` (loop time): retry each unanswered callback every 5 s, 3 times."""
+    loop = asyncio.get_running_loop()
+
+    async def retry(call: Callback) -> None:
+        last = since
+        for _ in range(WECOM_RETRIES):
+            if call.answered:
+                return
+            await asyncio.sleep(max(0.0, last + WECOM_RETRY_AFTER - loop.time()))
+            last = loop.time()
+            await post(http, base, call)
+
+    await asyncio.gather(*(retry(c) for c in calls))
+    assert [c.title for c in calls if not c.answered] == [], "still unanswered after WeCom's three retries"
+
+
+async def acted_on(url: str, calls: list[Callback]) -> dict[str, int]:
+    """How many events each callback made."""
+    titles = dict(
+        await _all(
+            url,
+            select(CalendarEvent.title, func.count())
+            .where(col(CalendarEvent.title).in_([c.title for c in calls]))
+            .group_by(col(CalendarEvent.title)),
+        )
+    )
+    return {c.title: titles.get(c.title, 0) for c in calls}
+
+
+# A handler the kill interrupted after its first write is run again in full by the retry: a known defect,
+# reproduced deterministically by test_a_message_interrupted_after_its_first_write_is_not_acted_on_twice. Set
+# this to False once that test passes.
+INTERRUPTED_MAY_REPEAT = True
+
+
+async def test_sigkill_in_a_burst_loses_and_doubles_nothing(tmp_path: Path, database_url: str) -> None:
+    await prepare_database(database_url, announcing_roster(tmp_path))
+    fake = RoutedFake()
+    (api_base,) = await fake.start_ports(1)
+    bot = ServeProcess("bot", tmp_path / "bot", wecom_env(database_url, api_base))
+    try:
+        await bot.start()
+        async with aiohttp.ClientSession() as http:
+            aibot, app = bot.callbacks(http)
+            calls = add_event_callbacks(aibot, app, 40, uuid.uuid4().hex[:6])
+            fake.hold_sends()  # announcements queue up at WeCom's door; none is in flight when the process dies
+            gate = asyncio.Semaphore(8)
+            answered = asyncio.Event()
+
+            async def send(call: Callback) -> None:
+                async with gate:
+                    if await post(http, bot.url, call) == 200 and sum(c.answered for c in calls) >= 15:
+                        answered.set()
+
+            burst = [asyncio.create_task(send(c)) for c in calls]
+            await asyncio.wait_for(answered.wait(), timeout=60)
+            bot.kill()
+            killed_at = asyncio.get_running_loop().time()
+            await asyncio.gather(*burst)
+            assert await bot.wait() != 0
+            first = [c for c in calls if c.answered]
+            assert 15 <= len(first) < len(calls), "the kill did not land in the middle of the burst"
+
+            # what was answered 200 before the kill is already in the database
+            keys = set(await _all(database_url, select(ProcessedMessage.key)))
+            assert [c.key for c in first if c.key not in keys] == []
+            assert {t: n for t, n in (await acted_on(database_url, first)).items() if n != 1} == {}
+
+            fake.release_sends()  # the dead process's held sends fail: they never reached WeCom
+            await bot.start()
+            await retry_as_wecom(http, bot.url, calls, since=killed_at)
+            # messages the dead process had leased are delivered once its lease (60 s) runs out
+            await until(lambda: outbox_settled(database_url), within=120, what="outbox delivered", every=0.5)
+
+        counts = await acted_on(database_url, calls)
+        assert [t for t, n in counts.items() if n == 0] == [], "callbacks never acted on"
+        once = [c for c in calls if counts[c.title] == 1]
+        twice = {c.title: counts[c.title] for c in calls if counts[c.title] != 1}
+        if INTERRUPTED_MAY_REPEAT:
+            # only a callback the kill interrupted (no answer, handler part-way) may have been run again
+            interrupted = {c.title for c in calls if c.answers[0] != 200}
+            assert set(twice) <= interrupted and set(twice.values()) <= {2}, twice
+        else:
+            assert twice == {}, "acted on twice"
+        assert_announced_once(fake, once)
+    finally:
+        fake.release_sends()
+        await bot.stop()
+        await fake.close()
+    assert tracebacks(bot.log()) == []
+
+
+def assert_announced_once(fake: RoutedFake, calls: list[Callback]) -> None:
+    """Each callback's event announcement reached each of its alliance's two groups exactly once."""
+    sends: dict[str, int] = {}
+    for recorded in fake.sends():
+        body = recorded.body if isinstance(recorded.body, dict) else {}
+        text = str((body.get("text") or body.get("markdown") or {}).get("content", ""))
+        for call in calls:
+            if call.title in text:
+                sends[call.title] = sends.get(call.title, 0) + 1
+    assert {c.title: sends.get(c.title, 0) for c in calls} == {c.title: 2 for c in calls}
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    if not PG_URL:
+        pytest.skip("needs PostgreSQL (a table lock holds a handler mid-way): set BOT_TEST_POSTGRES_URL")
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+async def _kill_mid_handler(
+    tmp_path: Path, url: str, channel: str, *, retry_at_peer: bool = False, hold: str = "calendar_event"
+) -> int:
+    """Kill a process while it handles one "add event" callback, let WeCom retry it; how many events it made.
+
+    The handler is held mid-way by a lock the test takes on the table ``hold``: on ``calendar_event``, the
+    message id is claimed but the event is not yet written when SIGKILL comes; on ``outbox``, the event is
+    written but its announcement is not. Either way the callback has had no answer. By default WeCom
+    retries 5 s later, reaching the restarted process; with ``retry_at_peer`` the first retry reaches a second
+    process at once (WeCom's connection to the dead one failed), and later ones follow every 5 s while
+    unanswered. An unfinished AI-bot stream is then polled, as WeCom does.
+    """
+    await prepare_database(url, announcing_roster(tmp_path))
+    fake = RoutedFake()
+    api_bases = await fake.start_ports(2)
+    bots = [
+        ServeProcess(f"bot{i}", tmp_path / f"bot{i}", wecom_env(url, base))
+        for i, base in enumerate(api_bases)
+    ]
+    bot, peer = bots
+    store = await Store.open(url, migrate=False)
+    try:
+        await asyncio.gather(*(b.start() for b in (bots if retry_at_peer else [bot])))
+        async with aiohttp.ClientSession() as http:
+            aibot, app = bot.callbacks(http)
+            calls = add_event_callbacks(aibot, app, 2, uuid.uuid4().hex[:6])
+            call = calls[0] if channel == "aibot" else calls[1]
+            async with store.engine.connect() as lock:
+                await lock.execute(text(f"LOCK TABLE {hold} IN EXCLUSIVE MODE"))
+                pending = asyncio.create_task(post(http, bot.url, call))
+
+                async def claimed() -> bool:
+                    if hold == "outbox":
+                        return (await acted_on(url, [call]))[call.title] == 1
+                    return call.key in set(await _all(url, select(ProcessedMessage.key)))
+
+                await until(claimed, within=10, what="the handler under way")
+                await asyncio.sleep(0.3)  # the handler reaches the lock (it would write the event next)
+                assert not pending.done(), "answered before the kill: the test did not hold the handler"
+                bot.kill()
+                killed_at = asyncio.get_running_loop().time()
+                assert await pending == 0
+                await bot.wait()
+                await lock.rollback()
+            if retry_at_peer:
+                target = peer
+                await post(http, peer.url, call)
+                killed_at = asyncio.get_running_loop().time()
+            else:
+                target = await bot.start()
+            await retry_as_wecom(http, target.url, [call], since=killed_at)
+            if channel == "aibot":
+                await poll_stream_as_wecom(target.callbacks(http)[0], call, within=10)
+            await until(lambda: outbox_settled(url), within=30, what="outbox delivered", every=0.2)
+            events = (await acted_on(url, [call]))[call.title]
+            if events:
+                assert_announced_once(fake, [call])
+    finally:
+        await store.close()
+        await asyncio.gather(*(b.stop() for b in bots))
+        await fake.close()
+    for process in bots:
+        assert tracebacks(process.log()) == []
+    return events
+
+
+async def poll_stream_as_wecom(aibot: WeComCallbacks, call: Callback, *, within: float) -> None:
+    """Poll the message's reply stream (``msgtype: stream``) until it is finished, as WeCom does, bounded."""
+    from bot.channels.aibot import stream_id_for
+
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + within
+    while loop.time() < give_up:
+        poll = {
+            "msgid": f"poll-{uuid.uuid4().hex}",
+            "msgtype": "stream",
+            "stream": {"id": stream_id_for(call.msg_id)},
+        }
+        status, answer, _ = await aibot.post_raw(*aibot.aibot_body(poll))
+        assert status == 200
+        if not answer or aibot.open_aibot_reply(answer)["stream"]["finish"]:
+            return
+        await asyncio.sleep(0.5)
+
+
+@pytest.mark.parametrize("channel", ["app", "aibot"])
+async def test_a_message_interrupted_by_a_kill_is_handled_by_its_retry(
+    tmp_path: Path, postgres_url: str, channel: str
+) -> None:
+    assert await _kill_mid_handler(tmp_path, postgres_url, channel) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect in bot/middleware.py deduplicate (claim lease takeover) with handlers that are not "
+    "idempotent: a handler interrupted by a crash after its first commit (here: the event is written, its "
+    "announcement is not) is run again in full by the retry that takes over the unanswered claim 4 s later: "
+    "a second event with the same title (only the second one is announced). Effects must be keyed by the "
+    "message id (or committed with the claim) so that a takeover completes the work instead of repeating it.",
+)
+@pytest.mark.parametrize("channel", ["app", "aibot"])
+async def test_a_message_interrupted_after_its_first_write_is_not_acted_on_twice(
+    tmp_path: Path, postgres_url: str, channel: str
+) -> None:
+    assert await _kill_mid_handler(tmp_path, postgres_url, channel, hold="outbox") == 1
+
+
+@pytest.mark.parametrize("channel", ["app", "aibot"])
+async def test_a_retry_reaching_another_process_at_once_is_not_dropped(
+    tmp_path: Path, postgres_url: str, channel: str
+) -> None:
+    # The claim of the dead process is not yet 4 s old, so it cannot be taken over: the retry must be answered
+    # with a failure (WeCom tries again later), never with a 200 that ends WeCom's retries unacted on.
+    assert await _kill_mid_handler(tmp_path, postgres_url, channel, retry_at_peer=True) == 1
+
+
+# -- the database away -----------------------------------------------------------------------------------------
+
+
+class TcpProxy:
+    """A TCP proxy in front of PostgreSQL that can be cut (connections dropped, new ones refused) and restored."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.up = True
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> TcpProxy:
+        """Listen on a free loopback port."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def cut(self) -> None:
+        """The database becomes unreachable: open connections are reset, new ones are closed at once."""
+        self.up = False
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        """The database is reachable again."""
+        self.up = True
+
+    async def close(self) -> None:
+        """Stop listening and drop every connection."""
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+        pipes = [
+            asyncio.create_task(self._pipe(reader, up_writer)),
+            asyncio.create_task(self._pipe(up_reader, writer)),
+        ]
+        self._tasks.update(pipes)
+        for pipe in pipes:
+            pipe.add_done_callback(self._tasks.discard)
+        await asyncio.gather(*pipes, return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort()
+
+
+@pytest.fixture
+async def proxied_postgres() -> AsyncIterator[tuple[str, str, TcpProxy]]:
+    """A fresh PostgreSQL database: its direct URL, its URL through a cuttable proxy, and the proxy."""
+    if not PG_URL:
+        pytest.skip("the database outage runs on PostgreSQL: set BOT_TEST_POSTGRES_URL")
+    async with fresh_postgres_database() as url:
+        parsed = make_url(url)
+        proxy = await TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432).start()
+        try:
+            yield (
+                url,
+                parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+                proxy,
+            )
+        finally:
+            await proxy.close()
+
+
+async def test_database_outage_answers_503_and_recovers_by_itself(
+    tmp_path: Path, proxied_postgres: tuple[str, str, TcpProxy]
+) -> None:
+    direct_url, proxied_url, proxy = proxied_postgres
+    await prepare_database(direct_url, announcing_roster(tmp_path))
+    fake = RoutedFake()
+    (api_base,) = await fake.start_ports(1)
+    bot = ServeProcess("bot", tmp_path / "bot", wecom_env(proxied_url, api_base), port=free_port())
+    try:
+        await bot.start()
+        async with aiohttp.ClientSession() as http:
+            aibot, app = bot.callbacks(http)
+            before, during = (add_event_callbacks(aibot, app, 4, uuid.uuid4().hex[:6]) for _ in range(2))
+            assert [await post(http, bot.url, c) for c in before] == [200] * 4
+            assert (await bot.healthz(http))[0] == 200
+            # no delivery in flight when the database goes (see the test below for one that is)
+            await until(lambda: outbox_settled(direct_url), within=30, what="outbox delivered", every=0.1)
+
+            proxy.cut()
+            loop = asyncio.get_running_loop()
+            for call in during:
+                started = loop.time()
+                status = await post(http, bot.url, call)
+                assert status == 503, f"{call.channel} callback answered {status} while the database is away"
+                assert loop.time() - started < 5, "not answered within WeCom's 5 s"
+            status, health = await bot.healthz(http)
+            assert status == 503 and health["status"] == "degraded", health
+
+            proxy.restore()
+
+            async def healthy() -> bool:
+                return (await bot.healthz(http))[0] == 200
+
+            await until(healthy, within=30, what="/healthz ok again without a restart", every=0.2)
+            await retry_unanswered(http, bot.url, during, within=30)
+            assert all(c.answers[-1] == 200 and 503 in c.answers for c in during)
+            await until(lambda: outbox_settled(direct_url), within=60, what="outbox delivered", every=0.2)
+        assert set((await acted_on(direct_url, before + during)).values()) == {1}
+        assert_announced_once(fake, before + during)
+    finally:
+        await bot.stop()
+        await fake.close()
+    log = bot.log()
+    for unexpected in ("callback failed", "handler failed", "late answer failed"):
+        assert unexpected not in log
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect in bot/outbox.py OutboxWorker._deliver: when the database fails between a successful send "
+    "and mark_sent, the worker pass fails and the message stays pending under its 60 s lease; after the lease "
+    "it is sent again (a duplicate). The worker knows the send succeeded: it should keep retrying mark_sent "
+    "(bounded, with backoff) until the database is back instead of abandoning the outcome.",
+)
+async def test_a_send_that_succeeds_during_an_outage_is_not_repeated(
+    tmp_path: Path, proxied_postgres: tuple[str, str, TcpProxy]
+) -> None:
+    direct_url, proxied_url, proxy = proxied_postgres
+    await prepare_database(direct_url, announcing_roster(tmp_path))
+    fake = RoutedFake()
+    (api_base,) = await fake.start_ports(1)
+    bot = ServeProcess("bot", tmp_path / "bot", wecom_env(proxied_url, api_base))
+    try:
+        await bot.start()
+        async with aiohttp.ClientSession() as http:
+            aibot, app = bot.callbacks(http)
+            (call,) = add_event_callbacks(aibot, app, 1, uuid.uuid4().hex[:6])
+            fake.hold_sends()
+            assert await post(http, bot.url, call) == 200
+
+            async def sending() -> bool:
+                return fake.held >= 1
+
+            await until(sending, within=10, what="the announcement being sent")
+            proxy.cut()
+            fake.release_sends()  # WeCom delivers it; the bot cannot record that
+            await until(lambda: asyncio.sleep(0, len(fake.sends()) >= 1), within=10, what="the send answered")
+            await asyncio.sleep(0.5)  # the worker tries to record the outcome while the database is away
+            proxy.restore()
+            await until(lambda: outbox_settled(direct_url), within=90, what="outbox delivered", every=0.5)
+        assert_announced_once(fake, [call])
+    finally:
+        fake.release_sends()
+        await bot.stop()
+        await fake.close()
