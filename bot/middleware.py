@@ -26,10 +26,16 @@ class ServiceUnavailable(Exception):
     """The bot cannot act now (database unreachable); channels answer so that the platform retries."""
 
 
+class RetryLater(ServiceUnavailable):
+    """A retried message whose first delivery is still being handled: the platform should retry later."""
+
+
 async def guard_errors(ctx: Context, call_next: Next) -> Reply | None:
     """Turn a handler bug into a polite reply; turn a database outage into ``ServiceUnavailable``."""
     try:
         return await call_next(ctx)
+    except ServiceUnavailable:
+        raise
     except (OperationalError, PoolTimeoutError, OSError, DBAPIError) as exc:
         if (
             isinstance(exc, DBAPIError)
@@ -45,9 +51,14 @@ async def guard_errors(ctx: Context, call_next: Next) -> Reply | None:
         return Reply("抱歉，处理您的消息时出错了，已记录，请稍后再试。")
 
 
+def message_key(channel: str, msg_id: str) -> str:
+    """The processed-message key of a channel's message id."""
+    return f"{channel}:{msg_id}"
+
+
 def dedupe_key(event: Event) -> str | None:
     """The processed-message key of an event (None: the channel gives no message id)."""
-    return f"{event.channel}:{event.msg_id}" if event.msg_id else None
+    return message_key(event.channel, event.msg_id) if event.msg_id else None
 
 
 async def deduplicate(ctx: Context, call_next: Next) -> Reply | None:
@@ -59,10 +70,14 @@ async def deduplicate(ctx: Context, call_next: Next) -> Reply | None:
     store = ctx.services.store
     claimed = await store.dedupe.claim(key, ctx.services.clock.now(), lease=CLAIM_LEASE)
     if not claimed.new:
+        if not claimed.answered:
+            # still being handled (or its process died and the lease has not run out): WeCom must try again
+            log.info("retried message %s is still being handled; asking for a later retry", key)
+            raise RetryLater(key)
         log.info("retried message %s: %s", key, "answered again" if claimed.reply else "dropped")
         return Reply(claimed.reply) if claimed.reply else None
     reply = await call_next(ctx)
-    store.dedupe.answered(key, reply.text if reply is not None else None, ctx.services.clock.now())
+    await store.dedupe.answered(key, reply.text if reply is not None else "", ctx.services.clock.now())
     return reply
 
 

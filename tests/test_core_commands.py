@@ -135,11 +135,10 @@ async def test_duplicate_message_id_is_acted_on_once(bot: BotApp) -> None:
     chat = Chat(bot)
     first = await chat.say("someone", "/count", msg_id="same-id")
     second = await chat.say("someone", "/count", msg_id="same-id")
-    await bot.store.dedupe.flush()
     third = await chat.say("someone", "/count", msg_id="same-id")
     # the handler ran once; retries get the answer it gave (WeCom retries when the answer did not arrive)
     assert calls == ["x"]
-    assert first == "第 1 次" and second in ("", first) and third == first
+    assert first == "第 1 次" and second == first and third == first
     assert await chat.say("someone", "/count", msg_id="other-id") == "第 2 次"
 
 
@@ -156,8 +155,7 @@ async def test_unanswered_claim_of_a_dead_process_is_taken_over(bot: BotApp) -> 
     )
     assert sorted(o.new for o in outcomes) == [False, True]
     # an answered claim is never taken over, and its answer is kept
-    bot.store.dedupe.answered("chat:m1", "答复", later)
-    await bot.store.dedupe.flush()
+    await bot.store.dedupe.answered("chat:m1", "答复", later)
     retried = await bot.store.dedupe.claim("chat:m1", later + timedelta(hours=1), lease=timedelta(seconds=4))
     assert not retried.new and retried.answered and retried.reply == "答复"
 

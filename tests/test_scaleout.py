@@ -162,11 +162,15 @@ async def test_a_callback_delivered_to_both_processes_is_acted_on_once(cluster: 
         *(client.post_raw(*aibot_call) for client in (aibot_a, aibot_b, aibot_a, aibot_b)),
         *(client.post_raw(*app_call) for client in (app_a, app_b, app_a, app_b)),
     )
-    assert [status for status, _, _ in answers] == [200] * 8
-    replies = [aibot_a.open_aibot_reply(text)["stream"]["content"] for _, text, _ in answers[:4] if text]
+    # a copy that arrives while another is being handled gets 503 (WeCom tries it again later); the others 200
+    statuses = [status for status, _, _ in answers]
+    assert set(statuses) <= {200, 503} and 200 in statuses[:4] and 200 in statuses[4:], statuses
+    replies = [
+        aibot_a.open_aibot_reply(text)["stream"]["content"] for status, text, _ in answers[:4] if status == 200 and text
+    ]
     assert any("已添加活动" in r for r in replies), replies  # the delivery that acted answers with its result
-    app_replies = [app_a.open_app_reply(text)["Content"] for _, text, _ in answers[4:] if text]
-    assert sum("已添加活动" in r for r in app_replies) == 1, app_replies
+    app_replies = [app_a.open_app_reply(text)["Content"] for status, text, _ in answers[4:] if status == 200 and text]
+    assert any("已添加活动" in r for r in app_replies), app_replies  # later copies get the same answer
 
     assert await cluster.events_titled(aibot_title) == 1
     assert await cluster.events_titled(app_title) == 1

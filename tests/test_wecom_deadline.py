@@ -183,7 +183,10 @@ async def test_a_retry_reaching_another_process_is_acted_on_once(
             *(s.aibot.post_raw(*s.aibot.aibot_body(payload)) for s in (first, second, first, second)),
             *(s.app.post_raw(*s.app.app_body(xml)) for s in (first, second, first, second)),
         )
-        assert [status for status, _, _ in results] == [200] * 8
+        # one copy per message is handled; a copy arriving while it is still being handled gets 503, so WeCom
+        # would try it again later (and then get the recorded answer)
+        statuses = [status for status, _, _ in results]
+        assert set(statuses) <= {200, 503} and 200 in statuses[:4] and 200 in statuses[4:], statuses
         assert sorted(acted) == sorted(["cross-aibot-1", "cross-aibot-2", "7007"])
 
         # a slow answer started in one process is collected through the other
@@ -216,11 +219,6 @@ async def test_a_retry_reaching_another_process_is_acted_on_once(
     assert sorted(acted) == sorted(["cross-aibot-1", "cross-aibot-2", "7007", "cross-aibot-3"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect in bot/store/repos.py (CLAIM_LEASE): a claim not answered within 4 s is taken over by a "
-    "retry although its handler is still running in the background; see the issue 3 audit report",
-)
 async def test_a_slow_command_retried_after_the_deadline_is_acted_on_once(
     database_url: str, clock: ManualClock, tmp_path: Path
 ) -> None:

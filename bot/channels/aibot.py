@@ -33,6 +33,7 @@ from bot.channels.wecom_callback import (
     verify_url,
 )
 from bot.events import Event, Outbound, Target, TargetKind
+from bot.middleware import message_key
 from bot.store.wecom import AibotStream, AibotStreamRepo, StreamDelivery
 from bot.wecom.crypto import CallbackCrypto, CallbackRejected
 from bot.wecom.senders import RESPONSE_URL_BYTES, clip
@@ -197,6 +198,8 @@ class AibotChannel:
                 response_url=message.response_url,
                 now=self.bot.clock.now(),
             )
+            # answered "later": a retry must neither run the handler again nor get the late result twice
+            await self.bot.store.dedupe.answered(message_key(CHANNEL, message.msg_id), "", self.bot.clock.now())
             self.background.spawn(
                 settle(outcome.task, lambda answer: self._deliver_late(message, answer), what="aibot"),
                 name=f"aibot-late:{stream_id}",

@@ -27,6 +27,7 @@ from bot.channels.wecom_callback import (
     verify_url,
 )
 from bot.events import Event, Reply
+from bot.middleware import message_key
 from bot.wecom.crypto import CallbackCrypto, CallbackRejected
 from bot.wecom.senders import TEXT_BYTES, clip
 
@@ -151,6 +152,8 @@ class AppChannel:
             self.bot.handle(event), self.reply_wait, name=f"app:{message.dedupe_id}"
         )
         if isinstance(outcome, Late):
+            # answered "later": a retry must neither run the handler again nor get the late result twice
+            await self.bot.store.dedupe.answered(message_key(CHANNEL, message.dedupe_id), "", event.received_at)
             self.background.spawn(
                 settle(outcome.task, lambda reply: self._deliver_late(message, reply), what="app"),
                 name=f"app-late:{message.dedupe_id}",

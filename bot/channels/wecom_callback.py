@@ -83,7 +83,7 @@ def rejection(channel: str, request: web.Request, exc: CallbackRejected) -> web.
 
 def unavailable(channel: str) -> web.Response:
     """503: the bot cannot act now; WeCom retries the callback."""
-    log.warning("%s callback answered 503: database unavailable", channel)
+    log.warning("%s callback answered 503 (database unavailable, or the message is still being handled)", channel)
     return web.Response(status=503, text="service unavailable", headers={"Retry-After": "5"})
 
 

@@ -263,12 +263,14 @@ class DedupeRepo:
         and the earlier claim was never ``answered`` within it (its process died): then the retry takes over."""
         return await self._claims.submit((key, at or utcnow(), lease))
 
-    def answered(self, key: str, reply: str | None, at: datetime | None = None) -> None:
-        """Record (behind the reply, batched) that a message was answered, and with what."""
-        self._answers.submit_nowait((key, at or utcnow(), reply))
+    async def answered(self, key: str, reply: str | None, at: datetime | None = None) -> None:
+        """Record (batched) that a message was answered, and with what; the first answer recorded stays (a
+        channel that answered "later" records ``""``, so the late result is not given again to a retry)."""
+        await self._answers.submit((key, at or utcnow(), reply))
 
     async def flush(self) -> None:
-        """Wait for answers still being written (shutdown, tests)."""
+        """Wait for writes still under way (shutdown)."""
+        await self._claims.flush()
         await self._answers.flush()
 
     async def _claim_batch(self, items: Sequence[tuple[str, datetime, timedelta | None]]) -> list[Claimed]:
@@ -319,8 +321,8 @@ class DedupeRepo:
             update(table)
             .where(table.c.key == bindparam("b_key"))
             .values(
-                answered_at=bindparam("b_at", type_=table.c.answered_at.type),
-                reply=bindparam("b_reply", type_=table.c.reply.type),
+                answered_at=func.coalesce(table.c.answered_at, bindparam("b_at", type_=table.c.answered_at.type)),
+                reply=func.coalesce(table.c.reply, bindparam("b_reply", type_=table.c.reply.type)),
             )
         )
         async with self._engine.begin() as conn:
