@@ -471,3 +471,21 @@ def test_domain_flavoured_chatter_file() -> None:
     quiet = sum(not judge(c["text"]).is_problem for c in chatter)
     assert len(chatter) >= 20
     assert quiet / len(chatter) >= 0.95
+
+
+def test_a_new_studio_is_not_drowned_by_the_others_history(heldout_roster: list[StudioDoc]) -> None:
+    """A studio that joined today (no solved problems) still gets the questions its roster entry clearly covers,
+    although every other studio has a long record (each held-out problem solved twenty times over)."""
+    cold = "C04"
+    train = [q for q in _load(HELDOUT, "questions.jsonl") if q["expect"] != cold] * 20
+    ours = [
+        q
+        for name in ("questions.jsonl", "questions_fresh.jsonl")
+        for q in _load(HELDOUT, name)
+        if q["expect"] == cold
+    ]
+    index = RoutingIndex(heldout_roster, _solved(train))
+    result = evaluate(index, ours)
+    assert result.questions >= 5
+    assert result.top1 >= 0.8
+    assert result.top3 == 1.0

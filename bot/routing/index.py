@@ -9,13 +9,15 @@ Scoring (``rank``) adds up, per studio, three kinds of evidence:
    verbatim, and a small prior for the question's discipline (bridge, tunnel, urban rail, power).
 2. History evidence: every solved problem adds its features to its studio's tally. A question feature votes
    for studios in proportion to how many of their solved problems contain it, discounted while the feature
-   has been seen only a few times, so roster evidence dominates while history is thin. The tallies are kept
-   per feature, so ranking costs the same with 100 or 100,000 solved problems and ``add_solved`` only
-   touches the new problem's features.
+   has been seen only a few times, so roster evidence dominates while history is thin; a studio's history total
+   saturates (``HISTORY_CAP``), so a long record elsewhere cannot drown a new studio's clear roster match. The
+   tallies are kept per feature, so ranking costs the same with 100 or 100,000 solved problems and
+   ``add_solved`` only touches the new problem's features.
 3. The total is squashed into [0, 1].
 
-``similar`` is separate: an inverted index of the solved problems' bigrams and terms preselects candidates,
-which are then compared in full (IDF-weighted Dice); only near-restatements pass its high threshold.
+``similar`` is separate: an inverted index of the solved problems' keys (domain terms, bigrams and characters of
+content words, quantities, symptoms) preselects candidates, which are then compared in full (IDF-weighted Dice);
+only restatements of the same question pass its threshold.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ BM25_B = 0.5
 HISTORY_WEIGHT = 1.0
 HISTORY_SMOOTHING = 2.0  # a feature seen in k solved problems gets k / (k + smoothing) of its vote
 HISTORY_MAX_SHARE = 0.2  # features in more than this share of solved problems are ignored by history
+HISTORY_CAP = 8.0  # a studio's history evidence approaches this much, never more
 HISTORY_PRIOR_PROBLEMS = 50  # history IDF counts this many notional problems, so a handful is not noise
 SCORE_SCALE = 12.0  # score = 1 - exp(-raw / SCORE_SCALE)
 MATCHED_LIMIT = 5
@@ -381,10 +384,12 @@ class RoutingIndex:
             for sid, studio in self._studios.items():
                 affinity = sum(share * q.disciplines.get(d, 0.0) for d, share in studio.disciplines.items())
                 scores[sid] += DISCIPLINE_WEIGHT * affinity
-        # history evidence
+        # history evidence, saturating per studio so that a long record cannot drown a clear roster match
         n_problems = len(self._problems)
         if n_problems:
             cap = max(5.0, HISTORY_MAX_SHARE * n_problems)
+            history: dict[str, float] = {}
+            history_why: dict[str, dict[str, float]] = {}
             for feat, qw in q.features.items():
                 total = self._hist_total.get(feat)
                 if not total or total > cap:
@@ -399,9 +404,15 @@ class RoutingIndex:
                 for sid, count in self._hist[feat].items():
                     if sid in scores:
                         contribution = weight * count
-                        scores[sid] += contribution
+                        history[sid] = history.get(sid, 0.0) + contribution
                         if feat[0] == "w":
-                            why[sid][feat[2:]] = why[sid].get(feat[2:], 0.0) + contribution
+                            terms = history_why.setdefault(sid, {})
+                            terms[feat[2:]] = terms.get(feat[2:], 0.0) + contribution
+            for sid, raw in history.items():
+                saturated = HISTORY_CAP * (1.0 - math.exp(-raw / HISTORY_CAP))
+                scores[sid] += saturated
+                for term, contribution in history_why.get(sid, {}).items():
+                    why[sid][term] = why[sid].get(term, 0.0) + contribution * saturated / raw
         return scores, why
 
     def _concept_label(self, sid: str, feat: str, q: _Query) -> str:
