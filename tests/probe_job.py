@@ -5,6 +5,9 @@ real ``alliance-bot`` CLI). ``PROBE_JOBS_AT`` (epoch seconds) is when the first 
 once, one second after the previous one. Every process logs each firing its scheduler makes (``probe fired``);
 only the process that claims the firing in ``job_run`` runs the job, which sends one unkeyed message, so a
 double firing would show as a second message.
+
+``PROBE_ESCALATE_AT`` (epoch seconds), when set, also runs the problem escalation sweep at that instant in every
+process at once (a non-exclusive job): each problem must still be escalated once, by one process.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from bot.services import Services
 
 log = logging.getLogger("bot.probe")
 PROBES = ("probe-1", "probe-2", "probe-3")
+ESCALATE = "probe-escalate"
 LAUNCHER = (
     "-c",
     "import sys, bot.app as app; app.FEATURES += ('tests.probe_job',); "
@@ -33,8 +37,25 @@ async def _probe(services: Services, now: datetime) -> str:
     return f"sent by {os.getpid()}"
 
 
+async def _escalate(services: Services, now: datetime) -> str:
+    from bot.problems import ProblemService
+
+    return await services.feature(ProblemService).escalate_due(now)
+
+
 async def setup(bot: BotApp) -> None:
-    """Register the probe jobs (exclusive, like every cluster-wide job)."""
+    """Register the probe jobs (exclusive, like every cluster-wide job) and the concurrent escalation sweep."""
+    if "PROBE_ESCALATE_AT" in os.environ:
+        bot.jobs.add(
+            ESCALATE,
+            DateTrigger(
+                run_date=datetime.fromtimestamp(float(os.environ["PROBE_ESCALATE_AT"]), UTC),
+                timezone=bot.settings.tz,
+            ),
+            _escalate,
+            description="扩展测试：各进程同时升级问题",
+            exclusive=False,
+        )
     first = datetime.fromtimestamp(float(os.environ["PROBE_JOBS_AT"]), UTC)
     for index, name in enumerate(PROBES):
         bot.jobs.add(
@@ -45,7 +66,7 @@ async def setup(bot: BotApp) -> None:
         )
 
     def executed(event: JobExecutionEvent) -> None:
-        if event.job_id in PROBES:
+        if event.job_id in (*PROBES, ESCALATE):
             log.warning("probe fired: %s in %d", event.job_id, os.getpid())
 
     bot.scheduler.add_listener(executed, EVENT_JOB_EXECUTED)

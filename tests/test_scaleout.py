@@ -32,7 +32,7 @@ from bot.store.events import CalendarEvent
 from bot.store.models import OutboxMessage, ProcessedMessage
 from tests.fake_wecom import Recorded, aibot_text, app_text
 from tests.harness import PG_URL, ROOT, fresh_postgres_database
-from tests.probe_job import LAUNCHER, PROBES
+from tests.probe_job import ESCALATE, LAUNCHER, PROBES
 from tests.processes import (
     LEADS,
     RoutedFake,
@@ -166,10 +166,14 @@ async def test_a_callback_delivered_to_both_processes_is_acted_on_once(cluster: 
     statuses = [status for status, _, _ in answers]
     assert set(statuses) <= {200, 503} and 200 in statuses[:4] and 200 in statuses[4:], statuses
     replies = [
-        aibot_a.open_aibot_reply(text)["stream"]["content"] for status, text, _ in answers[:4] if status == 200 and text
+        aibot_a.open_aibot_reply(text)["stream"]["content"]
+        for status, text, _ in answers[:4]
+        if status == 200 and text
     ]
     assert any("已添加活动" in r for r in replies), replies  # the delivery that acted answers with its result
-    app_replies = [app_a.open_app_reply(text)["Content"] for status, text, _ in answers[4:] if status == 200 and text]
+    app_replies = [
+        app_a.open_app_reply(text)["Content"] for status, text, _ in answers[4:] if status == 200 and text
+    ]
     assert any("已添加活动" in r for r in app_replies), app_replies  # later copies get the same answer
 
     assert await cluster.events_titled(aibot_title) == 1
@@ -256,3 +260,47 @@ async def test_an_exclusive_job_fires_once_across_processes(tmp_path: Path, post
         probes = [r for r in cluster.fake.delivered("/cgi-bin/message/send") if "探针任务执行" in content(r)]
         assert len(probes) == len(PROBES)
         assert [r.body["touser"] for r in probes] == ["admin1"] * len(PROBES)
+
+
+PROBLEMS = (
+    "盾构始发时土压波动大，怎么调掘进参数？（{i}）",
+    "连续梁悬臂浇筑线形偏差超标，如何调整立模标高？（{i}）",
+    "地铁车站深基坑支撑轴力报警，该怎么处置？（{i}）",
+    "接触网吊弦断裂频繁，可能是什么原因？（{i}）",
+)
+
+
+async def test_each_problem_is_escalated_once_when_every_process_sweeps_at_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # The escalation job is exclusive; beneath that, each problem's escalation is a conditional update, so
+    # even sweeps running in every process at the same instant escalate each problem once.
+    now = time.time()
+    sweep_at = now + 25  # three processes start and eight problems are logged well before
+    if sweep_at % 600 < 30 or sweep_at % 600 > 580:  # keep clear of the regular */10 min escalation job
+        sweep_at += 60
+    env = {"PROBE_JOBS_AT": str(now + 3600), "PROBE_ESCALATE_AT": str(sweep_at), "BOT_CLAIM_HOURS": "0.001"}
+    async with _cluster(tmp_path, postgres_url, 3, launcher=True, **env) as cluster:
+        _, app = cluster.processes[0].callbacks(cluster.http)
+        for i in range(8):
+            text = "/提问 " + PROBLEMS[i % len(PROBLEMS)].format(i=i)
+            status, reply, _ = await app.post_raw(*app.app_body(app_text(text, user=f"member{i}")))
+            assert status == 200 and "已登记技术问题" in app.open_app_reply(reply)["Content"], reply
+        assert time.time() < sweep_at - 4  # logged, and due (3.6 s unclaimed) by the time of the sweep
+
+        async def all_swept() -> bool:
+            return all(f"probe fired: {ESCALATE}" in p.log() for p in cluster.processes)
+
+        await until(all_swept, within=60, what="every process running the escalation sweep")
+        await until(cluster.outbox_settled, within=30, what="escalation notices delivered")
+        keys = await _all(
+            postgres_url,
+            select(OutboxMessage.dedupe_key).where(
+                col(OutboxMessage.dedupe_key).like("problem:%:escalated:%")
+            ),
+        )
+        per_problem_lead = Counter(":".join(key.split(":")[:4]) for key in keys)
+        assert len({k.split(":")[1] for k in per_problem_lead}) == 8, (
+            per_problem_lead
+        )  # every problem escalated
+        assert set(per_problem_lead.values()) == {1}, per_problem_lead  # by one process only
