@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from bot.events import Outbound, Target, TargetKind
 from bot.routing import Judgement, RoutingIndex, SimilarMatch, SolvedProblem, StudioDoc, StudioMatch, judge
 from bot.services import Services
 from bot.store import Store
@@ -43,6 +46,8 @@ DIGEST_JOB = "problems-digest"
 RECOMMEND = 3
 MAX_TEXT = 2000
 DIGEST_AGE = timedelta(days=1)
+# How long the routing index is trusted before it is checked against the database again (seconds).
+FRESH_FOR = 5.0
 
 
 # -- labels ----------------------------------------------------------------------------------------
@@ -163,6 +168,10 @@ class ProblemService:
         self._studio_signature: tuple[Any, ...] | None = None
         self._solved_signature: tuple[int, datetime | None] | None = None
         self._lock = asyncio.Lock()
+        # When the index was last checked against the database, and the roster generation it saw then.
+        self._checked_at = -math.inf
+        self._roles_seen = -1
+        self._studios: dict[str, Studio] | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -177,9 +186,28 @@ class ProblemService:
             alliances = (await session.exec(select(func.count(), func.max(Alliance.updated_at)))).one()
         return (*row, *alliances)
 
+    def _fresh(self) -> bool:
+        return (
+            self._index is not None
+            and self._roles_seen == self.services.store.roles.value
+            and monotonic() - self._checked_at < FRESH_FOR
+        )
+
     async def index(self) -> RoutingIndex:
-        """The routing index, brought up to date with the roster and the solved problems."""
+        """The routing index, brought up to date with the roster and the solved problems.
+
+        Checked against the database at most every ``FRESH_FOR`` seconds (a burst of problems must not pay
+        for it each time); at once after a roster import in this process; problems solved here are added as
+        they are solved.
+        """
+        if self._fresh():
+            assert self._index is not None
+            return self._index
         async with self._lock:
+            if self._fresh():
+                assert self._index is not None
+                return self._index
+            roles_seen = self.services.store.roles.value
             store = self.services.store
             signature = await self._studios_signature()
             if self._index is None or signature != self._studio_signature:
@@ -200,6 +228,8 @@ class ProblemService:
             if solved_signature != self._solved_signature:
                 await self._sync_solved()
                 self._solved_signature = solved_signature
+            self._studios = {s.id: s for s in await store.studios.all()}
+            self._checked_at, self._roles_seen = monotonic(), roles_seen
             return self._index
 
     async def _sync_solved(self) -> None:
@@ -239,8 +269,10 @@ class ProblemService:
     # -- helpers ---------------------------------------------------------------------------------
 
     async def studios(self) -> dict[str, Studio]:
-        """Every studio by id."""
-        return {s.id: s for s in await self.services.store.studios.all()}
+        """Every studio by id (as fresh as the index)."""
+        await self.index()
+        assert self._studios is not None
+        return self._studios
 
     async def alliance_of_group(self, group: str | None) -> str | None:
         """The alliance whose configured groups include ``group`` (an app chat id or webhook key from the
@@ -318,13 +350,16 @@ class ProblemService:
             requests=[(m.id, rank) for rank, m in enumerate(chosen, start=1)],
             events=events,
         )
-        for match in chosen:
-            studio = studios[match.id]
-            await self.services.outbox.notify_user(
-                studio.lead_userid,
-                self._ask_text(problem, studio, match, escalated=False),
-                dedupe_key=f"problem:{problem.id}:ask:{studio.id}",
+        await self.services.outbox.send(
+            *(
+                Outbound(
+                    Target(TargetKind.USER, studios[match.id].lead_userid),
+                    self._ask_text(problem, studios[match.id], match, escalated=False),
+                    dedupe_key=f"problem:{problem.id}:ask:{match.id}",
+                )
+                for match in chosen
             )
+        )
         similar_problems = {
             p.id: p for p in await self.repo.by_ids(s.id for s in similar) if p.id is not None
         }
