@@ -16,7 +16,8 @@ Run (each prints a Markdown table):
     .venv/bin/python bench/bench_callbacks.py                          # SQLite, one process
     .venv/bin/python bench/bench_callbacks.py --postgres --processes 2  # PostgreSQL, two processes
     .venv/bin/python bench/bench_callbacks.py --slow-api 3 --kinds problem --n 300
-The per-user rate limit is switched off (``BOT_RATE_LIMIT_PER_MIN=0``): the burst comes from a few users.
+The per-user rate limit and the studios' daily cap are switched off (``BOT_RATE_LIMIT_PER_MIN=0``,
+``BOT_STUDIO_DAILY_CAP=1000000``): the burst comes from a few users, and every problem notifies its leads.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.settings import normalise_database_url  # noqa: E402
 from bot.store import Store  # noqa: E402
 from tests.fake_wecom import (  # noqa: E402
     AIBOT_TOKEN,
@@ -254,7 +256,7 @@ async def database(postgres: str | None, tmp: Path) -> AsyncIterator[str]:
 
 async def wait_delivered(url: str, within: float) -> tuple[float, dict[str, int]]:
     """Seconds until no outbox message is pending (or ``within``), and the outbox counts then."""
-    store = await Store.open(url, migrate=False)
+    store = await Store.open(normalise_database_url(url), migrate=False)
     began = time.perf_counter()
     try:
         while True:
@@ -284,6 +286,7 @@ async def main(args: argparse.Namespace) -> None:
                 env.update(
                     BOT_DATABASE_URL=url,
                     BOT_RATE_LIMIT_PER_MIN="0",
+                    BOT_STUDIO_DAILY_CAP="1000000",
                     BOT_WECOM_CORP_ID=CORP_ID,
                     BOT_WECOM_AGENT_ID="1000002",
                     BOT_WECOM_SECRET=SECRET,
