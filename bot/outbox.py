@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
 from bot.events import Outbound, Target, TargetKind
 from bot.store import Store
 from bot.store.delivery import RateLimit, SendLogRepo
@@ -107,6 +110,8 @@ def announce_targets(announce: Mapping[str, object]) -> list[Target]:
 
 
 CLAIM_LEASE = timedelta(seconds=60)
+# How long a worker keeps trying to record a send that succeeded (well within CLAIM_LEASE), seconds.
+RECORD_SENT_PATIENCE = 25.0
 
 
 class OutboxWorker:
@@ -228,7 +233,24 @@ class OutboxWorker:
                 message.id, error=repr(exc), retry_at=self._retry_at(message, 60.0)
             )
             return
-        await self._store.outbox.mark_sent(message.id, self._now())
+        await self._record_sent(message.id)
+
+    async def _record_sent(self, message_id: int) -> None:
+        """Record a successful send. The message went out: if the database is briefly away, keep trying (while
+        the lease still holds it) rather than leave it pending, to be sent a second time after the lease."""
+        delay, waited = 0.25, 0.0
+        while True:
+            try:
+                await self._store.outbox.mark_sent(message_id, self._now())
+                return
+            except (OperationalError, DBAPIError, OSError, PoolTimeoutError) as exc:
+                if waited + delay > RECORD_SENT_PATIENCE:
+                    log.error("outbox message %s was sent but could not be recorded: %s", message_id, exc)
+                    raise
+                log.warning("outbox message %s sent; recording it failed (%s), retrying", message_id, exc)
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 4.0)
 
     def _retry_at(self, message: OutboxMessage, retry_after: float | None) -> datetime | None:
         if retry_after is None or message.attempts + 1 >= MAX_ATTEMPTS:

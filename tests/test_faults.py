@@ -516,13 +516,6 @@ async def test_database_outage_answers_503_and_recovers_by_itself(
         assert unexpected not in log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in bot/outbox.py OutboxWorker._deliver: when the database fails between a successful send "
-    "and mark_sent, the worker pass fails and the message stays pending under its 60 s lease; after the lease "
-    "it is sent again (a duplicate). The worker knows the send succeeded: it should keep retrying mark_sent "
-    "(bounded, with backoff) until the database is back instead of abandoning the outcome.",
-)
 async def test_a_send_that_succeeds_during_an_outage_is_not_repeated(
     tmp_path: Path, proxied_postgres: tuple[str, str, TcpProxy]
 ) -> None:
