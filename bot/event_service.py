@@ -136,7 +136,9 @@ class EventService:
         """Store an event, plan its reminders and announce it to its groups."""
         now = self.services.clock.now()
         event.created_at = event.updated_at = now
-        await self.repo.create(event)
+        # a retry of the message that created it gets the same event; planning and announcing are idempotent,
+        # so a retry that took over an interrupted message completes what it began
+        event = await self.repo.create(event)
         reminders = await self.plan_group_reminders(event, now)
         await self._announce(event, self.announcement(event), key=f"event:{event.id}:created")
         return event, reminders

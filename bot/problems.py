@@ -318,7 +318,9 @@ class ProblemService:
 
     # -- logging ---------------------------------------------------------------------------------
 
-    async def log(self, text: str, *, asker: str, group: str | None) -> Logged:
+    async def log(
+        self, text: str, *, asker: str, group: str | None, message_key: str | None = None
+    ) -> Logged:
         """Log a problem, ask the best studios (skipping those at today's cap) and notify their leads."""
         index = await self.index()
         now = self.services.clock.now()
@@ -346,6 +348,7 @@ class ProblemService:
                 status=(ProblemStatus.ROUTED if chosen else ProblemStatus.OPEN).value,
                 created_at=now,
                 routed_at=now if chosen else None,
+                message_key=message_key,
             ),
             requests=[(m.id, rank) for rank, m in enumerate(chosen, start=1)],
             events=events,

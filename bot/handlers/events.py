@@ -19,6 +19,7 @@ from bot.dispatcher import Caller, Context, Role, Router, UsageError, UserError
 from bot.duties import check_annual_meetings, check_lead_rotation, weekly_digest
 from bot.event_service import ALL_ALLIANCES, SWEEP_JOB, EventService, type_label
 from bot.event_types import TYPE_NAMES, EventType, offset_label
+from bot.middleware import dedupe_key
 from bot.services import Services
 from bot.store.events import AttendeeStatus, CalendarEvent, EventReminder
 from bot.store.models import Alliance
@@ -318,6 +319,7 @@ async def _add(ctx: Context, args: str) -> str:
         place=request.place,
         capacity=request.capacity,
         organizer=ctx.caller.user_id,
+        message_key=dedupe_key(ctx.event),
     )
     event, reminders = await service.create(event)
     lines = [

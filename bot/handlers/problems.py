@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.dispatcher import Caller, Context, Role, Router, UsageError, UserError
+from bot.middleware import dedupe_key
 from bot.problems import (
     DIGEST_JOB,
     ESCALATION_JOB,
@@ -132,7 +133,9 @@ def chatter_reply(verdict: Judgement, text: str) -> str:
 
 async def _log(ctx: Context, text: str) -> str:
     service = service_of(ctx)
-    logged = await service.log(text, asker=ctx.caller.user_id, group=ctx.event.chat_id)
+    logged = await service.log(
+        text, asker=ctx.caller.user_id, group=ctx.event.chat_id, message_key=dedupe_key(ctx.event)
+    )
     return logged_reply(logged, await service.studios())
 
 

@@ -33,6 +33,7 @@ class CalendarEvent(SQLModel, table=True):
     """A meeting of the alliance: lecture, annual meeting, site visit, …; ``sequence`` counts changes (iCal)."""
 
     __tablename__ = "calendar_event"
+    __table_args__ = (Index("uq_calendar_event_message_key", "message_key", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     type: str = Field(max_length=16)
@@ -47,6 +48,8 @@ class CalendarEvent(SQLModel, table=True):
     note: str = ""
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    # the message that created it (``channel:msgid``): a retry of that message finds it instead of adding one
+    message_key: str | None = Field(default=None, max_length=255)
 
     @property
     def cancelled(self) -> bool:
@@ -161,10 +164,22 @@ class EventRepo:
     # -- events ----------------------------------------------------------------------------------
 
     async def create(self, event: CalendarEvent) -> CalendarEvent:
-        """Store a new event."""
-        async with self._sessions() as session, session.begin():
-            session.add(event)
+        """Store a new event; if one was already created by the same message (``message_key``), that one."""
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(event)
+        except IntegrityError:
+            existing = await self.by_message(event.message_key) if event.message_key else None
+            if existing is None:
+                raise
+            return existing
         return event
+
+    async def by_message(self, message_key: str) -> CalendarEvent | None:
+        """The event created by a message."""
+        async with self._sessions() as session:
+            query = select(CalendarEvent).where(CalendarEvent.message_key == message_key)
+            return (await session.exec(query)).first()
 
     async def get(self, event_id: int) -> CalendarEvent | None:
         """One event by id."""

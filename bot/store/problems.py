@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Text, UniqueConstraint, func, update
+from sqlalchemy import Column, Index, Text, UniqueConstraint, func, update
 from sqlmodel import Field, SQLModel, col, select
 
 from bot.store.repos import Sessions
@@ -59,10 +59,15 @@ class Problem(SQLModel, table=True):
     """A technical problem ``#N`` posted by a member (or imported from past records)."""
 
     __tablename__ = "problem"
-    __table_args__ = (UniqueConstraint("ref", name="uq_problem_ref"),)
+    __table_args__ = (
+        UniqueConstraint("ref", name="uq_problem_ref"),
+        Index("uq_problem_message_key", "message_key", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     ref: str | None = Field(default=None, max_length=100)  # external id of an imported problem
+    # the message that logged it (``channel:msgid``): a retry of that message finds it instead of logging again
+    message_key: str | None = Field(default=None, max_length=255)
     text: str = Field(sa_column=Column(Text, nullable=False))
     asker: str = Field(max_length=64, index=True)
     group: str | None = Field(default=None, max_length=255)  # chat id (console: group name); None for 1:1
@@ -155,7 +160,14 @@ class ProblemRepo:
         events: Sequence[tuple[str, str, str]] = (),
     ) -> Problem:
         """Store a new problem with the studios asked (studio id, rank) and its first history entries
-        (action, actor, detail), all at ``problem.created_at``, in one transaction."""
+        (action, actor, detail), all at ``problem.created_at``, in one transaction. If the message that logs it
+        (``message_key``) already logged a problem, that problem is returned instead."""
+        if problem.message_key:
+            async with self._sessions() as session:
+                query = select(Problem).where(Problem.message_key == problem.message_key)
+                found = (await session.exec(query)).first()
+            if found is not None:
+                return found
         async with self._sessions() as session, session.begin():
             session.add(problem)
             await session.flush()
