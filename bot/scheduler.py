@@ -124,6 +124,13 @@ class JobRegistry:
         return detail if outcome == "ok" else None
 
     async def _record(self, run: JobRun, spec: JobSpec, outcome: str, detail: str) -> None:
+        try:
+            await self._write_record(run, spec, outcome, detail)
+        except IntegrityError:
+            # another process recorded the same sweep's first run at the same moment: now there is a row
+            await self._write_record(run, spec, outcome, detail)
+
+    async def _write_record(self, run: JobRun, spec: JobSpec, outcome: str, detail: str) -> None:
         finished = self._services.clock.now()
         async with self._services.store.sessions() as session, session.begin():
             if spec.exclusive:
