@@ -177,12 +177,13 @@ class OutboxWorker:
                     limits = sender_limits(sender) if sender is not None else ()
                     if limits:
                         free_at = saturated.get(key)
-                        if free_at is None:
+                        if free_at is None or free_at <= self._now():  # a window that freed up meanwhile
                             free_at = await self._sends.reserve(key, message.id, self._now(), limits)
                         if free_at is not None:
                             saturated[key] = free_at
                             deferred.setdefault(free_at, []).append(message.id)
                             continue
+                        saturated.pop(key, None)
                     started.add(message.id)
                     delivery = asyncio.ensure_future(self._deliver(message, sender))
                     in_flight.add(delivery)

@@ -19,6 +19,7 @@ from bot.app import BotApp
 from bot.channels.console import run_console
 from bot.events import Outbound, Target, TargetKind
 from bot.outbox import OutboxWorker
+from bot.store.delivery import RateLimit
 from bot.services import ManualClock
 from bot.store.models import OutboxStatus
 from bot.store.roster import load_roster
@@ -317,3 +318,23 @@ async def test_one_slow_target_does_not_hold_up_the_others(bot: BotApp) -> None:
     assert await asyncio.wait_for(run, 10) == 3
     slow = [entry for entry in log if " slow " in entry]
     assert slow == ["start slow 一", "done slow 一", "start slow 二", "done slow 二"]
+
+
+async def test_a_window_that_frees_up_during_a_pass_is_used(bot: BotApp) -> None:
+    """A worker pass that goes on (new messages keep coming) sends again once a paced target's window frees."""
+    sent: list[str] = []
+
+    class PacedSender:
+        limits = (RateLimit(2, 60),)
+
+        async def send(self, target: Target, text: str) -> None:
+            sent.append(text)
+            if text == "m1":  # a minute passes while the pass is still going, and another message comes in
+                bot.clock.advance(seconds=61)
+                await bot.services.outbox.notify_user("lead", "m3")
+
+    worker = OutboxWorker(bot.store, {TargetKind.USER: PacedSender()}, now=bot.clock.now)
+    for i in range(3):
+        await bot.services.outbox.notify_user("lead", f"m{i}")
+    await asyncio.wait_for(worker.run_once(), 10)
+    assert sent == ["m0", "m1", "m2", "m3"]
