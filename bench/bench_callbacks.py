@@ -29,7 +29,6 @@ import itertools
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +41,8 @@ import aiohttp
 import xmltodict
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.settings import normalise_database_url  # noqa: E402
@@ -297,10 +297,12 @@ async def main(args: argparse.Namespace) -> None:
                     BOT_WECOM_API_BASE=fake.url,
                 )
                 roster = SAMPLE_ROSTER if SAMPLE_ROSTER.exists() else EXAMPLE_ROSTER
-                subprocess.run(
-                    [sys.executable, "-m", "bot", "studios", "import", str(roster)],
-                    cwd=tmp, env=env, check=True, capture_output=True,
+                importer = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bot", "studios", "import", str(roster),
+                    cwd=tmp, env=env, stdout=asyncio.subprocess.DEVNULL,
                 )  # fmt: skip
+                if await importer.wait() != 0:
+                    raise RuntimeError("roster import failed")
                 bot_ports = [free_port() for _ in range(args.processes)]
                 for port in bot_ports:
                     bot = await asyncio.create_subprocess_exec(
@@ -312,7 +314,7 @@ async def main(args: argparse.Namespace) -> None:
                     drains.append(asyncio.create_task(drain_output(bot)))
                 base_port = free_port()
                 baseline = await asyncio.create_subprocess_exec(
-                    sys.executable, str(Path(__file__).resolve()), "--baseline-server", str(base_port),
+                    sys.executable, str(SCRIPT), "--baseline-server", str(base_port),
                     env=env, stdout=asyncio.subprocess.PIPE,
                 )  # fmt: skip
                 processes.append(baseline)

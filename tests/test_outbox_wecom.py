@@ -19,8 +19,8 @@ from bot.app import BotApp
 from bot.channels.console import run_console
 from bot.events import Outbound, Target, TargetKind
 from bot.outbox import OutboxWorker
-from bot.store.delivery import RateLimit
 from bot.services import ManualClock
+from bot.store.delivery import RateLimit
 from bot.store.models import OutboxStatus
 from bot.store.roster import load_roster
 from bot.wecom.client import WeComClient
@@ -324,17 +324,28 @@ async def test_a_window_that_frees_up_during_a_pass_is_used(bot: BotApp) -> None
     """A worker pass that goes on (new messages keep coming) sends again once a paced target's window frees."""
     sent: list[str] = []
 
-    class PacedSender:
+    class Sender:
         limits = (RateLimit(2, 60),)
 
         async def send(self, target: Target, text: str) -> None:
             sent.append(text)
-            if text == "m1":  # a minute passes while the pass is still going, and another message comes in
+            if text == "o1":  # a minute passes while the pass goes on, and another message comes in
                 bot.clock.advance(seconds=61)
                 await bot.services.outbox.notify_user("lead", "m3")
 
-    worker = OutboxWorker(bot.store, {TargetKind.USER: PacedSender()}, now=bot.clock.now)
+    class Unpaced(Sender):
+        limits = ()
+
+    outbox = bot.services.outbox
+    worker = OutboxWorker(
+        bot.store, {TargetKind.USER: Sender(), TargetKind.WEBHOOK: Unpaced()}, now=bot.clock.now
+    )
     for i in range(3):
-        await bot.services.outbox.notify_user("lead", f"m{i}")
+        await outbox.notify_user("lead", f"m{i}")
     await asyncio.wait_for(worker.run_once(), 10)
-    assert sent == ["m0", "m1", "m2", "m3"]
+    assert sent == ["m0", "m1"]  # m2 waits for the window
+    bot.clock.advance(seconds=1)
+    await outbox.notify_user("lead", "m5")  # saturated at once in the next pass…
+    await outbox.send(Outbound(Target(TargetKind.WEBHOOK, "other"), "o1"))  # …which this keeps going
+    await asyncio.wait_for(worker.run_once(), 10)
+    assert sent == ["m0", "m1", "o1", "m2", "m5"]  # m3 waits for the next window
