@@ -26,6 +26,7 @@ from bot.channels.wecom_callback import (
     REPLY_WAIT,
     Background,
     Late,
+    bounded,
     read_body,
     rejection,
     settle,
@@ -192,14 +193,8 @@ class AibotChannel:
         if isinstance(outcome, Late):
             # Only a late answer needs a stream on record: WeCom polls it (perhaps at another process) until
             # the answer is stored there.
-            await self.streams.start(
-                stream_id=stream_id,
-                msg_id=message.msg_id,
-                response_url=message.response_url,
-                now=self.bot.clock.now(),
-            )
             # answered "later": a retry must neither run the handler again nor get the late result twice
-            await self.bot.store.dedupe.answered(message_key(CHANNEL, message.msg_id), "", self.bot.clock.now())
+            await bounded(self.background, self._answered_later(message, stream_id), what=f"aibot-later:{stream_id}")
             self.background.spawn(
                 settle(outcome.task, lambda answer: self._deliver_late(message, answer), what="aibot"),
                 name=f"aibot-late:{stream_id}",
@@ -232,6 +227,13 @@ class AibotChannel:
                 return _Answer("", retry_of=existing)
             return _Answer("")
         return _Answer(reply.text)
+
+    async def _answered_later(self, message: AibotMessage, stream_id: str) -> None:
+        now = self.bot.clock.now()
+        await self.streams.start(
+            stream_id=stream_id, msg_id=message.msg_id, response_url=message.response_url, now=now
+        )
+        await self.bot.store.dedupe.answered(message_key(CHANNEL, message.msg_id), "", now)
 
     async def _deliver_late(self, message: AibotMessage, answer: _Answer) -> None:
         if answer.retry_of is not None:

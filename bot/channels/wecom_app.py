@@ -20,6 +20,7 @@ from bot.channels.wecom_callback import (
     REPLY_WAIT,
     Background,
     Late,
+    bounded,
     read_body,
     rejection,
     settle,
@@ -153,7 +154,11 @@ class AppChannel:
         )
         if isinstance(outcome, Late):
             # answered "later": a retry must neither run the handler again nor get the late result twice
-            await self.bot.store.dedupe.answered(message_key(CHANNEL, message.dedupe_id), "", event.received_at)
+            await bounded(
+                self.background,
+                self.bot.store.dedupe.answered(message_key(CHANNEL, message.dedupe_id), "", event.received_at),
+                what=f"app-answered:{message.dedupe_id}",
+            )
             self.background.spawn(
                 settle(outcome.task, lambda reply: self._deliver_late(message, reply), what="app"),
                 name=f"app-late:{message.dedupe_id}",

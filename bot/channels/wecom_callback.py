@@ -142,6 +142,24 @@ class Background:
             await asyncio.wait(set(self._tasks), timeout=within)
 
 
+# How long a channel waits for the writes behind a "later" answer before answering anyway (the writes carry on
+# in the background): REPLY_WAIT plus this stays within WeCom's 5 s even when the database stalls.
+LATE_WRITE_BUDGET = 1.0
+
+
+async def bounded(background: Background, work: Coroutine[Any, Any, Any], *, what: str) -> None:
+    """Run ``work`` for at most ``LATE_WRITE_BUDGET`` s; if it takes longer it finishes in the background."""
+    task = background.spawn(_quietly(work, what), name=what)
+    await asyncio.wait({task}, timeout=LATE_WRITE_BUDGET)
+
+
+async def _quietly(work: Coroutine[Any, Any, Any], what: str) -> None:
+    try:
+        await work
+    except DATABASE_DOWN:
+        log.warning("%s: database unavailable", what)
+
+
 async def settle(
     task: asyncio.Task[Captured[T]], on_done: Callable[[T], Awaitable[None]], *, what: str
 ) -> None:
