@@ -32,5 +32,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot
 	$(BIN)/mypy bot
 
+bench: $(STAMP)
+	$(BIN)/python bench/bench_callbacks.py
+	$(BIN)/python bench/bench_routing.py
+	$(BIN)/python bench/bench_reminders.py
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

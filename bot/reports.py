@@ -528,7 +528,13 @@ def find_cjk_font() -> str | None:
     from matplotlib import font_manager
 
     installed = {font.name for font in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in installed), None)
+    found = next((name for name in CJK_FONTS if name in installed), None)
+    if found is None:
+        # matplotlib caches its font list: a font installed after the cache was built is not in it yet
+        font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)  # type: ignore[attr-defined]
+        installed = {font.name for font in font_manager.fontManager.ttflist}
+        found = next((name for name in CJK_FONTS if name in installed), None)
+    return found
 
 
 @dataclass(slots=True, frozen=True)
@@ -579,6 +585,12 @@ def write_charts(
         warnings.filterwarnings("ignore", message=r"Glyph .* missing from")
 
         def save(fig: Any, name: str) -> None:
+            for ax in fig.axes:  # the value axis starts at 0 (even on an empty chart); counts are whole numbers
+                horizontal = name == "achievements_by_type.png"
+                axis = ax.xaxis if horizontal else ax.yaxis
+                (ax.set_xlim if horizontal else ax.set_ylim)(0, None)
+                if name != "awards_by_alliance.png":
+                    axis.get_major_locator().set_params(integer=True)
             fig.tight_layout()
             path = out / name
             fig.savefig(path, dpi=120)
