@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app import BotApp  # noqa: E402
-from bot.event_service import ARMED_JOB_ID  # noqa: E402
+from bot.services.activities.service import ARMED_JOB_ID  # noqa: E402
+from bot.services.studios import load_roster  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.store import Store  # noqa: E402
-from bot.store.events import CalendarEvent, EventReminder, ReminderStatus  # noqa: E402
-from bot.store.roster import load_roster  # noqa: E402
+from bot.store.activities import Activity, ActivityReminder, ReminderStatus  # noqa: E402
 
 ALLIANCES = ("bridge", "tunnel", "urban", "power")
 OFFSETS = (timedelta(days=7), timedelta(days=1), timedelta(hours=2))
@@ -137,9 +137,9 @@ async def seed(url: str, events: int, *, fire: int, window: float, burst: int) -
                 }
             )
         async with store.sessions() as session, session.begin():
-            await session.exec(insert(CalendarEvent), params=event_rows)  # type: ignore[call-overload]
+            await session.exec(insert(Activity), params=event_rows)  # type: ignore[call-overload]
             for chunk in range(0, len(reminder_rows), 5000):
-                await session.exec(insert(EventReminder), params=reminder_rows[chunk : chunk + 5000])  # type: ignore[call-overload]
+                await session.exec(insert(ActivityReminder), params=reminder_rows[chunk : chunk + 5000])  # type: ignore[call-overload]
         return now
     finally:
         await store.close()
@@ -252,20 +252,20 @@ async def pending(bot: BotApp, kind: str) -> int:
     async with bot.store.sessions() as session:
         rows = await session.exec(
             select(func.count())
-            .select_from(EventReminder)
-            .where(col(EventReminder.status) == ReminderStatus.PENDING.value)
-            .where(col(EventReminder.kind) == kind)
+            .select_from(ActivityReminder)
+            .where(col(ActivityReminder.status) == ReminderStatus.PENDING.value)
+            .where(col(ActivityReminder.kind) == kind)
         )
         return int(rows.one())
 
 
-async def finished(bot: BotApp, kind: str) -> list[EventReminder]:
+async def finished(bot: BotApp, kind: str) -> list[ActivityReminder]:
     """The sent reminders of a kind."""
     async with bot.store.sessions() as session:
         rows = await session.exec(
-            select(EventReminder)
-            .where(col(EventReminder.status) == ReminderStatus.SENT.value)
-            .where(col(EventReminder.kind) == kind)
+            select(ActivityReminder)
+            .where(col(ActivityReminder.status) == ReminderStatus.SENT.value)
+            .where(col(ActivityReminder.kind) == kind)
         )
         return list(rows.all())
 

@@ -1,4 +1,4 @@
-"""The composition root: settings → store → services → dispatcher → channels, scheduler and outbox worker."""
+"""The composition root: settings → store → runtime and feature services → dispatcher → channels, scheduler and outbox worker."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.dispatcher import Dispatcher, Router
-from bot.events import Event, Reply, TargetKind
+from bot.core.clock import Clock, SystemClock
+from bot.core.dispatcher import Dispatcher, Router
+from bot.core.messages import Event, Reply, TargetKind
+from bot.core.middleware import default_middlewares
+from bot.core.outbox import Outbox, OutboxWorker, Sender
+from bot.core.runtime import Runtime
+from bot.core.scheduler import JobRegistry
 from bot.handlers import core_routers
-from bot.middleware import default_middlewares
-from bot.outbox import Outbox, OutboxWorker, Sender
-from bot.scheduler import JobRegistry
-from bot.services import Clock, Services, SystemClock
 from bot.settings import Settings
 from bot.store import Store
 
@@ -31,28 +32,29 @@ FEATURES: tuple[str, ...] = (
     "bot.handlers.problems",
     "bot.handlers.topics",
     "bot.handlers.achievements",
-    "bot.handlers.events",
+    "bot.handlers.reports",
+    "bot.handlers.activities",
     "bot.handlers.outbox",
-    "bot.channels.wecom",
+    "bot.channels.wecom.mount",
 )
 
 WebSetup = Callable[[web.Application], None]
 
 
 class BotApp:
-    """One bot process: its store, services, dispatcher, scheduler, outbox worker and background tasks."""
+    """One bot process: its store, runtime, dispatcher, scheduler, outbox worker and background tasks."""
 
     def __init__(self, *, settings: Settings, store: Store, clock: Clock) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
-        self.services = Services(
+        self.runtime = Runtime(
             settings=settings, store=store, clock=clock, outbox=Outbox(store, now=clock.now)
         )
         self.routers: list[Router] = list(core_routers())
         self.scheduler = AsyncIOScheduler(timezone=settings.tz)
-        self.jobs = JobRegistry(self.services, self.scheduler)
-        self.services.add_feature(self.jobs)
+        self.jobs = JobRegistry(self.runtime, self.scheduler)
+        self.runtime.add_feature(self.jobs)
         self.jobs.add(
             "prune-processed-messages",
             CronTrigger(hour=3, minute=17, timezone=settings.tz),
@@ -90,7 +92,7 @@ class BotApp:
     def dispatcher(self) -> Dispatcher:
         """The dispatcher over every router added so far."""
         if self._dispatcher is None:
-            self._dispatcher = Dispatcher(self.services, self.routers, default_middlewares(self.settings))
+            self._dispatcher = Dispatcher(self.runtime, self.routers, default_middlewares(self.settings))
         return self._dispatcher
 
     def use_senders(self, senders: Mapping[TargetKind, Sender]) -> OutboxWorker:
@@ -125,7 +127,7 @@ class BotApp:
     async def run_outbox(self, *, poll: float = 1.0) -> None:
         """Deliver outbox messages until cancelled: woken by new messages, polling for retries."""
         assert self.worker is not None
-        wakeup = self.services.outbox.wakeup
+        wakeup = self.runtime.outbox.wakeup
         while True:
             wakeup.clear()
             try:
@@ -160,9 +162,9 @@ class BotApp:
         await self.store.close()
 
 
-async def _prune_processed(services: Services, now: datetime) -> str:
+async def _prune_processed(runtime: Runtime, now: datetime) -> str:
     # WeCom retries within minutes; a week of ids is ample.
-    removed = await services.store.dedupe.prune(now - timedelta(days=7))
+    removed = await runtime.store.dedupe.prune(now - timedelta(days=7))
     return f"removed {removed}"
 
 

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     @field_validator("reminder_offsets", "reminder_attendee_offsets")
     @classmethod
     def _offsets(cls, value: str) -> str:
-        from bot.event_types import parse_offsets
+        from bot.services.activities.types import parse_offsets
 
         parse_offsets(value)
         return value
@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     @field_validator("reminder_offsets_by_type")
     @classmethod
     def _offsets_by_type(cls, value: str) -> str:
-        from bot.event_types import parse_offsets_by_type
+        from bot.services.activities.types import parse_offsets_by_type
 
         parse_offsets_by_type(value)
         return value

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.app import BotApp
-from bot.services import ManualClock
+from bot.core.clock import ManualClock
+from bot.services.studios import load_roster
 from bot.settings import Settings
-from bot.store.roster import load_roster
 from tests.harness import EXAMPLE_ROSTER, PG_URL, Chat, fresh_postgres_database
 
 BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]

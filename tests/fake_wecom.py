@@ -29,9 +29,9 @@ from aiohttp.test_utils import TestServer
 from wechatpy.enterprise.crypto import WeChatCrypto
 
 from bot.app import BotApp, build_web_app
-from bot.services import Clock
+from bot.core.clock import Clock
+from bot.services.studios import load_roster
 from bot.settings import Settings
-from bot.store.roster import load_roster
 from tests.harness import EXAMPLE_ROSTER
 
 CORP_ID = "wwtestcorp00000001"
@@ -388,11 +388,11 @@ class Stack:
 
     async def idle(self) -> None:
         """Wait until both channels have finished their late answers."""
-        from bot.channels.aibot import AibotChannel
-        from bot.channels.wecom_app import AppChannel
+        from bot.channels.wecom.agent import AppChannel
+        from bot.channels.wecom.aibot import AibotChannel
 
-        await self.bot.services.feature(AibotChannel).idle()
-        await self.bot.services.feature(AppChannel).idle()
+        await self.bot.runtime.feature(AibotChannel).idle()
+        await self.bot.runtime.feature(AppChannel).idle()
 
     async def deliver(self, within: float = 10.0) -> None:
         """Deliver what is due now, whether this call's worker or the app's background worker sends it."""

@@ -13,7 +13,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from bot.app import BotApp
-from bot.events import Event, Target, TargetKind
+from bot.core.messages import Event, Target, TargetKind
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ROSTER = ROOT / "config" / "roster.example.yaml"

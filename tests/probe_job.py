@@ -20,7 +20,7 @@ from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.triggers.date import DateTrigger
 
 from bot.app import BotApp
-from bot.services import Services
+from bot.core.runtime import Runtime
 
 log = logging.getLogger("bot.probe")
 PROBES = ("probe-1", "probe-2", "probe-3")
@@ -32,15 +32,15 @@ LAUNCHER = (
 )
 
 
-async def _probe(services: Services, now: datetime) -> str:
-    await services.outbox.notify_user("admin1", f"探针任务执行 {now.isoformat()} 进程 {os.getpid()}")
+async def _probe(runtime: Runtime, now: datetime) -> str:
+    await runtime.outbox.notify_user("admin1", f"探针任务执行 {now.isoformat()} 进程 {os.getpid()}")
     return f"sent by {os.getpid()}"
 
 
-async def _escalate(services: Services, now: datetime) -> str:
-    from bot.problems import ProblemService
+async def _escalate(runtime: Runtime, now: datetime) -> str:
+    from bot.services.problems import ProblemService
 
-    return await services.feature(ProblemService).escalate_due(now)
+    return await runtime.feature(ProblemService).escalate_due(now)
 
 
 async def setup(bot: BotApp) -> None:

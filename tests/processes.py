@@ -23,9 +23,9 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.services import SystemClock
+from bot.core.clock import SystemClock
+from bot.services.studios import load_roster
 from bot.store import Store
-from bot.store.roster import load_roster
 from tests.fake_wecom import (
     AGENT_ID,
     AIBOT_AES_KEY,

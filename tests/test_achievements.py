@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.dispatcher import UsageError
+from bot.core.dispatcher import UsageError
 from bot.handlers.achievements import parse_add, parse_amount
-from bot.novelty import Document, rank, routing_terms
-from bot.store.models import Studio
-from bot.store.topics import AchievementType
+from bot.services.achievements.novelty import Document, rank, routing_terms
+from bot.store.achievements import AchievementType
+from bot.store.studios import Studio
 from tests.conftest import ADMIN
 from tests.harness import Chat
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from bot.achievement_import import ProgressBar, parse_year, read_rows
 from bot.app import BotApp
-from bot.cli import build_parser
-from bot.research import ResearchService
+from bot.cli.main import build_parser
+from bot.services.achievements.service import AchievementService
+from bot.services.achievements.spreadsheet import ProgressBar, parse_year, read_rows
 from bot.settings import Settings
 from tests.test_cli import run
 
@@ -71,7 +71,7 @@ async def test_xlsx_import_reports_bad_rows_and_imports_the_rest(
     assert "第 8 行：没有找到工作室「X9」" in err
     assert "第 9 行：奖励金额「两万」不是金额" in err
     assert "导入 [" in err and "8/8" in err  # the progress bar counted every non-empty row
-    service = bot.services.feature(ResearchService)
+    service = bot.runtime.feature(AchievementService)
     achievements = sorted(await service.achievements.all(), key=lambda a: a.id or 0)
     assert [(a.type, a.title, a.studios, a.year, a.source) for a in achievements] == [
         ("工法", "盾构隧道管片拼装错台控制施工工法", ["T1"], 2025, "import"),
@@ -96,7 +96,7 @@ async def test_gbk_csv_with_columns_in_any_order(
     assert await run_import(path, settings) == 0
     out, _ = capsys.readouterr()
     assert "新增成果 1 项（其中带奖励 0 项，合计 0 元）" in out and "有误 0 行" in out
-    (achievement,) = await bot.services.feature(ResearchService).achievements.all()
+    (achievement,) = await bot.runtime.feature(AchievementService).achievements.all()
     assert (achievement.title, achievement.studios, achievement.type) == (
         "衬砌背后空洞检测方法",
         ["T3", "T2"],

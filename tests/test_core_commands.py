@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from bot.app import BotApp
-from bot.dispatcher import Role, Router, split_command
+from bot.core.dispatcher import Role, Router, split_command
 from tests.conftest import ADMIN
 from tests.harness import Chat
 
@@ -85,7 +85,7 @@ async def test_studio_profile(chat: Chat) -> None:
 async def test_empty_database_hint(bot: BotApp) -> None:
     from sqlalchemy import delete
 
-    from bot.store.models import Studio
+    from bot.store.studios import Studio
 
     async with bot.store.sessions() as session, session.begin():
         await session.exec(delete(Studio))  # type: ignore[call-overload]

@@ -27,8 +27,9 @@ from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 from bot.store import Store
-from bot.store.events import CalendarEvent
-from bot.store.models import OutboxMessage, ProcessedMessage
+from bot.store.activities import Activity
+from bot.store.dedupe import ProcessedMessage
+from bot.store.outbox import OutboxMessage
 from tests.fake_wecom import WeComCallbacks, aibot_text, app_text
 from tests.harness import PG_URL, fresh_postgres_database
 from tests.processes import (
@@ -173,9 +174,9 @@ async def acted_on(url: str, calls: list[Callback]) -> dict[str, int]:
     titles = dict(
         await _all(
             url,
-            select(CalendarEvent.title, func.count())
-            .where(col(CalendarEvent.title).in_([c.title for c in calls]))
-            .group_by(col(CalendarEvent.title)),
+            select(Activity.title, func.count())
+            .where(col(Activity.title).in_([c.title for c in calls]))
+            .group_by(col(Activity.title)),
         )
     )
     return {c.title: titles.get(c.title, 0) for c in calls}
@@ -325,7 +326,7 @@ async def _kill_mid_handler(
 
 async def poll_stream_as_wecom(aibot: WeComCallbacks, call: Callback, *, within: float) -> None:
     """Poll the message's reply stream (``msgtype: stream``) until it is finished, as WeCom does, bounded."""
-    from bot.channels.aibot import stream_id_for
+    from bot.channels.wecom.aibot import stream_id_for
 
     loop = asyncio.get_running_loop()
     give_up = loop.time() + within

@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.services import ManualClock
-from bot.wecom.crypto import aes_key, signature
+from bot.channels.wecom.crypto import aes_key, signature
+from bot.core.clock import ManualClock
 from tests.fake_wecom import (
     AIBOT_AES_KEY,
     AIBOT_TOKEN,

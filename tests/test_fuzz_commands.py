@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import BotApp
-from bot.events import Event
+from bot.core.messages import Event
+from bot.services.studios import load_roster
 from bot.settings import Settings
-from bot.store.roster import load_roster
 from tests.harness import EXAMPLE_ROSTER
 
 CJK = st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF)

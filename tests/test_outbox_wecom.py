@@ -17,13 +17,12 @@ import pytest
 
 from bot.app import BotApp
 from bot.channels.console import run_console
-from bot.events import Outbound, Target, TargetKind
-from bot.outbox import OutboxWorker
-from bot.services import ManualClock
-from bot.store.delivery import RateLimit
-from bot.store.models import OutboxStatus
-from bot.store.roster import load_roster
-from bot.wecom.client import WeComClient
+from bot.channels.wecom.client import WeComClient
+from bot.core.clock import ManualClock
+from bot.core.messages import Outbound, Target, TargetKind
+from bot.core.outbox import OutboxWorker
+from bot.services.studios import load_roster
+from bot.store.outbox import OutboxStatus, RateLimit
 from tests.fake_wecom import (
     ADMIN,
     APPCHAT_ID,
@@ -52,7 +51,7 @@ async def fake(clock: ManualClock) -> AsyncIterator[FakeWeCom]:
 async def _bot(database_url: str, fake: FakeWeCom, clock: ManualClock, tmp_path: Path) -> BotApp:
     bot = await BotApp.create(wecom_settings(database_url, fake.url), clock=clock)
     await bot.store.studios.import_roster(load_roster(roster_with_announce(tmp_path)))
-    bot.services.feature(WeComClient).backoff = 0.01
+    bot.runtime.feature(WeComClient).backoff = 0.01
     return bot
 
 
@@ -76,8 +75,8 @@ async def test_a_burst_of_100_announcements_is_paced_to_the_robot_limit(
     bot: BotApp, fake: FakeWeCom, clock: ManualClock
 ) -> None:
     for i in range(100):
-        await bot.services.outbox.announce("tunnel", f"公告 {i:03d}", dedupe_key=f"burst-{i}")
-    await bot.services.outbox.notify_user("chenjuejin", "请认领问题 #1")  # queued behind the burst
+        await bot.runtime.outbox.announce("tunnel", f"公告 {i:03d}", dedupe_key=f"burst-{i}")
+    await bot.runtime.outbox.notify_user("chenjuejin", "请认领问题 #1")  # queued behind the burst
     assert bot.worker is not None
     passes = 0
     started = clock.now()
@@ -110,7 +109,7 @@ async def test_two_processes_share_the_robot_budget(
     second = await _bot(database_url, fake, clock, tmp_path)
     try:
         target = Target(TargetKind.WEBHOOK, WEBHOOK_KEY)
-        await first.services.outbox.send(*(Outbound(target, f"群消息 {i}") for i in range(50)))
+        await first.runtime.outbox.send(*(Outbound(target, f"群消息 {i}") for i in range(50)))
         assert first.worker is not None and second.worker is not None
         for _ in range(3):
             await asyncio.gather(first.worker.run_once(), second.worker.run_once())
@@ -128,9 +127,9 @@ async def test_restart_with_messages_in_the_outbox_loses_nothing_and_repeats_not
 ) -> None:
     first = await _bot(database_url, fake, clock, tmp_path)
     for i in range(12):  # to one lead: delivered in order, one at a time
-        await first.services.outbox.notify_user("lead", f"私信 {i}")
+        await first.runtime.outbox.notify_user("lead", f"私信 {i}")
     for i in range(8):
-        await first.services.outbox.send(Outbound(Target(TargetKind.WEBHOOK, WEBHOOK_KEY), f"群 {i}"))
+        await first.runtime.outbox.send(Outbound(Target(TargetKind.WEBHOOK, WEBHOOK_KEY), f"群 {i}"))
     # the serving process: its worker is stopped (shutdown) while a slow message is in flight
     fake.slow_next(0.3, path=SEND, times=100)
     await first.start(scheduler=False)
@@ -160,7 +159,7 @@ async def test_restart_with_messages_in_the_outbox_loses_nothing_and_repeats_not
 
 
 async def test_console_shows_the_same_outbound_messages(bot: BotApp) -> None:
-    await bot.services.outbox.announce("tunnel", "明天下午三点 盾构新技术讲座")
+    await bot.runtime.outbox.announce("tunnel", "明天下午三点 盾构新技术讲座")
     out = io.StringIO()
     await run_console(bot, user_id=ADMIN, stdin=io.StringIO("/发件箱\n"), out=out)
     text = out.getvalue()
@@ -172,8 +171,8 @@ async def test_console_shows_the_same_outbound_messages(bot: BotApp) -> None:
 
 async def test_outbox_command_for_admins(bot: BotApp) -> None:
     assert "发件箱是空的" in await _say_without_delivery(bot, ADMIN, "/outbox")
-    await bot.services.outbox.notify_user("someone", "待发的私信")
-    await bot.services.outbox.send(Outbound(Target(TargetKind.WEBHOOK, WEBHOOK_KEY), "群通知"))
+    await bot.runtime.outbox.notify_user("someone", "待发的私信")
+    await bot.runtime.outbox.send(Outbound(Target(TargetKind.WEBHOOK, WEBHOOK_KEY), "群通知"))
     reply = await _say_without_delivery(bot, ADMIN, "/发件箱")
     assert "待发送 2 条" in reply
     assert "私信 someone" in reply and "群机器人 hook…" in reply
@@ -182,7 +181,7 @@ async def test_outbox_command_for_admins(bot: BotApp) -> None:
 
 
 async def _say_without_delivery(bot: BotApp, user: str, text: str) -> str:
-    from bot.events import Event
+    from bot.core.messages import Event
 
     reply = await bot.handle(
         Event(
@@ -200,7 +199,7 @@ def test_outbox_cli_lists_pending_and_failed(tmp_path: Path) -> None:
         "import asyncio\n"
         "from datetime import UTC, datetime\n"
         "from bot.store import Store\n"
-        "from bot.store.models import OutboxMessage\n"
+        "from bot.store.outbox import OutboxMessage\n"
         "async def main():\n"
         f"    store = await Store.open('sqlite+aiosqlite:///{db}')\n"
         "    now = datetime.now(UTC)\n"
@@ -242,7 +241,7 @@ async def test_each_alliance_announces_to_the_groups_its_roster_entry_names(
 ) -> None:
     import yaml
 
-    from bot.store.roster import parse_roster
+    from bot.services.studios import parse_roster
 
     data = yaml.safe_load(roster_with_announce(tmp_path).read_text(encoding="utf-8"))
     for alliance in data["alliances"]:
@@ -252,10 +251,10 @@ async def test_each_alliance_announces_to_the_groups_its_roster_entry_names(
             alliance["announce"] = {"appchats": ["wrchat-urban"]}
     await bot.store.studios.import_roster(parse_roster(data))
 
-    await bot.services.outbox.announce("tunnel", "隧道联盟通知")
-    await bot.services.outbox.announce("bridge", "桥梁联盟通知")
-    await bot.services.outbox.announce("urban", "城轨联盟通知")
-    await bot.services.outbox.announce("power", "电力联盟通知")  # no announce entry in the roster
+    await bot.runtime.outbox.announce("tunnel", "隧道联盟通知")
+    await bot.runtime.outbox.announce("bridge", "桥梁联盟通知")
+    await bot.runtime.outbox.announce("urban", "城轨联盟通知")
+    await bot.runtime.outbox.announce("power", "电力联盟通知")  # no announce entry in the roster
     await deliver_due(bot)
 
     hooks = {(r.query["key"], r.body["markdown"]["content"]) for r in fake.delivered(HOOK)}
@@ -276,8 +275,8 @@ async def test_personal_messages_are_paced_per_member(
     bot: BotApp, fake: FakeWeCom, clock: ManualClock
 ) -> None:
     for i in range(45):
-        await bot.services.outbox.notify_user("chenjuejin", f"请认领问题 #{i}")
-    await bot.services.outbox.notify_user("mushandong", "另一位负责人")
+        await bot.runtime.outbox.notify_user("chenjuejin", f"请认领问题 #{i}")
+    await bot.runtime.outbox.notify_user("mushandong", "另一位负责人")
     assert bot.worker is not None
     await bot.worker.run_once()
     to = Counter(r.body["touser"] for r in fake.delivered(SEND))
@@ -305,9 +304,9 @@ async def test_one_slow_target_does_not_hold_up_the_others(bot: BotApp) -> None:
             log.append(f"done {target.address} {text}")
 
     worker = OutboxWorker(bot.store, {TargetKind.USER: GatedSender()}, now=bot.clock.now)
-    await bot.services.outbox.notify_user("slow", "一")
-    await bot.services.outbox.notify_user("slow", "二")
-    await bot.services.outbox.notify_user("fast", "三")
+    await bot.runtime.outbox.notify_user("slow", "一")
+    await bot.runtime.outbox.notify_user("slow", "二")
+    await bot.runtime.outbox.notify_user("fast", "三")
     run = asyncio.create_task(worker.run_once())
     for _ in range(200):
         if "done fast 三" in log:
@@ -331,12 +330,12 @@ async def test_a_window_that_frees_up_during_a_pass_is_used(bot: BotApp) -> None
             sent.append(text)
             if text == "o1":  # a minute passes while the pass goes on, and another message comes in
                 bot.clock.advance(seconds=61)
-                await bot.services.outbox.notify_user("lead", "m3")
+                await bot.runtime.outbox.notify_user("lead", "m3")
 
     class Unpaced(Sender):
         limits = ()
 
-    outbox = bot.services.outbox
+    outbox = bot.runtime.outbox
     worker = OutboxWorker(
         bot.store, {TargetKind.USER: Sender(), TargetKind.WEBHOOK: Unpaced()}, now=bot.clock.now
     )

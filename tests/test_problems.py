@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from bot.app import BotApp
-from bot.problems import ProblemService
+from bot.services.problems import ProblemService
 from bot.store.problems import ProblemStatus
 from tests.conftest import ADMIN
 from tests.harness import Chat
@@ -83,7 +83,7 @@ async def test_problem_in_group_is_logged_and_routed(chat: Chat) -> None:
     assert (
         "【技术问题 #1 请求协助】" in ask and SHIELD in ask and "/认领 1" in ask and f"提问人：{ASKER}" in ask
     )
-    problem = await chat.bot.services.feature(ProblemService).repo.get(1)
+    problem = await chat.bot.runtime.feature(ProblemService).repo.get(1)
     assert problem is not None
     assert (problem.asker, problem.group, problem.alliance_id, problem.state) == (
         ASKER,
@@ -95,7 +95,7 @@ async def test_problem_in_group_is_logged_and_routed(chat: Chat) -> None:
 
 
 async def test_alliance_comes_from_the_group_else_from_the_top_studio(chat: Chat) -> None:
-    repo = chat.bot.services.feature(ProblemService).repo
+    repo = chat.bot.runtime.feature(ProblemService).repo
     # a power question asked in the tunnel group belongs to the tunnel alliance (the group's)
     first = await logged(chat, CATENARY, group=GROUP)
     # asked in a group the roster does not know, or privately: the top-ranked studio's alliance
@@ -112,7 +112,7 @@ async def test_chatter_is_not_logged_and_gets_at_most_a_short_reply(chat: Chat) 
         assert "已登记" not in reply and len(reply) <= 60, (text, reply)
     assert "不客气" in await chat.say(ASKER, "谢谢各位专家", group=GROUP)
     assert "/帮助" in await chat.say(ASKER, "你好")
-    assert await chat.bot.services.feature(ProblemService).repo.find() == []
+    assert await chat.bot.runtime.feature(ProblemService).repo.find() == []
     assert not chat.sender.deliveries  # nobody was notified
 
 
@@ -170,7 +170,7 @@ async def test_claim_answer_solve_with_notifications_and_history(chat: Chat) -> 
         "标记解决",
     ]
     assert all(s.startswith("  11月24日 10:00") for s in steps)
-    problem = await chat.bot.services.feature(ProblemService).repo.get(number)
+    problem = await chat.bot.runtime.feature(ProblemService).repo.get(number)
     assert problem is not None and problem.solved_at == chat.bot.clock.now()
     assert problem.claimed_at == chat.bot.clock.now() and problem.studio_id == "T1"
 
@@ -178,7 +178,7 @@ async def test_claim_answer_solve_with_notifications_and_history(chat: Chat) -> 
 async def test_answer_claims_an_unclaimed_problem_and_lead_may_solve(chat: Chat) -> None:
     number = await logged(chat)
     assert "已答复" in await chat.say(T2_LEAD, f"/答复 {number} 先做超前地质预报")
-    problem = await chat.bot.services.feature(ProblemService).repo.get(number)
+    problem = await chat.bot.runtime.feature(ProblemService).repo.get(number)
     assert problem is not None and problem.studio_id == "T2" and problem.state == ProblemStatus.ANSWERED
     assert "已标记为解决" in await chat.say(T2_LEAD, f"/解决 {number}")
 
@@ -209,7 +209,7 @@ async def test_close_and_reopen_rights_and_states(chat: Chat) -> None:
     assert "已认领" in await chat.say(T1_LEAD, f"/认领 {number}")
     assert "已标记为解决" in await chat.say(ADMIN, f"/解决 {number}")
     # reopening a solved problem sends it back to its studio and out of the routing history
-    service = chat.bot.services.feature(ProblemService)
+    service = chat.bot.runtime.feature(ProblemService)
     assert len(await service.index()) == 1
     assert "当前状态：已认领" in await chat.say(ADMIN, f"/reopen {number}")
     assert len(await service.index()) == 0
@@ -254,7 +254,7 @@ async def test_listings(chat: Chat) -> None:
 
 async def test_solved_history_improves_routing(chat: Chat) -> None:
     """A question no roster entry speaks of goes to the studio that solved the same kind before."""
-    service = chat.bot.services.feature(ProblemService)
+    service = chat.bot.runtime.feature(ProblemService)
     text = "拌合站砂石料含水率变化大，配合比怎么动态调整？"
     before = [m.id for m in (await service.index()).rank(text, limit=3)]
     for n in range(3):

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import build_parser
-from bot.problems_cli import PROGRESS_FROM
+from bot.cli.main import build_parser
+from bot.cli.problems import PROGRESS_FROM
+from bot.services.studios import load_roster
 from bot.settings import Settings
 from bot.store import Store
 from bot.store.problems import ProblemRepo, ProblemStatus
-from bot.store.roster import load_roster
 from tests.harness import SHARED
 from tests.test_cli import run
 

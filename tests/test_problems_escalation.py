@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.events import Target, TargetKind
-from bot.problems import DIGEST_JOB, ESCALATION_JOB, ProblemService
-from bot.services import ManualClock
+from bot.core.clock import ManualClock
+from bot.core.messages import Target, TargetKind
+from bot.services.problems import DIGEST_JOB, ESCALATION_JOB, ProblemService
 from tests.conftest import SHANGHAI
 from tests.harness import Chat
 
@@ -36,7 +36,7 @@ def group_texts(chat: Chat, name: str) -> list[str]:
 
 
 async def ranked(chat: Chat, text: str, limit: int = 5) -> list[str]:
-    index = await chat.bot.services.feature(ProblemService).index()
+    index = await chat.bot.runtime.feature(ProblemService).index()
     return [m.id for m in index.rank(text, limit=limit)]
 
 
@@ -73,7 +73,7 @@ async def test_unclaimed_problem_goes_to_the_next_studio_and_the_lead_is_told(
     await chat.say(LEADS[fifth], "/认领 1")
     clock.advance(hours=48)
     assert await fire(chat, ESCALATION_JOB) == "escalated 0"
-    service = chat.bot.services.feature(ProblemService)
+    service = chat.bot.runtime.feature(ProblemService)
     requests = await service.repo.requests_of(1)
     assert [(r.studio_id, r.outcome) for r in requests] == [
         (order[0], "expired"),
@@ -85,7 +85,7 @@ async def test_unclaimed_problem_goes_to_the_next_studio_and_the_lead_is_told(
 
 
 async def test_claim_hours_setting_is_used(chat: Chat, clock: ManualClock) -> None:
-    chat.bot.services.settings = chat.bot.settings.model_copy(update={"claim_hours": 2})
+    chat.bot.runtime.settings = chat.bot.settings.model_copy(update={"claim_hours": 2})
     await chat.say(ASKER, SHIELD, group=GROUP)
     clock.advance(hours=1, minutes=55)
     assert await fire(chat, ESCALATION_JOB) == "escalated 0"
@@ -115,11 +115,11 @@ async def test_daily_cap_skips_a_busy_studio_until_the_next_day(chat: Chat, cloc
 
 
 async def test_escalation_respects_the_daily_cap(chat: Chat, clock: ManualClock) -> None:
-    chat.bot.services.settings = chat.bot.settings.model_copy(update={"claim_hours": 2})
+    chat.bot.runtime.settings = chat.bot.settings.model_copy(update={"claim_hours": 2})
     order = await ranked(chat, SHIELD, limit=8)
     for _ in range(6):
         await chat.say(ASKER, f"/提问 {SHIELD}", group=GROUP)
-    service = chat.bot.services.feature(ProblemService)
+    service = chat.bot.runtime.feature(ProblemService)
     asked = [[r.studio_id for r in await service.repo.requests_of(n)] for n in range(1, 7)]
     assert asked == [order[:3]] * 5 + [order[3:6]]  # the top three reached the cap of 5 with #5
     clock.advance(hours=2, minutes=10)
@@ -152,7 +152,7 @@ async def test_morning_digest_lists_problems_open_for_more_than_a_day(chat: Chat
     assert not group_texts(chat, "桥梁联盟群")  # an alliance without old open problems gets nothing
     # the same morning again (a second process): nothing new
     assert (
-        await chat.bot.services.feature(ProblemService).morning_digest(clock.now())
+        await chat.bot.runtime.feature(ProblemService).morning_digest(clock.now())
         == "queued 0 digest messages"
     )
     clock.set(datetime(2026, 11, 27, 9, 0, tzinfo=SHANGHAI))

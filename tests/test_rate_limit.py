@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.app import BotApp
-from bot.middleware import RateLimiter
-from bot.services import ManualClock
+from bot.core.clock import ManualClock
+from bot.core.middleware import RateLimiter
 from tests.harness import Chat
 
 

@@ -24,12 +24,13 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from bot.events import Outbound, Target, TargetKind
-from bot.outbox import Outbox
-from bot.scheduler import JobRun
+from bot.core.messages import Outbound, Target, TargetKind
+from bot.core.outbox import Outbox
 from bot.store import Store
-from bot.store.events import CalendarEvent
-from bot.store.models import OutboxMessage, ProcessedMessage
+from bot.store.activities import Activity
+from bot.store.dedupe import ProcessedMessage
+from bot.store.jobs import JobRun
+from bot.store.outbox import OutboxMessage
 from tests.fake_wecom import Recorded, aibot_text, app_text
 from tests.harness import PG_URL, ROOT, fresh_postgres_database
 from tests.probe_job import ESCALATE, LAUNCHER, PROBES
@@ -72,7 +73,7 @@ class Cluster:
         """How many calendar events have this title."""
         return int(
             await self.scalar(
-                select(func.count()).select_from(CalendarEvent).where(col(CalendarEvent.title) == title)
+                select(func.count()).select_from(Activity).where(col(Activity.title) == title)
             )
         )
 

@@ -8,8 +8,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.app import BotApp
-from bot.scheduler import JobRegistry
-from bot.services import Services
+from bot.core.runtime import Runtime
+from bot.core.scheduler import JobRegistry
 from tests.conftest import ADMIN
 from tests.harness import Chat
 
@@ -17,11 +17,11 @@ from tests.harness import Chat
 async def test_exclusive_job_runs_once_per_slot_across_registries(bot: BotApp) -> None:
     calls: list[datetime] = []
 
-    async def job(services: Services, now: datetime) -> str:
+    async def job(runtime: Runtime, now: datetime) -> str:
         calls.append(now)
         return f"call {len(calls)}"
 
-    other_process = JobRegistry(bot.services, AsyncIOScheduler(timezone=bot.settings.tz))
+    other_process = JobRegistry(bot.runtime, AsyncIOScheduler(timezone=bot.settings.tz))
     for registry in (bot.jobs, other_process):
         registry.add("demo", CronTrigger(minute="*/5"), job, description="演示任务")
     now = bot.clock.now()
@@ -32,7 +32,7 @@ async def test_exclusive_job_runs_once_per_slot_across_registries(bot: BotApp) -
 
 
 async def test_failing_job_is_recorded_and_shown(bot: BotApp) -> None:
-    async def broken(services: Services, now: datetime) -> str:
+    async def broken(runtime: Runtime, now: datetime) -> str:
         raise RuntimeError("数据库连接断了")
 
     bot.jobs.add("broken", CronTrigger(hour=9, minute=0, timezone=bot.settings.tz), broken, description="会失败的任务")

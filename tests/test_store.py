@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from bot.app import BotApp
-from bot.events import Outbound, Target, TargetKind
+from bot.core.messages import Outbound, Target, TargetKind
 from bot.store.engine import create_engine, current_revisions, upgrade_database
-from bot.store.models import OutboxStatus
+from bot.store.outbox import OutboxStatus
 
 
 async def test_timestamps_round_trip_as_aware_utc(bot: BotApp) -> None:
@@ -39,7 +39,7 @@ async def test_dedupe_claim_is_once(bot: BotApp) -> None:
 
 
 async def test_outbox_dedupe_key_and_lease(bot: BotApp) -> None:
-    outbox = bot.services.outbox
+    outbox = bot.runtime.outbox
     message = Outbound(Target(TargetKind.USER, "u1"), "你好", dedupe_key="k1")
     assert await outbox.send(message) == 1
     assert await outbox.send(message) == 0
@@ -57,7 +57,7 @@ async def test_outbox_dedupe_key_and_lease(bot: BotApp) -> None:
 
 
 async def test_announce_without_configured_group_goes_to_console_target(bot: BotApp) -> None:
-    assert await bot.services.outbox.announce("tunnel", "通知") == 1
+    assert await bot.runtime.outbox.announce("tunnel", "通知") == 1
     pending = await bot.store.outbox.listing()
     assert [(m.target_kind, m.target) for m in pending] == [("console", "隧道联盟群")]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.dispatcher import UsageError
-from bot.events import Target, TargetKind
+from bot.core.dispatcher import UsageError
+from bot.core.messages import Target, TargetKind
 from bot.handlers.topics import is_topic_ref, parse_topic_id, split_title
 from tests.conftest import ADMIN
 from tests.harness import Chat

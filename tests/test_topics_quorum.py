@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import BotApp
-from bot.research import SWEEP_JOB, ResearchService
-from bot.services import ManualClock
+from bot.core.clock import ManualClock
+from bot.services.studios import load_roster
+from bot.services.topics import SWEEP_JOB, TopicService
 from bot.settings import Settings
-from bot.store.roster import load_roster
 from bot.store.topics import TopicStatus
 from tests.conftest import ADMIN
 from tests.harness import EXAMPLE_ROSTER, Chat
@@ -111,8 +111,8 @@ async def test_two_processes_sweeping_at_once_lapse_and_notify_once(
         await chat.say(T1_LEAD, f"/立项! {title}")
     clock.advance(days=15)
     now = clock.now()
-    first = bot.services.feature(ResearchService)
-    second = small_quorum_bot.services.feature(ResearchService)
+    first = bot.runtime.feature(TopicService)
+    second = small_quorum_bot.runtime.feature(TopicService)
     # quorum 2 vs 3 does not matter here: nobody supported; each topic lapses in exactly one process
     results = await asyncio.gather(first.sweep(now), second.sweep(now))
     lapsed = sum(int(r.split("lapsed ")[1].split(",")[0]) for r in results)

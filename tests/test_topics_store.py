@@ -17,7 +17,7 @@ TABLES = ("research_topic", "topic_support", "topic_member", "topic_progress", "
 
 
 def _differences(connection: Connection) -> list[Any]:
-    assert topics.ResearchTopic.__tablename__ == "research_topic"
+    assert topics.Topic.__tablename__ == "research_topic"
     ours = MetaData()
     for name in (*TABLES, "alliance", "studio"):  # and what they refer to
         SQLModel.metadata.tables[name].to_metadata(ours)

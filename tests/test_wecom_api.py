@@ -9,13 +9,13 @@ from datetime import timedelta
 import pytest
 
 from bot.app import BotApp
-from bot.events import Target, TargetKind
-from bot.outbox import DeliveryError
-from bot.services import ManualClock
-from bot.store.models import OutboxStatus
+from bot.channels.wecom.client import WeComClient, WeComError
+from bot.channels.wecom.senders import UserSender, clip
+from bot.core.clock import ManualClock
+from bot.core.messages import Target, TargetKind
+from bot.core.outbox import DeliveryError
+from bot.store.outbox import OutboxStatus
 from bot.store.wecom import TokenRepo
-from bot.wecom.client import WeComClient, WeComError
-from bot.wecom.senders import UserSender, clip
 from tests.fake_wecom import CORP_ID, SECRET, FakeWeCom, deliver_due, wecom_settings
 
 SEND = "/cgi-bin/message/send"
@@ -33,7 +33,7 @@ async def fake(clock: ManualClock) -> AsyncIterator[FakeWeCom]:
 
 async def _bot(database_url: str, fake: FakeWeCom, clock: ManualClock) -> BotApp:
     bot = await BotApp.create(wecom_settings(database_url, fake.url), clock=clock)
-    bot.services.feature(WeComClient).backoff = 0.01
+    bot.runtime.feature(WeComClient).backoff = 0.01
     return bot
 
 
@@ -57,7 +57,7 @@ async def test_token_is_cached_and_refreshed_once_when_it_expires_mid_run(
     bot: BotApp, fake: FakeWeCom
 ) -> None:
     for i in range(3):
-        await bot.services.outbox.notify_user(f"user{i}", f"消息 {i}")
+        await bot.runtime.outbox.notify_user(f"user{i}", f"消息 {i}")
     await deliver_due(bot)
     assert fake.token_fetches == 1
     assert len(fake.delivered(SEND)) == 3
@@ -121,9 +121,9 @@ async def test_retries_are_bounded_and_the_outbox_tries_again_later(
     bot: BotApp, fake: FakeWeCom, clock: ManualClock
 ) -> None:
     fake.fail_next(status=500, times=100)
-    await bot.services.outbox.notify_user("u1", "一直 500")
+    await bot.runtime.outbox.notify_user("u1", "一直 500")
     await deliver_due(bot)
-    client = bot.services.feature(WeComClient)
+    client = bot.runtime.feature(WeComClient)
     assert len(fake.calls(SEND)) == client.max_attempts  # bounded
     [pending] = await bot.store.outbox.listing()
     assert pending.status == OutboxStatus.PENDING.value
@@ -138,7 +138,7 @@ async def test_retries_are_bounded_and_the_outbox_tries_again_later(
 
 async def test_permanent_errors_fail_at_once(bot: BotApp, fake: FakeWeCom) -> None:
     fake.fail_next(errcode=40003)  # invalid user id
-    await bot.services.outbox.notify_user("nobody", "发不出去")
+    await bot.runtime.outbox.notify_user("nobody", "发不出去")
     await deliver_due(bot)
     assert len(fake.calls(SEND)) == 1
     [failed] = await bot.store.outbox.listing()
@@ -223,7 +223,7 @@ async def test_a_token_rejected_again_after_the_refresh_is_not_refreshed_in_a_lo
 async def test_a_persistent_frequency_limit_backs_off_and_gives_up_after_a_bounded_number_of_calls(
     bot: BotApp, fake: FakeWeCom
 ) -> None:
-    client = bot.services.feature(WeComClient)
+    client = bot.runtime.feature(WeComClient)
     client.backoff = 0.05
     fake.fail_next(errcode=45009, path=SEND, times=100)
     loop = asyncio.get_running_loop()

@@ -13,11 +13,11 @@ import pytest
 from sqlmodel import select
 
 from bot.app import BotApp
-from bot.channels.aibot import PLACEHOLDER, AibotChannel, stream_id_for, strip_mentions
-from bot.channels.wecom_app import AppChannel
-from bot.dispatcher import Context, Router
-from bot.services import ManualClock
-from bot.store.models import ProcessedMessage
+from bot.channels.wecom.agent import AppChannel
+from bot.channels.wecom.aibot import PLACEHOLDER, AibotChannel, stream_id_for, strip_mentions
+from bot.core.clock import ManualClock
+from bot.core.dispatcher import Context, Router
+from bot.store.dedupe import ProcessedMessage
 from tests.fake_wecom import (
     AIBOT_AES_KEY,
     AIBOT_TOKEN,
@@ -52,9 +52,9 @@ async def handle_slow(ctx: Context) -> str:
 def _prepare(bot: BotApp) -> None:
     bot.add_router(test_router)
     # the deadline, shortened: a handler slower than this is answered "later"
-    bot.services.feature(AibotChannel).reply_wait = 0.8
-    bot.services.feature(AppChannel).reply_wait = 0.8
-    bot.services.feature(AibotChannel).stream_grace = 5.0
+    bot.runtime.feature(AibotChannel).reply_wait = 0.8
+    bot.runtime.feature(AppChannel).reply_wait = 0.8
+    bot.runtime.feature(AibotChannel).stream_grace = 5.0
 
 
 @pytest.fixture
@@ -291,7 +291,7 @@ def _resealed(callbacks: WeComCallbacks, name: str, *, timestamp: str) -> tuple[
 
 
 def _signed_envelope(callbacks: WeComCallbacks, name: str, encrypt: str) -> tuple[str, dict[str, str]]:
-    from bot.wecom.crypto import signature
+    from bot.channels.wecom.crypto import signature
 
     timestamp, nonce = callbacks.timestamp(), "nonce42"
     token = AIBOT_TOKEN if name == "aibot" else APP_TOKEN
@@ -311,9 +311,9 @@ async def test_nothing_secret_is_logged_at_info(stack: Stack, caplog: pytest.Log
     body, query = stack.aibot.aibot_body(aibot_text(f"@助手 {secret_text}"))
     await stack.aibot.post_raw(body, query)
     await stack.aibot.post_raw(body, {**query, "msg_signature": "0" * 40})
-    await stack.bot.services.outbox.announce("tunnel", "公告：测试")
+    await stack.bot.runtime.outbox.announce("tunnel", "公告：测试")
     stack.fake.expire_tokens()
-    await stack.bot.services.outbox.notify_user("chenjuejin", "私信：测试")
+    await stack.bot.runtime.outbox.notify_user("chenjuejin", "私信：测试")
     await stack.deliver()
     await stack.idle()
     logged = "\n".join(

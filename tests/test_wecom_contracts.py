@@ -19,12 +19,12 @@ from aiohttp.test_utils import TestServer
 from sqlmodel import select
 
 from bot.app import BotApp, build_web_app
-from bot.channels.aibot import UNSUPPORTED as AIBOT_UNSUPPORTED
-from bot.channels.aibot import WELCOME as AIBOT_WELCOME
-from bot.channels.wecom_app import UNSUPPORTED as APP_UNSUPPORTED
-from bot.services import ManualClock
-from bot.store.models import ProcessedMessage
-from bot.wecom import crypto as crypto_module
+from bot.channels.wecom import crypto as crypto_module
+from bot.channels.wecom.agent import UNSUPPORTED as APP_UNSUPPORTED
+from bot.channels.wecom.aibot import UNSUPPORTED as AIBOT_UNSUPPORTED
+from bot.channels.wecom.aibot import WELCOME as AIBOT_WELCOME
+from bot.core.clock import ManualClock
+from bot.store.dedupe import ProcessedMessage
 from tests.fake_wecom import (
     AGENT_ID,
     AIBOT_AES_KEY,

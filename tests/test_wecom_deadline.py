@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from bot.app import BotApp
-from bot.channels.aibot import PLACEHOLDER, AibotChannel, stream_id_for
-from bot.channels.wecom_app import AppChannel
-from bot.channels.wecom_callback import REPLY_WAIT
-from bot.dispatcher import Context, Router
-from bot.services import ManualClock
+from bot.channels.wecom.agent import AppChannel
+from bot.channels.wecom.aibot import PLACEHOLDER, AibotChannel, stream_id_for
+from bot.channels.wecom.callback import REPLY_WAIT
+from bot.core.clock import ManualClock
+from bot.core.dispatcher import Context, Router
 from tests.fake_wecom import Stack, aibot_text, app_text, deliver_due, running_stack, wecom_settings
 
 DEADLINE = 5.0  # WeCom's, in seconds
@@ -46,8 +46,8 @@ def _prepare(reply_wait: float | None) -> Callable[[BotApp], None]:
     def prepare(bot: BotApp) -> None:
         bot.add_router(router)
         if reply_wait is not None:
-            bot.services.feature(AibotChannel).reply_wait = reply_wait
-            bot.services.feature(AppChannel).reply_wait = reply_wait
+            bot.runtime.feature(AibotChannel).reply_wait = reply_wait
+            bot.runtime.feature(AppChannel).reply_wait = reply_wait
 
     return prepare
 
@@ -65,7 +65,7 @@ async def _stack(
     async with running_stack(
         lambda base: wecom_settings(database_url, base), clock, tmp_path, prepare=_prepare(reply_wait)
     ) as stack:
-        stack.bot.services.feature(AibotChannel).stream_grace = 5.0
+        stack.bot.runtime.feature(AibotChannel).stream_grace = 5.0
         yield stack
 
 
@@ -79,7 +79,7 @@ async def test_handlers_slower_than_5s_are_answered_in_time_with_the_default_wai
     """No shortened timings: the default wait, a handler that really takes longer than WeCom's 5 s."""
     assert REPLY_WAIT < DEADLINE
     async with _stack(database_url, clock, tmp_path, reply_wait=None) as stack:
-        assert stack.bot.services.feature(AibotChannel).reply_wait == REPLY_WAIT
+        assert stack.bot.runtime.feature(AibotChannel).reply_wait == REPLY_WAIT
         loop = asyncio.get_running_loop()
         started = loop.time()
         aibot_call = stack.aibot.post_raw(

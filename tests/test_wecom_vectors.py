@@ -17,8 +17,8 @@ import xmltodict
 from sqlmodel import select
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.services import ManualClock
-from bot.store.models import ProcessedMessage
+from bot.core.clock import ManualClock
+from bot.store.dedupe import ProcessedMessage
 from tests.fake_wecom import Stack, running_stack, wecom_settings
 from tests.harness import SHARED
 

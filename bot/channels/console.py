@@ -8,7 +8,7 @@ import uuid
 from typing import TextIO
 
 from bot.app import BotApp
-from bot.events import Event, Target, TargetKind
+from bot.core.messages import Event, Target, TargetKind
 
 _TARGET_LABELS = {
     TargetKind.USER: "私信",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.dispatcher import Router
+from bot.core.dispatcher import Router
 
 
 def core_routers() -> list[Router]:

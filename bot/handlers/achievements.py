@@ -1,5 +1,5 @@
 """The achievements database (创新成果库): ``/achieve`` (``/成果``: 登记, 查询, 查新, N), awards (``/award``,
-``/awards``) and the year's figures (``/stats``, ``/统计``).
+``/awards``) (the year's figures, ``/stats``, are the reports feature's).
 
 Registration runs the novelty pre-screening (首创鉴定初筛) at once and lists the most similar achievements and
 topics with a similarity figure and the terms they share; ``/成果 查新 文字`` does the same for any text.
@@ -11,11 +11,13 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.dispatcher import Context, Role, Router, UsageError, UserError
-from bot.novelty import NEAR_DUPLICATE, describe
-from bot.research import ResearchService, achievement_label, studio_list, topic_label
-from bot.store.models import Studio
-from bot.store.topics import TYPE_NAMES, Achievement, AchievementType, Award
+from bot.core.dispatcher import Context, Role, Router, UsageError, UserError
+from bot.services.achievements.novelty import NEAR_DUPLICATE, describe
+from bot.services.achievements.service import AchievementService, achievement_label
+from bot.services.studios import studio_list
+from bot.services.topics import topic_label
+from bot.store.achievements import TYPE_NAMES, Achievement, AchievementType, Award
+from bot.store.studios import Studio
 
 if TYPE_CHECKING:
     from bot.app import BotApp
@@ -59,9 +61,9 @@ _AMOUNT = re.compile(r"^(\d+(?:\.\d+)?)(万)?元?$")
 _SEPARATORS = re.compile(r"[、,;]+")
 
 
-def service_of(ctx: Context) -> ResearchService:
-    """The research service."""
-    return ctx.services.feature(ResearchService)
+def service_of(ctx: Context) -> AchievementService:
+    """The achievements service."""
+    return ctx.runtime.feature(AchievementService)
 
 
 def parse_year(word: str) -> int | None:
@@ -177,8 +179,8 @@ async def _add(ctx: Context, args: str) -> str:
     studio_ids = request.studios or tuple(ctx.caller.studios)
     if not studio_ids:
         raise UsageError("请写上完成成果的工作室编号，例如 T1。")
-    year = request.year or ctx.services.local_now().year
-    if not FIRST_YEAR <= year <= ctx.services.local_now().year + 1:
+    year = request.year or ctx.runtime.local_now().year
+    if not FIRST_YEAR <= year <= ctx.runtime.local_now().year + 1:
         raise UsageError(f"年份应在 {FIRST_YEAR} 到明年之间。")
     description = ""
     if request.topic_id is not None:
@@ -198,7 +200,7 @@ async def _add(ctx: Context, args: str) -> str:
             year=year,
             topic_id=request.topic_id,
             registered_by=ctx.caller.user_id,
-            created_at=ctx.services.clock.now(),
+            created_at=ctx.runtime.clock.now(),
         )
     )
     assert achievement.id is not None
@@ -318,7 +320,7 @@ async def _award(ctx: Context, args: str) -> str:
         raise UsageError(
             f"金额「{amount_word}」看不懂，请写元数，例如 20000 或 2万。\n用法：{AWARD_USAGE}"
         ) from None
-    year = ctx.services.local_now().year
+    year = ctx.runtime.local_now().year
     if rest and parse_year(rest[0]) is not None:
         year = parse_year(rest.pop(0)) or year
     name = " ".join(rest)[:100]
@@ -348,7 +350,7 @@ async def _award(ctx: Context, args: str) -> str:
             amount=amount,
             year=year,
             created_by=ctx.caller.user_id,
-            created_at=ctx.services.clock.now(),
+            created_at=ctx.runtime.clock.now(),
         )
     )
     what = (
@@ -363,7 +365,7 @@ async def _award(ctx: Context, args: str) -> str:
 async def handle_awards(ctx: Context) -> str:
     """A year's awards with the total paid."""
     word = ctx.args.strip()
-    year = parse_year(word) if word else ctx.services.local_now().year
+    year = parse_year(word) if word else ctx.runtime.local_now().year
     if year is None:
         raise UsageError(f"年份「{word}」看不懂，请写四位年份，例如 2026。")
     service = service_of(ctx)
@@ -383,40 +385,7 @@ async def handle_awards(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-@router.command(
-    "stats",
-    "统计",
-    summary="联盟年度统计：问题、活动、课题、成果、奖励",
-    usage="/统计 [年份] [联盟]，例如 /统计 2026、/统计 2026 隧道",
-)
-async def handle_stats(ctx: Context) -> str:
-    """The year's summary (the report's first sheet) as a short text."""
-    from bot.reports import collect, summary_text
-
-    year = ctx.services.local_now().year
-    alliance_id = None
-    for word in ctx.args.split():
-        if parse_year(word) is not None:
-            year = parse_year(word) or year
-            continue
-        alliance = await ctx.services.store.alliances.find(word)
-        if alliance is None:
-            raise UsageError(f"「{word}」既不是年份也不是联盟。")
-        alliance_id = alliance.id
-    report = await collect(
-        ctx.services.store,
-        year=year,
-        tz=ctx.services.settings.tz,
-        now=ctx.services.clock.now(),
-        alliance_id=alliance_id,
-    )
-    return (
-        summary_text(report) + "\n完整报表（XLSX 和图表）：alliance-bot report --year " + f"{year} --out 目录"
-    )
-
-
 async def setup(bot: BotApp) -> None:
-    """Register the achievements commands (the research service comes from ``bot.handlers.topics``)."""
-    if ResearchService not in bot.services.features:
-        bot.services.add_feature(ResearchService(bot.services))
+    """Register the achievements commands and the achievements service."""
+    bot.runtime.add_feature(AchievementService(bot.runtime))
     bot.add_router(router)

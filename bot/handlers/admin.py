@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.dispatcher import Context, Role, Router, UsageError, UserError
-from bot.scheduler import JobRegistry, JobStatus
-from bot.store.models import MemberRole
+from bot.core.dispatcher import Context, Role, Router, UsageError, UserError
+from bot.core.scheduler import JobRegistry, JobStatus
+from bot.store.studios import MemberRole
 
 router = Router("管理")
 
@@ -37,13 +37,13 @@ def _fmt(when: datetime, tz: object) -> str:
 
 def registry_of(ctx: Context) -> JobRegistry:
     """The job registry, registered by the composition root as a feature service."""
-    return ctx.services.feature(JobRegistry)
+    return ctx.runtime.feature(JobRegistry)
 
 
 @router.command("jobs", "定时任务", summary="查看定时任务的下次运行时间和上次结果", role=Role.ADMIN)
 async def handle_jobs(ctx: Context) -> str:
     """Show what is scheduled next and what ran last."""
-    return await job_report(registry_of(ctx), ctx.services.settings.tz)
+    return await job_report(registry_of(ctx), ctx.runtime.settings.tz)
 
 
 async def job_report(registry: JobRegistry, tz: object) -> str:
@@ -72,11 +72,11 @@ async def handle_grant(ctx: Context) -> str:
     if role == Role.ALLIANCE_LEAD:
         if not rest:
             raise UsageError("授予联盟负责人时请指定联盟。")
-        alliance = await ctx.services.store.alliances.find(rest[0])
+        alliance = await ctx.runtime.store.alliances.find(rest[0])
         if alliance is None:
             raise UserError(f"没有找到联盟「{rest[0]}」。")
         alliance_id = alliance.id
-    await ctx.services.store.members.grant(
+    await ctx.runtime.store.members.grant(
         user_id, MemberRole(role.name.lower()).value, alliance_id=alliance_id
     )
     return f"已将 {user_id} 设为「{role.label}」" + (f"（{alliance_id}）" if alliance_id else "") + "。"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import weakref
 
-from bot.dispatcher import Context, Dispatcher, Role, Router, UsageError
+from bot.core.dispatcher import Context, Dispatcher, Role, Router, UsageError
 
 router = Router("基本")
 
@@ -56,7 +56,7 @@ def _overview(dispatcher: Dispatcher, role: Role) -> str:
 @router.command("whoami", "我是谁", summary="查看我的账号、身份和所在工作室")
 async def handle_whoami(ctx: Context) -> str:
     """Show the caller's user id, role, and the studios and alliances they lead."""
-    store = ctx.services.store
+    store = ctx.runtime.store
     lines = [f"账号：{ctx.caller.user_id}", f"身份：{ctx.caller.role.label}"]
     for studio_id in ctx.caller.studios:
         studio = await store.studios.get(studio_id)

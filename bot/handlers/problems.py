@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.dispatcher import Caller, Context, Role, Router, UsageError, UserError
-from bot.middleware import dedupe_key
-from bot.problems import (
+from bot.core.dispatcher import Caller, Context, Role, Router, UsageError, UserError
+from bot.core.middleware import dedupe_key
+from bot.core.runtime import Runtime
+from bot.routing import Judgement
+from bot.services.problems import (
     DIGEST_JOB,
     ESCALATION_JOB,
     MAX_TEXT,
@@ -28,10 +30,8 @@ from bot.problems import (
     short,
     studio_label,
 )
-from bot.routing import Judgement
-from bot.services import Services
-from bot.store.models import Studio
 from bot.store.problems import ACTIVE, UNCLAIMED, Problem, ProblemStatus
+from bot.store.studios import Studio
 
 if TYPE_CHECKING:
     from bot.app import BotApp
@@ -57,7 +57,7 @@ LIST_LIMIT = 20
 
 def service_of(ctx: Context) -> ProblemService:
     """The problems service."""
-    return ctx.services.feature(ProblemService)
+    return ctx.runtime.feature(ProblemService)
 
 
 def parse_number(args: str) -> tuple[int, str]:
@@ -176,7 +176,7 @@ async def handle_message(ctx: Context) -> str | None:
 
 async def _studio_for(ctx: Context, problem: Problem, args: str) -> Studio:
     """The studio the caller claims or answers for: ``@ID``, the one they lead, or the one that was asked."""
-    store = ctx.services.store
+    store = ctx.runtime.store
     caller = ctx.caller
     match = _STUDIO_OPT.search(args)
     if match:
@@ -228,7 +228,7 @@ async def handle_claim(ctx: Context) -> str:
             return (
                 f"{studio.name}已经认领了问题 {problem_label(problem)}。答复请发送 /答复 {number} 答复内容。"
             )
-        other = await ctx.services.store.studios.get(problem.studio_id or "")
+        other = await ctx.runtime.store.studios.get(problem.studio_id or "")
         raise UserError(f"问题 {problem_label(problem)}已由{studio_label(other, problem.studio_id)}认领。")
     claimed = await service_of(ctx).claim(problem, studio=studio, user_id=ctx.caller.user_id)
     if claimed is None:
@@ -266,7 +266,7 @@ async def handle_answer(ctx: Context) -> str:
             raise UserError(f"问题 #{number} 刚刚已被其他工作室认领或已结束，请发送 /问题 {number} 查看。")
         problem = claimed
     elif problem.studio_id != studio.id:
-        other = await ctx.services.store.studios.get(problem.studio_id or "")
+        other = await ctx.runtime.store.studios.get(problem.studio_id or "")
         raise UserError(
             f"问题 {problem_label(problem)}由{studio_label(other, problem.studio_id)}认领，只有它的负责人可以答复。"
         )
@@ -419,7 +419,7 @@ async def handle_problems(ctx: Context) -> str:
     elif kind in ("studio", "工作室"):
         if len(words) < 2:
             raise UsageError("请写工作室编号，例如 /问题 studio T1。")
-        studio = await ctx.services.store.studios.get(words[1])
+        studio = await ctx.runtime.store.studios.get(words[1])
         if studio is None:
             raise UserError(f"没有编号为 {words[1]} 的工作室。发送 /工作室 查看编号。")
         problems = await service.repo.find(studio_ids=[studio.id])
@@ -444,19 +444,19 @@ async def handle_problems(ctx: Context) -> str:
 # -- setup -----------------------------------------------------------------------------------------
 
 
-async def _escalate(services: Services, now: datetime) -> str:
-    return await services.feature(ProblemService).escalate_due(now)
+async def _escalate(runtime: Runtime, now: datetime) -> str:
+    return await runtime.feature(ProblemService).escalate_due(now)
 
 
-async def _digest(services: Services, now: datetime) -> str:
-    return await services.feature(ProblemService).morning_digest(now)
+async def _digest(runtime: Runtime, now: datetime) -> str:
+    return await runtime.feature(ProblemService).morning_digest(now)
 
 
 async def setup(bot: BotApp) -> None:
     """Register the problem commands, build the routing index and add the escalation and digest jobs."""
-    if ProblemService not in bot.services.features:
-        bot.services.add_feature(ProblemService(bot.services))
-    await bot.services.feature(ProblemService).index()
+    if ProblemService not in bot.runtime.features:
+        bot.runtime.add_feature(ProblemService(bot.runtime))
+    await bot.runtime.feature(ProblemService).index()
     bot.add_router(router)
     tz = bot.settings.tz
     bot.jobs.add(

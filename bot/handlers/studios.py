@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.dispatcher import Context, Router, UsageError, UserError
-from bot.store.models import Studio
+from bot.core.dispatcher import Context, Router, UsageError, UserError
+from bot.store.studios import Studio
 
 router = Router("工作室")
 
@@ -22,7 +22,7 @@ def stars(count: int) -> str:
 )
 async def handle_studios(ctx: Context) -> str:
     """List studios grouped by alliance, optionally of one alliance."""
-    store = ctx.services.store
+    store = ctx.runtime.store
     alliances = await store.alliances.all()
     if ctx.args:
         alliance = await store.alliances.find(ctx.args)
@@ -56,7 +56,7 @@ async def handle_studio(ctx: Context) -> str:
     if not ctx.args:
         raise UsageError()
     key = ctx.args.split()[0]
-    store = ctx.services.store
+    store = ctx.runtime.store
     studio = await store.studios.get(key)
     if studio is None:
         candidates = [s for s in await store.studios.all() if key in s.name]

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.dispatcher import Context, Role, Router, UsageError, UserError
-from bot.novelty import NEAR_DUPLICATE, describe
-from bot.research import SWEEP_JOB, ResearchService, cn_day, studio_list, topic_label
-from bot.services import Services
-from bot.store.models import Studio
-from bot.store.topics import ResearchTopic, TopicProgress, TopicStatus
+from bot.core.dispatcher import Context, Role, Router, UsageError, UserError
+from bot.core.runtime import Runtime
+from bot.services.achievements.novelty import NEAR_DUPLICATE, describe
+from bot.services.achievements.service import AchievementService
+from bot.services.studios import studio_list
+from bot.services.topics import SWEEP_JOB, TopicService, cn_day, topic_label
+from bot.store.studios import Studio
+from bot.store.topics import Topic, TopicProgress, TopicStatus
 
 if TYPE_CHECKING:
     from bot.app import BotApp
@@ -32,9 +34,9 @@ _STUDIO_OPT = re.compile(r"(?:^|\s)@(\S+)")
 _MINE = ("mine", "我的", "本工作室")
 
 
-def service_of(ctx: Context) -> ResearchService:
-    """The research service."""
-    return ctx.services.feature(ResearchService)
+def service_of(ctx: Context) -> TopicService:
+    """The topics service."""
+    return ctx.runtime.feature(TopicService)
 
 
 def is_topic_ref(args: str) -> bool:
@@ -64,7 +66,7 @@ def split_title(text: str) -> tuple[str, str]:
 
 async def choose_studio(ctx: Context, args: str) -> tuple[Studio, str]:
     """The studio the caller acts for (``@B1`` picks one) and the arguments without the option."""
-    store = ctx.services.store
+    store = ctx.runtime.store
     match = _STUDIO_OPT.search(args)
     if match:
         word = match.group(1)
@@ -95,7 +97,7 @@ async def choose_studio(ctx: Context, args: str) -> tuple[Studio, str]:
     )
 
 
-async def topic_or_error(ctx: Context, args: str) -> ResearchTopic:
+async def topic_or_error(ctx: Context, args: str) -> Topic:
     """The topic the first argument names."""
     topic_id = parse_topic_id(args)
     topic = await service_of(ctx).topics.get(topic_id)
@@ -109,13 +111,13 @@ def _rest(args: str) -> str:
     return parts[1].strip() if len(parts) > 1 else ""
 
 
-def _not_active(topic: ResearchTopic) -> str:
+def _not_active(topic: Topic) -> str:
     if topic.state == TopicStatus.PROPOSED:
         return f"课题 {topic_label(topic)}还在征集附议，尚未立项（可发送 /附议 T-{topic.id} 支持）。"
     return f"课题 {topic_label(topic)}{topic.state.label}。"
 
 
-def may_manage(ctx: Context, topic: ResearchTopic) -> bool:
+def may_manage(ctx: Context, topic: Topic) -> bool:
     """The proposer, leads of the topic's alliance and admins may conclude a topic."""
     caller = ctx.caller
     return (
@@ -172,7 +174,7 @@ async def _propose(ctx: Context, args: str, *, confirmed: bool) -> str:
         raise UsageError(f"标题请不超过 {MAX_TITLE} 字，说明不超过 {MAX_TEXT} 字。")
     service = service_of(ctx)
     if not confirmed:
-        matches = await service.similar(f"{title}\n{description}", title=title)
+        matches = await ctx.runtime.feature(AchievementService).similar(f"{title}\n{description}", title=title)
         close = [m for m in matches if m.score >= NEAR_DUPLICATE]
         if close:
             lines = [f"发现与「{title}」相近的课题或成果，请先看看是否已有人在做："]
@@ -215,7 +217,7 @@ async def handle_support(ctx: Context) -> str:
                 f"课题 {topic_label(topic)}已经立项，无需附议；如想参与，请发送 /加入攻关 T-{topic.id}。"
             )
         raise UserError(f"课题 {topic_label(topic)}{topic.state.label}，不能再附议。")
-    if topic.deadline <= ctx.services.clock.now():
+    if topic.deadline <= ctx.runtime.clock.now():
         raise UserError(
             f"课题 {topic_label(topic)}的附议征集已于 {cn_day(service.local(topic.deadline))} 截止。"
         )
@@ -288,7 +290,7 @@ async def handle_progress(ctx: Context) -> str:
             user_id=ctx.caller.user_id,
             studio_id=studio_id,
             text=text,
-            created_at=ctx.services.clock.now(),
+            created_at=ctx.runtime.clock.now(),
         )
     )
     count = await service.topics.progress_count(topic.id)
@@ -324,7 +326,7 @@ async def handle_conclude(ctx: Context) -> str:
     detail = await service.topics.detail(closed.id)
     assert detail is not None
     team = " ".join(m.studio_id for m in detail.members)
-    year = ctx.services.local_now().year
+    year = ctx.runtime.local_now().year
     return (
         f"课题 {topic_label(closed)}已结题，已通知攻关团队所在联盟。\n"
         f"如需登记为创新成果，请发送（类型可选：发明专利、实用新型专利、工法、QC成果、科技进步奖、职工技术创新成果、管理创新成果）：\n"
@@ -345,7 +347,7 @@ async def handle_topics(ctx: Context) -> str:
     if word and parse_topic_ref(word) is not None:
         return await _details(ctx, word)
     service = service_of(ctx)
-    store = ctx.services.store
+    store = ctx.runtime.store
     if not word:
         topics = await service.topics.all(statuses=[TopicStatus.PROPOSED, TopicStatus.APPROVED])
         heading = "进行中的联合攻关课题"
@@ -431,14 +433,13 @@ async def _details(ctx: Context, args: str) -> str:
 # -- setup -----------------------------------------------------------------------------------------
 
 
-async def _sweep(services: Services, now: datetime) -> str:
-    return await services.feature(ResearchService).sweep(now)
+async def _sweep(runtime: Runtime, now: datetime) -> str:
+    return await runtime.feature(TopicService).sweep(now)
 
 
 async def setup(bot: BotApp) -> None:
-    """Register the topic commands, the research service and the quorum sweep."""
-    if ResearchService not in bot.services.features:
-        bot.services.add_feature(ResearchService(bot.services))
+    """Register the topic commands, the topics service and the quorum sweep."""
+    bot.runtime.add_feature(TopicService(bot.runtime))
     bot.add_router(router)
     bot.jobs.add(
         SWEEP_JOB,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.dedupe import DedupeRepo
 from bot.store.engine import create_engine, session_factory, upgrade_database
-from bot.store.repos import AllianceRepo, DedupeRepo, Generation, MemberRepo, OutboxRepo, StudioRepo
+from bot.store.jobs import JobRunRepo
+from bot.store.outbox import OutboxRepo
+from bot.store.studios import AllianceRepo, Generation, MemberRepo, StudioRepo
 
 
 class Store:
@@ -20,6 +23,7 @@ class Store:
         self.members = MemberRepo(self.sessions, self.roles)
         self.dedupe = DedupeRepo(self.sessions, engine)
         self.outbox = OutboxRepo(self.sessions)
+        self.jobs = JobRunRepo(self.sessions)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Column, Index, Text, UniqueConstraint, func, update
 from sqlmodel import Field, SQLModel, col, select
 
-from bot.store.repos import Sessions
+from bot.store.engine import Sessions
 from bot.store.types import UTCDateTime, utcnow
 
 

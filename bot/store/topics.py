@@ -1,4 +1,4 @@
-"""Joint research topics (立项, 附议, 攻关团队, 进展, 结题), the achievements database (创新成果库) and awards.
+"""The topics feature's tables and repository: joint research topics (立项, 附议, 攻关团队, 进展, 结题).
 
 A topic is proposed by a studio, gathers support from other studios and is approved once ``BOT_TOPIC_QUORUM``
 studios (the proposer's included) back it within ``BOT_TOPIC_DAYS``; otherwise it lapses. State changes are
@@ -14,11 +14,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint, func, update
+from sqlalchemy import Column, Text, UniqueConstraint, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
 
-from bot.store.repos import Sessions
+from bot.store.engine import Sessions
 from bot.store.types import UTCDateTime, utcnow
 
 
@@ -44,7 +44,7 @@ _STATUS_LABELS = {
 }
 
 
-class ResearchTopic(SQLModel, table=True):
+class Topic(SQLModel, table=True):
     """A joint research topic ``#T-N`` (N is the id), proposed by a studio."""
 
     __tablename__ = "research_topic"
@@ -114,87 +114,19 @@ class TopicProgress(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 
-class AchievementType(StrEnum):
-    """The kinds of result the union records (成果类型)."""
-
-    INVENTION_PATENT = "发明专利"
-    UTILITY_PATENT = "实用新型专利"
-    CONSTRUCTION_METHOD = "工法"
-    QC = "QC成果"
-    SCIENCE_AWARD = "科技进步奖"
-    WORKER_INNOVATION = "职工技术创新成果"
-    MANAGEMENT_INNOVATION = "管理创新成果"
-
-    @classmethod
-    def parse(cls, word: str) -> AchievementType:
-        """A type from its Chinese name or a common short form (发明, 实用新型, QC, 科技奖…)."""
-        key = word.strip().lower().replace(" ", "")
-        for kind in cls:
-            if key == kind.value.lower():
-                return kind
-        for alias, kind in _TYPE_ALIASES.items():
-            if key == alias.lower():
-                return kind
-        raise ValueError(word)
 
 
-_TYPE_ALIASES = {
-    "发明": AchievementType.INVENTION_PATENT,
-    "invention": AchievementType.INVENTION_PATENT,
-    "实用新型": AchievementType.UTILITY_PATENT,
-    "utility": AchievementType.UTILITY_PATENT,
-    "施工工法": AchievementType.CONSTRUCTION_METHOD,
-    "method": AchievementType.CONSTRUCTION_METHOD,
-    "qc": AchievementType.QC,
-    "qc小组成果": AchievementType.QC,
-    "科技进步": AchievementType.SCIENCE_AWARD,
-    "科技奖": AchievementType.SCIENCE_AWARD,
-    "职工技术创新": AchievementType.WORKER_INNOVATION,
-    "职工创新": AchievementType.WORKER_INNOVATION,
-    "技术创新成果": AchievementType.WORKER_INNOVATION,
-    "管理创新": AchievementType.MANAGEMENT_INNOVATION,
-}
-TYPE_NAMES = "、".join(kind.value for kind in AchievementType)
 
 
-class Achievement(SQLModel, table=True):
-    """A registered result: patent, construction method, QC result, award-winning innovation…"""
-
-    __tablename__ = "achievement"
-
-    id: int | None = Field(default=None, primary_key=True)
-    type: str = Field(max_length=32, index=True)
-    title: str = Field(max_length=300)
-    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    studios: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    year: int = Field(index=True)
-    topic_id: int | None = Field(default=None, foreign_key="research_topic.id")
-    registered_by: str = Field(default="", max_length=64)
-    source: str = Field(default="chat", max_length=16)  # chat | import
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 
-class Award(SQLModel, table=True):
-    """Prize money paid for an achievement or to a studio (e.g. 30,000 yuan for a five-star studio)."""
-
-    __tablename__ = "award"
-
-    id: int | None = Field(default=None, primary_key=True)
-    achievement_id: int | None = Field(default=None, foreign_key="achievement.id", index=True)
-    studio_id: str | None = Field(default=None, foreign_key="studio.id", max_length=64, index=True)
-    name: str = Field(default="", max_length=100)
-    amount: int  # yuan
-    year: int = Field(index=True)
-    note: str = ""
-    created_by: str = Field(default="", max_length=64)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 
 @dataclass(slots=True, frozen=True)
 class TopicDetail:
     """A topic with its supporters, team and latest progress."""
 
-    topic: ResearchTopic
+    topic: Topic
     supports: list[TopicSupport]
     members: list[TopicMember]
     progress: list[TopicProgress]
@@ -206,7 +138,7 @@ class TopicRepo:
     def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
 
-    async def create(self, topic: ResearchTopic, *, user_id: str) -> ResearchTopic:
+    async def create(self, topic: Topic, *, user_id: str) -> Topic:
         """Store a new topic with its proposer's studio as the first supporter."""
         async with self._sessions() as session, session.begin():
             session.add(topic)
@@ -219,15 +151,15 @@ class TopicRepo:
             )
         return topic
 
-    async def get(self, topic_id: int) -> ResearchTopic | None:
+    async def get(self, topic_id: int) -> Topic | None:
         """One topic by number."""
         async with self._sessions() as session:
-            return await session.get(ResearchTopic, topic_id)
+            return await session.get(Topic, topic_id)
 
     async def detail(self, topic_id: int, *, progress_limit: int = 5) -> TopicDetail | None:
         """A topic with supporters, team and its latest progress notes (oldest of them first)."""
         async with self._sessions() as session:
-            topic = await session.get(ResearchTopic, topic_id)
+            topic = await session.get(Topic, topic_id)
             if topic is None:
                 return None
             supports = (
@@ -258,21 +190,21 @@ class TopicRepo:
         statuses: Iterable[TopicStatus] | None = None,
         alliance_id: str | None = None,
         studio_ids: Sequence[str] | None = None,
-    ) -> list[ResearchTopic]:
+    ) -> list[Topic]:
         """Topics, newest first; optionally by status, alliance, or studios involved (proposer, support, team)."""
-        query = select(ResearchTopic).order_by(col(ResearchTopic.id).desc())
+        query = select(Topic).order_by(col(Topic.id).desc())
         if statuses is not None:
-            query = query.where(col(ResearchTopic.status).in_([s.value for s in statuses]))
+            query = query.where(col(Topic.status).in_([s.value for s in statuses]))
         if alliance_id is not None:
-            query = query.where(ResearchTopic.alliance_id == alliance_id)
+            query = query.where(Topic.alliance_id == alliance_id)
         if studio_ids is not None:
             ids = list(studio_ids)
             supported = select(TopicSupport.topic_id).where(col(TopicSupport.studio_id).in_(ids))
             joined = select(TopicMember.topic_id).where(col(TopicMember.studio_id).in_(ids))
             query = query.where(
-                col(ResearchTopic.studio_id).in_(ids)
-                | col(ResearchTopic.id).in_(supported)
-                | col(ResearchTopic.id).in_(joined)
+                col(Topic.studio_id).in_(ids)
+                | col(Topic.id).in_(supported)
+                | col(Topic.id).in_(joined)
             )
         async with self._sessions() as session:
             return list((await session.exec(query)).all())
@@ -303,12 +235,12 @@ class TopicRepo:
 
     async def _transition(
         self, topic_id: int, *, from_status: TopicStatus, values: dict[str, Any]
-    ) -> ResearchTopic | None:
+    ) -> Topic | None:
         statement = (
-            update(ResearchTopic)
-            .where(col(ResearchTopic.id) == topic_id, col(ResearchTopic.status) == from_status.value)
+            update(Topic)
+            .where(col(Topic.id) == topic_id, col(Topic.status) == from_status.value)
             .values(**values)
-            .returning(col(ResearchTopic.id))
+            .returning(col(Topic.id))
         )
         async with self._sessions() as session, session.begin():
             won = (await session.exec(statement)).scalars().first()
@@ -327,12 +259,12 @@ class TopicRepo:
                             joined_at=values["approved_at"],
                         )
                     )
-            topic = await session.get(ResearchTopic, topic_id)
+            topic = await session.get(Topic, topic_id)
             assert topic is not None
             await session.refresh(topic)
             return topic
 
-    async def approve(self, topic_id: int, *, at: datetime) -> ResearchTopic | None:
+    async def approve(self, topic_id: int, *, at: datetime) -> Topic | None:
         """Approve a proposed topic (its supporters become the team); None if it was not proposed any more."""
         return await self._transition(
             topic_id,
@@ -340,7 +272,7 @@ class TopicRepo:
             values={"status": TopicStatus.APPROVED.value, "approved_at": at},
         )
 
-    async def lapse(self, topic_id: int, *, at: datetime) -> ResearchTopic | None:
+    async def lapse(self, topic_id: int, *, at: datetime) -> Topic | None:
         """Let a proposed topic lapse; None if it was not proposed any more."""
         return await self._transition(
             topic_id,
@@ -348,7 +280,7 @@ class TopicRepo:
             values={"status": TopicStatus.LAPSED.value, "closed_at": at},
         )
 
-    async def conclude(self, topic_id: int, *, text: str, at: datetime) -> ResearchTopic | None:
+    async def conclude(self, topic_id: int, *, text: str, at: datetime) -> Topic | None:
         """Close an approved topic with its result; None if it was not approved (or already concluded)."""
         return await self._transition(
             topic_id,
@@ -359,25 +291,25 @@ class TopicRepo:
     async def mark_reminded(self, topic_id: int, *, at: datetime) -> bool:
         """Claim the deadline reminder of a proposed topic; False if it was already sent (or claimed)."""
         statement = (
-            update(ResearchTopic)
+            update(Topic)
             .where(
-                col(ResearchTopic.id) == topic_id,
-                col(ResearchTopic.status) == TopicStatus.PROPOSED.value,
-                col(ResearchTopic.reminded_at).is_(None),
+                col(Topic.id) == topic_id,
+                col(Topic.status) == TopicStatus.PROPOSED.value,
+                col(Topic.reminded_at).is_(None),
             )
             .values(reminded_at=at)
-            .returning(col(ResearchTopic.id))
+            .returning(col(Topic.id))
         )
         async with self._sessions() as session, session.begin():
             return (await session.exec(statement)).scalars().first() is not None
 
-    async def proposed(self) -> list[ResearchTopic]:
+    async def proposed(self) -> list[Topic]:
         """Topics still gathering support, oldest deadline first."""
         async with self._sessions() as session:
             rows = await session.exec(
-                select(ResearchTopic)
-                .where(ResearchTopic.status == TopicStatus.PROPOSED.value)
-                .order_by(col(ResearchTopic.deadline), col(ResearchTopic.id))
+                select(Topic)
+                .where(Topic.status == TopicStatus.PROPOSED.value)
+                .order_by(col(Topic.deadline), col(Topic.id))
             )
             return list(rows.all())
 
@@ -415,75 +347,9 @@ class TopicRepo:
         """Remember the achievement a concluded topic produced."""
         async with self._sessions() as session, session.begin():
             await session.exec(
-                update(ResearchTopic)
-                .where(col(ResearchTopic.id) == topic_id)
+                update(Topic)
+                .where(col(Topic.id) == topic_id)
                 .values(achievement_id=achievement_id)
             )
 
 
-class AchievementRepo:
-    """The achievements database and awards."""
-
-    def __init__(self, sessions: Sessions) -> None:
-        self._sessions = sessions
-
-    async def add(self, achievement: Achievement) -> Achievement:
-        """Register an achievement."""
-        async with self._sessions() as session, session.begin():
-            session.add(achievement)
-        return achievement
-
-    async def get(self, achievement_id: int) -> Achievement | None:
-        """One achievement by number."""
-        async with self._sessions() as session:
-            return await session.get(Achievement, achievement_id)
-
-    async def all(self, *, year: int | None = None) -> list[Achievement]:
-        """Achievements, newest first, optionally of one year."""
-        query = select(Achievement).order_by(col(Achievement.id).desc())
-        if year is not None:
-            query = query.where(Achievement.year == year)
-        async with self._sessions() as session:
-            return list((await session.exec(query)).all())
-
-    async def find(self, *, type: str, title: str, year: int) -> Achievement | None:
-        """An achievement with exactly this type, title and year (re-imports skip it)."""
-        async with self._sessions() as session:
-            rows = await session.exec(
-                select(Achievement).where(
-                    Achievement.type == type, Achievement.title == title, Achievement.year == year
-                )
-            )
-            return rows.first()
-
-    async def add_award(self, award: Award) -> Award:
-        """Record an award."""
-        async with self._sessions() as session, session.begin():
-            session.add(award)
-        return award
-
-    async def add_with_award(self, achievement: Achievement, award: Award | None) -> Achievement:
-        """Register an achievement and, if given, its award, in one transaction (spreadsheet import)."""
-        async with self._sessions() as session, session.begin():
-            session.add(achievement)
-            await session.flush()
-            if award is not None:
-                award.achievement_id = achievement.id
-                session.add(award)
-        return achievement
-
-    async def awards(self, *, year: int | None = None) -> list[Award]:
-        """Awards, by year then id, optionally of one year."""
-        query = select(Award).order_by(col(Award.year), col(Award.id))
-        if year is not None:
-            query = query.where(Award.year == year)
-        async with self._sessions() as session:
-            return list((await session.exec(query)).all())
-
-    async def awards_of(self, achievement_id: int) -> list[Award]:
-        """The awards on one achievement."""
-        async with self._sessions() as session:
-            rows = await session.exec(
-                select(Award).where(Award.achievement_id == achievement_id).order_by(col(Award.id))
-            )
-            return list(rows.all())

@@ -9,7 +9,7 @@ from sqlalchemy import Column, UniqueConstraint, delete, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
 
-from bot.store.repos import Sessions
+from bot.store.engine import Sessions
 from bot.store.types import UTCDateTime
 
 

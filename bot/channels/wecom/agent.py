@@ -1,0 +1,207 @@
+"""The self-built app callback (自建应用 接收消息), ``/wecom/app``: 1:1 commands from leads and app events.
+
+XML envelope with ``<Encrypt>``, receive id = CorpID (developer.work.weixin.qq.com path/90930, 96466). A quick
+answer is an encrypted passive XML reply; a slow one is acknowledged with an empty body at once and delivered
+through ``message/send`` (the outbox) when ready. Retried messages are dropped by the dispatcher's deduplication
+(``MsgId``; events by ``FromUserName`` + ``CreateTime``).
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot.app import BotApp
+from bot.channels.wecom.callback import (
+    DATABASE_DOWN,
+    REPLY_WAIT,
+    Background,
+    Late,
+    bounded,
+    read_body,
+    rejection,
+    settle,
+    unavailable,
+    verify_url,
+)
+from bot.channels.wecom.crypto import CallbackCrypto, CallbackRejected
+from bot.channels.wecom.senders import TEXT_BYTES, clip
+from bot.core.messages import Event, Reply
+from bot.core.middleware import message_key
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "app"
+PATH = "/wecom/app"
+WELCOME = "您好，我是工作室联盟助手。发送 /帮助 查看我能做什么。"
+UNSUPPORTED = "抱歉，我目前只能处理文字消息，请用文字描述您的问题。"
+
+
+def parse_xml(data: bytes | str) -> dict[str, str]:
+    """The child elements of an XML document's root as a dict; 400 when it is not plain, well-formed XML."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if b"<!DOCTYPE" in raw.upper() or b"<!ENTITY" in raw.upper():
+        raise CallbackRejected(400, "XML with a DTD")  # no entity expansion tricks
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError:
+        raise CallbackRejected(400, "malformed XML") from None
+    return {child.tag: (child.text or "") for child in root}
+
+
+def _cdata(text: str) -> str:
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+@dataclass(slots=True, frozen=True)
+class AppMessage:
+    """The fields of a decrypted app callback the bot uses."""
+
+    to_user: str
+    from_user: str
+    create_time: str
+    msg_type: str
+    content: str
+    msg_id: str
+    event: str
+    event_key: str
+
+    @classmethod
+    def parse(cls, plaintext: str) -> AppMessage:
+        """Read a decrypted callback."""
+        fields = parse_xml(plaintext)
+        return cls(
+            to_user=fields.get("ToUserName", ""),
+            from_user=fields.get("FromUserName", ""),
+            create_time=fields.get("CreateTime", ""),
+            msg_type=fields.get("MsgType", ""),
+            content=fields.get("Content", "") or fields.get("Recognition", ""),
+            msg_id=fields.get("MsgId", ""),
+            event=fields.get("Event", ""),
+            event_key=fields.get("EventKey", ""),
+        )
+
+    @property
+    def dedupe_id(self) -> str:
+        """``MsgId``, or for events ``FromUserName`` + ``CreateTime`` (WeCom's advice)."""
+        return self.msg_id or f"{self.from_user}:{self.create_time}:{self.event}"
+
+
+class AppChannel:
+    """Serves ``/wecom/app``. ``reply_wait`` is an attribute so tests can shorten it."""
+
+    def __init__(self, bot: BotApp, crypto: CallbackCrypto) -> None:
+        self.bot = bot
+        self.crypto = crypto
+        self.background = Background(bot)
+        self.reply_wait = REPLY_WAIT
+
+    async def idle(self) -> None:
+        """Wait until late answers have been handled (tests, shutdown)."""
+        await self.background.idle()
+
+    def add_routes(self, app: web.Application) -> None:
+        """Mount ``GET`` (URL verification) and ``POST`` (messages, events) on ``/wecom/app``."""
+        app.router.add_get(PATH, self.handle_get)
+        app.router.add_post(PATH, self.handle_post)
+
+    async def handle_get(self, request: web.Request) -> web.Response:
+        """URL verification."""
+        return await verify_url(CHANNEL, self.crypto, request)
+
+    async def handle_post(self, request: web.Request) -> web.Response:
+        """One callback: verify, decrypt, dispatch within the deadline, answer with an encrypted reply."""
+        try:
+            body = await read_body(request)
+            query = self.crypto.signed_query(request.query)
+            encrypt = parse_xml(body).get("Encrypt", "")
+            if not encrypt:
+                raise CallbackRejected(400, "no Encrypt element")
+            message = AppMessage.parse(self.crypto.open(query, encrypt))
+        except CallbackRejected as exc:
+            return rejection(CHANNEL, request, exc)
+        try:
+            return await self._respond(message)
+        except DATABASE_DOWN:
+            return unavailable(CHANNEL)
+        except Exception:
+            log.exception("app callback failed")
+            return unavailable(CHANNEL)
+
+    async def _respond(self, message: AppMessage) -> web.Response:
+        if not message.from_user:
+            return web.Response(text="")
+        if message.msg_type == "event":
+            text = self._event_command(message)
+            if text is None:
+                return web.Response(text="")
+        elif message.msg_type in ("text", "voice"):
+            text = message.content
+        else:
+            return self._reply(message, UNSUPPORTED)
+        event = Event(
+            channel=CHANNEL,
+            user_id=message.from_user,
+            text=text,
+            received_at=self.bot.clock.now(),
+            msg_id=message.dedupe_id,
+        )
+        outcome = await self.background.within(
+            self.bot.handle(event), self.reply_wait, name=f"app:{message.dedupe_id}"
+        )
+        if isinstance(outcome, Late):
+            # answered "later": a retry must neither run the handler again nor get the late result twice
+            await bounded(
+                self.background,
+                self.bot.store.dedupe.answered(message_key(CHANNEL, message.dedupe_id), "", event.received_at),
+                what=f"app-answered:{message.dedupe_id}",
+            )
+            self.background.spawn(
+                settle(outcome.task, lambda reply: self._deliver_late(message, reply), what="app"),
+                name=f"app-late:{message.dedupe_id}",
+            )
+            return web.Response(text="")  # an empty body: "no passive reply", WeCom does not retry
+        if outcome is None or not outcome.text:
+            return web.Response(text="")
+        return self._reply(message, outcome.text)
+
+    @staticmethod
+    def _event_command(message: AppMessage) -> str | None:
+        """What an app event means as a command; None for events the bot does not act on."""
+        if message.event == "subscribe":
+            return "/帮助"
+        if message.event == "click" and message.event_key.startswith(("/", "／")):
+            return message.event_key  # a menu button whose key is a command
+        return None
+
+    async def _deliver_late(self, message: AppMessage, reply: Reply | None) -> None:
+        if reply is None or not reply.text:
+            return
+        await self.bot.runtime.outbox.notify_user(
+            message.from_user, reply.text, dedupe_key=f"app:{message.dedupe_id}"
+        )
+
+    def _reply(self, message: AppMessage, text: str) -> web.Response:
+        timestamp = str(int(self.bot.clock.now().timestamp()))
+        inner = (
+            "<xml>"
+            f"<ToUserName>{_cdata(message.from_user)}</ToUserName>"
+            f"<FromUserName>{_cdata(message.to_user)}</FromUserName>"
+            f"<CreateTime>{timestamp}</CreateTime>"
+            "<MsgType><![CDATA[text]]></MsgType>"
+            f"<Content>{_cdata(clip(text, TEXT_BYTES))}</Content>"
+            "</xml>"
+        )
+        sealed = self.crypto.encrypt(inner, timestamp=timestamp)
+        outer = (
+            "<xml>"
+            f"<Encrypt>{_cdata(sealed.encrypt)}</Encrypt>"
+            f"<MsgSignature>{_cdata(sealed.signature)}</MsgSignature>"
+            f"<TimeStamp>{sealed.timestamp}</TimeStamp>"
+            f"<Nonce>{_cdata(sealed.nonce)}</Nonce>"
+            "</xml>"
+        )
+        return web.Response(text=outer, content_type="application/xml")

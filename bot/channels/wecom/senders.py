@@ -1,0 +1,119 @@
+"""Outbox senders for WeCom: ``message/send`` (users), ``appchat/send`` (app groups), group robot webhooks
+and AI-bot response URLs. Each declares the platform's rate limits; the outbox worker paces itself to them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from bot.channels.wecom.client import WeComClient, WeComError, mask
+from bot.core.messages import Target
+from bot.core.outbox import DeliveryError
+from bot.store.outbox import RateLimit
+from bot.store.wecom import AibotStreamRepo, StreamDelivery
+
+log = logging.getLogger(__name__)
+
+# Platform limits (developer.work.weixin.qq.com): message/send 30/min and 1000/h per member, group robot
+# 20/min per robot. appchat/send allows 200/min per member; a group is paced like a member to stay well clear.
+USER_LIMITS = (RateLimit(30, 60), RateLimit(1000, 3600))
+APPCHAT_LIMITS = (RateLimit(30, 60),)
+WEBHOOK_LIMITS = (RateLimit(20, 60),)
+
+TEXT_BYTES = 2048  # text messages
+MARKDOWN_BYTES = 4096  # robot markdown messages
+RESPONSE_URL_BYTES = 20480  # AI-bot markdown via response_url
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes on a character boundary, marked when cut."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    marker = "…（内容过长，已截断）"
+    room = limit - len(marker.encode("utf-8"))
+    return data[:room].decode("utf-8", errors="ignore") + marker
+
+
+async def _deliver(call: Awaitable[dict[str, Any]], what: str) -> dict[str, Any]:
+    try:
+        return await call
+    except WeComError as exc:
+        raise DeliveryError(f"{what}: {exc}", retry_after=exc.retry_after if exc.retryable else None) from exc
+
+
+class UserSender:
+    """A personal message through the app: ``message/send`` (studio leads asked to take a problem…)."""
+
+    limits = USER_LIMITS
+
+    def __init__(self, client: WeComClient, agent_id: str) -> None:
+        self._client = client
+        self._agent_id = int(agent_id)
+
+    async def send(self, target: Target, text: str) -> None:
+        """Send ``text`` to the user ``target.address``."""
+        payload = {
+            "touser": target.address,
+            "msgtype": "text",
+            "agentid": self._agent_id,
+            "text": {"content": clip(text, TEXT_BYTES)},
+        }
+        data = await _deliver(self._client.api("/cgi-bin/message/send", payload), "message/send")
+        if data.get("invaliduser"):
+            # WeCom answers errcode 0 and names the users it could not reach
+            raise DeliveryError(f"message/send: 无效的用户 {data['invaliduser']}", retry_after=None)
+
+
+class AppChatSender:
+    """A message to a group the app created: ``appchat/send``."""
+
+    limits = APPCHAT_LIMITS
+
+    def __init__(self, client: WeComClient) -> None:
+        self._client = client
+
+    async def send(self, target: Target, text: str) -> None:
+        """Send ``text`` to the app chat ``target.address``."""
+        payload = {"chatid": target.address, "msgtype": "text", "text": {"content": clip(text, TEXT_BYTES)}}
+        await _deliver(self._client.api("/cgi-bin/appchat/send", payload), "appchat/send")
+
+
+class WebhookSender:
+    """A message to an existing group through its group robot: ``webhook/send?key=KEY``."""
+
+    limits = WEBHOOK_LIMITS
+
+    def __init__(self, client: WeComClient) -> None:
+        self._client = client
+
+    async def send(self, target: Target, text: str) -> None:
+        """Post ``text`` (markdown) through the robot whose key is ``target.address``."""
+        payload = {"msgtype": "markdown", "markdown": {"content": clip(text, MARKDOWN_BYTES)}}
+        url = f"{self._client.base_url}/cgi-bin/webhook/send"
+        await _deliver(
+            self._client.post(url, payload, params={"key": target.address}), f"webhook {mask(target.address)}"
+        )
+
+
+class ResponseUrlSender:
+    """The late answer to an AI-bot message, posted once to its ``response_url``.
+
+    A slow answer may also be collected by WeCom polling the reply stream; whichever path claims the stream
+    first delivers it, so the user never sees it twice.
+    """
+
+    limits: tuple[RateLimit, ...] = ()
+
+    def __init__(self, client: WeComClient, streams: AibotStreamRepo) -> None:
+        self._client = client
+        self._streams = streams
+
+    async def send(self, target: Target, text: str) -> None:
+        """Post ``text`` (markdown) to the response URL ``target.address`` unless the stream delivered it."""
+        if not await self._streams.claim_delivery(StreamDelivery.RESPONSE_URL, response_url=target.address):
+            log.info("late AI-bot answer already collected by a stream poll; not posting it again")
+            return
+        payload = {"msgtype": "markdown", "markdown": {"content": clip(text, RESPONSE_URL_BYTES)}}
+        await _deliver(self._client.post(target.address, payload), "response_url")

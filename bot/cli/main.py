@@ -1,0 +1,165 @@
+"""The ``alliance-bot`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot.cli import studios
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("bot")
+
+Runner = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+
+
+async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from aiohttp import web
+
+    from bot.app import BotApp, build_web_app
+
+    bot = await BotApp.create(settings)
+    app = build_web_app(bot)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    channels = "、".join(bot.live_channels) if bot.live_channels else "none (WeCom settings absent)"
+    print(
+        f"alliance-bot serving on http://{settings.host}:{settings.port} — live channels: {channels}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        # cleanup_ctx stops the scheduler, drains background work and closes the database
+        await runner.cleanup()
+    return 0
+
+
+async def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import BotApp
+    from bot.channels.console import run_console
+
+    bot = await BotApp.create(settings)
+    try:
+        await run_console(bot, user_id=args.user, group=args.group)
+    finally:
+        await bot.close()
+    return 0
+
+
+
+
+
+
+async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store.engine import create_engine, current_revisions, upgrade_database
+
+    engine = create_engine(settings.effective_database_url)
+    try:
+        await upgrade_database(engine, args.revision)
+        revisions = await current_revisions(engine)
+    finally:
+        await engine.dispose()
+    print(f"database at {', '.join(sorted(revisions)) or 'base'}")
+    return 0
+
+
+async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import BotApp
+    from bot.handlers.admin import job_report
+
+    bot = await BotApp.create(settings)
+    try:
+        print(await job_report(bot.jobs, settings.tz))
+    finally:
+        await bot.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="alliance-bot", description="Studio-alliance WeCom bot")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server (WeCom callbacks, /healthz) with the scheduler")
+    serve.set_defaults(run=_serve)
+
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal (each line is one message)")
+    chat.add_argument("--user", required=True, help="the WeCom user id to speak as")
+    chat.add_argument("--group", help="the group chat to speak in (default: a 1:1 chat)")
+    chat.set_defaults(run=_chat)
+
+    studios.register_cli(sub)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="action", required=True)
+    up = db.add_parser("upgrade", help="run migrations to the latest revision")
+    up.add_argument("revision", nargs="?", default="heads")
+    up.set_defaults(run=_db_upgrade)
+
+    sub.add_parser("jobs", help="scheduled jobs: next run and last outcome").set_defaults(run=_jobs)
+
+    for register in EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+def _feature_commands() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+    # Feature modules that add subcommands expose ``register_cli(subparsers)``.
+    import importlib
+
+    registers = []
+    for name in CLI_MODULES:
+        registers.append(importlib.import_module(name).register_cli)
+    return registers
+
+
+CLI_MODULES: tuple[str, ...] = (
+    "bot.cli.activities",
+    "bot.cli.achievements",
+    "bot.cli.reports",
+    "bot.cli.problems",
+    "bot.cli.outbox",
+)
+EXTRA_COMMANDS = _feature_commands()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``alliance-bot`` and ``python -m bot``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        logging.getLogger("bot").setLevel(logging.INFO)
+        for noisy in ("jieba", "apscheduler", "aiosqlite", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"alliance-bot: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(args.run(args, settings))
+    except SettingsError as exc:  # found while setting up, e.g. a malformed EncodingAESKey
+        print(f"alliance-bot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""``alliance-bot studios import FILE`` and ``alliance-bot studios list``: the roster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bot.settings import Settings
+
+
+async def _studios_import(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.services.studios import RosterError, load_roster
+    from bot.store import Store
+
+    try:
+        roster = load_roster(args.file)
+    except RosterError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    store = await Store.open(settings.effective_database_url)
+    try:
+        result = await store.studios.import_roster(roster)
+    finally:
+        await store.close()
+    print(
+        f"导入完成：联盟 新增 {result.alliances_created}、更新 {result.alliances_updated}；"
+        f"工作室 新增 {result.studios_created}、更新 {result.studios_updated}；未变 {result.unchanged}"
+    )
+    return 0
+
+
+async def _studios_list(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store import Store
+
+    store = await Store.open(settings.effective_database_url)
+    try:
+        for studio in await store.studios.all():
+            print(f"{studio.id}\t{studio.alliance_id}\t{studio.stars}\t{studio.name}\t{studio.lead_userid}")
+    finally:
+        await store.close()
+    return 0
+
+
+def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``studios import`` and ``studios list`` subcommands."""
+    studios = sub.add_parser("studios", help="the studio roster").add_subparsers(dest="action", required=True)
+    imp = studios.add_parser("import", help="import a roster YAML file (upsert by id; all or nothing)")
+    imp.add_argument("file")
+    imp.set_defaults(run=_studios_import)
+    studios.add_parser("list", help="list studios (tab-separated)").set_defaults(run=_studios_list)

@@ -1,0 +1,1 @@
+"""Machinery that knows no feature: message types, dispatcher, middleware, scheduler, outbox, runtime, clock."""

@@ -1,0 +1,264 @@
+"""Command parsing (English names, Chinese aliases), the middleware chain and the handler registry."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import unicodedata
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from bot.core.messages import Event, Outbound, Reply
+from bot.core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+COMMAND_PREFIXES = ("/", "／")
+
+
+class Role(IntEnum):
+    """Who may do what: member < studio lead < alliance lead < admin."""
+
+    MEMBER = 0
+    STUDIO_LEAD = 1
+    ALLIANCE_LEAD = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        """The role's Chinese name."""
+        return _ROLE_LABELS[self]
+
+    @classmethod
+    def parse(cls, value: str) -> Role:
+        """A role from its English name or Chinese label."""
+        for role in cls:
+            if value.strip().lower() in (role.name.lower(), role.label):
+                return role
+        raise ValueError(value)
+
+
+_ROLE_LABELS = {
+    Role.MEMBER: "成员",
+    Role.STUDIO_LEAD: "工作室负责人",
+    Role.ALLIANCE_LEAD: "联盟负责人",
+    Role.ADMIN: "管理员",
+}
+
+
+@dataclass(slots=True, frozen=True)
+class Caller:
+    """The sender of an event, with the role and the studios/alliances they lead."""
+
+    user_id: str
+    role: Role
+    studios: tuple[str, ...] = ()
+    alliances: tuple[str, ...] = ()
+
+    def at_least(self, role: Role) -> bool:
+        """Whether the caller has ``role`` or a higher one."""
+        return self.role >= role
+
+
+class UsageError(Exception):
+    """Wrong arguments: the dispatcher answers with the command's usage (and this message, if any)."""
+
+
+class UserError(Exception):
+    """A refusal or problem to show to the user as is (Chinese)."""
+
+
+@dataclass(slots=True)
+class Context:
+    """What a handler gets: the event, the caller, the runtime and the parsed command."""
+
+    event: Event
+    runtime: Runtime
+    caller: Caller = field(default_factory=lambda: Caller("", Role.MEMBER))
+    command: Command | None = None
+    args: str = ""
+    command_word: str = ""
+    dispatcher: Dispatcher | None = None
+
+    async def send(self, *messages: Outbound) -> int:
+        """Queue outbound messages through the outbox."""
+        return await self.runtime.outbox.send(*messages)
+
+
+HandlerResult = Reply | str | None
+Handler = Callable[[Context], Awaitable[HandlerResult]]
+Middleware = Callable[[Context, Callable[[Context], Awaitable[Reply | None]]], Awaitable[Reply | None]]
+
+
+@dataclass(slots=True, frozen=True)
+class Command:
+    """A registered command."""
+
+    name: str
+    aliases: tuple[str, ...]
+    summary: str
+    usage: str
+    role: Role
+    group: str
+    handler: Handler
+    accepts: Callable[[str], bool] | None = (
+        None  # lets two features share a name (``/join 3`` vs ``/join T-3``)
+    )
+    hidden: bool = False
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The name and all aliases."""
+        return (self.name, *self.aliases)
+
+
+class Router:
+    """One feature's commands and its handler for plain (non-command) text."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.commands: list[Command] = []
+        self.text_handler: Handler | None = None
+
+    def command(
+        self,
+        name: str,
+        *aliases: str,
+        summary: str,
+        usage: str = "",
+        role: Role = Role.MEMBER,
+        accepts: Callable[[str], bool] | None = None,
+        hidden: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        """Register ``handler`` for ``/name`` and its aliases."""
+
+        def register(handler: Handler) -> Handler:
+            self.commands.append(
+                Command(
+                    name=name,
+                    aliases=aliases,
+                    summary=summary,
+                    usage=usage or f"/{name}",
+                    role=role,
+                    group=self.group,
+                    handler=handler,
+                    accepts=accepts,
+                    hidden=hidden,
+                )
+            )
+            return handler
+
+        return register
+
+    def text(self, handler: Handler) -> Handler:
+        """Register the handler for messages that are not commands."""
+        self.text_handler = handler
+        return handler
+
+
+def normalise(text: str) -> str:
+    """NFKC-normalise (full-width → half-width) and trim a message."""
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def split_command(text: str) -> tuple[str, str] | None:
+    """``"/help studios"`` → ``("help", "studios")``; None when the text is not a command."""
+    stripped = text.strip()
+    if not stripped.startswith(COMMAND_PREFIXES):
+        return None
+    body = normalise(stripped[1:])
+    if not body:
+        return ("", "")
+    word, _, rest = body.partition(" ")
+    return word.lower(), rest.strip()
+
+
+class Dispatcher:
+    """Turns an ``Event`` into a ``Reply``: middlewares first, then the matching handler."""
+
+    def __init__(
+        self, runtime: Runtime, routers: Sequence[Router], middlewares: Sequence[Middleware] = ()
+    ) -> None:
+        self.runtime = runtime
+        self.routers = list(routers)
+        self.middlewares = list(middlewares)
+        self._by_word: dict[str, list[Command]] = {}
+        for router in self.routers:
+            for command in router.commands:
+                for word in command.words:
+                    self._by_word.setdefault(word.lower(), []).append(command)
+        self._text_handlers = [r.text_handler for r in self.routers if r.text_handler is not None]
+
+    @property
+    def commands(self) -> list[Command]:
+        """Every registered command, in registration order, each once."""
+        return [c for r in self.routers for c in r.commands]
+
+    def find(self, word: str, args: str = "") -> Command | None:
+        """The command a word (name or alias) names, taking argument predicates into account."""
+        candidates = self._by_word.get(word.lower().lstrip("/／"), [])
+        for command in candidates:
+            if command.accepts is None or command.accepts(args):
+                return command
+        return candidates[0] if candidates else None
+
+    def suggest(self, word: str) -> str | None:
+        """The closest known command word to a mistyped one."""
+        matches = difflib.get_close_matches(word.lower(), list(self._by_word), n=1, cutoff=0.5)
+        return matches[0] if matches else None
+
+    async def dispatch(self, event: Event) -> Reply | None:
+        """Run the middleware chain and the handler; never raises for a user's input."""
+        context = Context(event=event, runtime=self.runtime, dispatcher=self)
+
+        async def run(index: int, ctx: Context) -> Reply | None:
+            if index < len(self.middlewares):
+                return await self.middlewares[index](ctx, lambda c: run(index + 1, c))
+            return await self._handle(ctx)
+
+        return await run(0, context)
+
+    async def _handle(self, ctx: Context) -> Reply | None:
+        parsed = split_command(ctx.event.text)
+        try:
+            if parsed is None:
+                return await self._handle_text(ctx)
+            word, args = parsed
+            command = self.find(word, args)
+            if command is None:
+                return Reply(self._unknown(word))
+            ctx.command, ctx.args, ctx.command_word = command, args, word
+            if not ctx.caller.at_least(command.role):
+                return Reply(
+                    f"抱歉，/{word} 需要「{command.role.label}」及以上权限，您当前是「{ctx.caller.role.label}」。"
+                )
+            return _as_reply(await command.handler(ctx))
+        except UsageError as exc:
+            assert ctx.command is not None
+            detail = f"{exc}\n" if str(exc) else ""
+            return Reply(f"{detail}用法：{ctx.command.usage}")
+        except UserError as exc:
+            return Reply(str(exc))
+
+    async def _handle_text(self, ctx: Context) -> Reply | None:
+        for handler in self._text_handlers:
+            result = await handler(ctx)
+            if result is not None:
+                return _as_reply(result)
+        return Reply("您好，我是工作室联盟助手。发送 /帮助 查看我能做什么。")
+
+    def _unknown(self, word: str) -> str:
+        if not word:
+            return "请在 / 后面输入命令，例如 /帮助。"
+        hint = self.suggest(word)
+        text = f"没有 /{word} 这个命令。"
+        if hint:
+            text += f"您是不是想用 /{hint}？"
+        return text + "发送 /帮助 查看全部命令。"
+
+
+def _as_reply(result: HandlerResult) -> Reply | None:
+    if result is None or isinstance(result, Reply):
+        return result
+    return Reply(result)

@@ -1,0 +1,46 @@
+"""What handlers and jobs share (the runtime): settings, store, clock and outbox, plus the feature services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from bot.core.clock import Clock
+from bot.core.outbox import Outbox
+from bot.settings import Settings
+from bot.store import Store
+
+T = TypeVar("T")
+
+
+
+
+
+
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything a handler or job needs, built once by the composition root."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    outbox: Outbox
+    features: dict[type, Any] = field(default_factory=dict)
+
+    def add_feature(self, service: Any) -> None:
+        """Register a feature service (e.g. the problem tracker) under its class."""
+        self.features[type(service)] = service
+
+    def feature(self, cls: type[T]) -> T:
+        """The registered service of class ``cls``."""
+        try:
+            return self.features[cls]
+        except KeyError:
+            raise LookupError(f"feature {cls.__name__} is not registered") from None
+
+    def local_now(self) -> datetime:
+        """The current time in the configured time zone."""
+        return self.clock.now().astimezone(self.settings.tz)

@@ -1,0 +1,1 @@
+"""The achievements feature: the achievements database, the novelty check, spreadsheet import and awards."""

@@ -1,0 +1,579 @@
+"""Parse natural Chinese date/time phrases, e.g. ``下周三下午3点`` or ``12月5日 9:30``.
+
+Pure functions only: the caller injects ``now`` (timezone-aware) and every phrase is read in
+``now.tzinfo``.  Conventions, chosen so that announcements are read the way people mean them:
+
+* Weeks are calendar weeks, Monday to Sunday.  ``本周三``/``这周三`` is the Wednesday of the current
+  week (possibly in the past, hence refused), ``下周三`` the Wednesday of the following week and
+  ``下下周三`` the one after that.  So on a Sunday ``下周三`` is three days later, and on a Monday it
+  is nine days later.
+* A bare ``周三`` is the next Wednesday that is not in the past: today when today is a Wednesday and
+  the time is still ahead, otherwise within the next seven days.
+* Dates without a year (``1月5日``) roll to next year when the day is already past; ``5号`` rolls to
+  next month.  A day that is today but whose time has passed is refused as being in the past.
+* A time without a date means today; it is never silently moved to tomorrow.
+* ``N点`` without a period word and with 1 <= N <= 6 means the afternoon (``3点`` -> 15:00): activities
+  of this bot do not happen at 3 a.m., write ``凌晨3点`` or ``03:00`` for that.  ``HH:MM`` is always
+  read as a 24-hour clock.
+* ``晚上12点`` is midnight at the end of that evening (00:00 of the next day); ``晚上1点``-``4点`` are
+  refused as ambiguous.  A period word alone (``明天下午``) is refused, except ``中午`` (12:00).
+* ``下个月`` alone is the same day of next month, clamped to that month's last day.
+* ``M/D`` and ``M-D`` are only read as dates when a time follows or nothing else does; ``M.D`` only
+  when a time follows.  After a date or a period word, ``9.30`` is a time (a dot for 点).
+* ``N号`` directly followed by a place word (``3号线``, ``2号楼``, ``1号会议室``) is not a date.
+* An explicit weekday after a date (``12月5日（周六）``) must match the date.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Literal
+
+__all__ = ["WhenError", "WhenMatch", "format_when", "parse_when", "split_when"]
+
+EXAMPLES = "下周三下午3点、明天14:00、12月5日 9:30、2026-12-05 09:30、周五晚上7点半"
+_WEEKDAY_NAMES = "一二三四五六日"
+
+
+class WhenError(ValueError):
+    """Raised with a helpful Simplified Chinese message (str(e)) that includes examples of phrases that work."""
+
+
+@dataclass(slots=True, frozen=True)
+class WhenMatch:
+    """A time expression read from the start of a text, and what followed it."""
+
+    start: datetime  # timezone-aware, in the tz of `now`
+    consumed: str  # the exact text prefix (after leading whitespace) that was read as the time
+    rest: str  # the remaining text, stripped
+    has_time: bool  # False when the phrase had only a date (then the default hour was used)
+
+
+def format_when(dt: datetime) -> str:
+    """Render ``dt`` for an echo to users, e.g. ``2026年12月2日（星期三）15:00``."""
+    return f"{dt.year}年{dt.month}月{dt.day}日（星期{_WEEKDAY_NAMES[dt.weekday()]}）{dt:%H:%M}"
+
+
+def parse_when(text: str, *, now: datetime, default_hour: int = 9, allow_past: bool = False) -> datetime:
+    """Read ``text``, which must be entirely a time expression, relative to the aware ``now``.
+
+    Raises ``WhenError`` (with a Chinese message and examples) when the text is not readable, names an
+    impossible date or time, or lies in the past (unless ``allow_past``).
+    """
+    tz = _check_args(now, default_hour)
+    s = _normalise(text)
+    if not s.strip():
+        raise _fail("没有写时间")
+    read = _read(s, now, tz, default_hour)
+    if read is None:
+        raise _fail(f"看不懂时间「{text.strip()}」")
+    _begin, end, start, _has_time = read
+    rest = _clean_rest(text[end:])
+    if rest:
+        raise _fail(f"时间「{text.strip()}」里的「{rest}」看不懂")
+    _check_future(start, now, allow_past)
+    return start
+
+
+def split_when(text: str, *, now: datetime, default_hour: int = 9, allow_past: bool = False) -> WhenMatch:
+    """Read the longest prefix of ``text`` that is a time expression, for commands like ``WHEN TITLE``.
+
+    ``rest`` is the remaining text with surrounding whitespace and a leading separator (``，,、;；：``)
+    removed.  Raises ``WhenError`` when no prefix is a time expression or the time read is invalid or
+    in the past (unless ``allow_past``).
+    """
+    tz = _check_args(now, default_hour)
+    s = _normalise(text)
+    if not s.strip():
+        raise _fail("没有写时间")
+    read = _read(s, now, tz, default_hour)
+    if read is None:
+        raise _fail(f"开头没有找到时间：「{text.strip()}」")
+    begin, end, start, has_time = read
+    _check_future(start, now, allow_past)
+    return WhenMatch(start=start, consumed=text[begin:end], rest=_clean_rest(text[end:]), has_time=has_time)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fail(reason: str) -> WhenError:
+    return WhenError(f"{reason}。可以这样写：{EXAMPLES}。")
+
+
+def _check_args(now: datetime, default_hour: int) -> tzinfo:
+    tz = now.tzinfo
+    if tz is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    if not 0 <= default_hour <= 23:
+        raise ValueError(f"default_hour must be 0..23, not {default_hour}")
+    return tz
+
+
+def _check_future(start: datetime, now: datetime, allow_past: bool) -> None:
+    if not allow_past and start < now:
+        raise _fail(
+            f"这个时间已经过去了：{format_when(start)}（现在是{format_when(now)}），请换一个将来的时间"
+        )
+
+
+# Full-width ASCII (incl. the full-width colon and parentheses) and the ideographic space become
+# their ASCII forms.  The mapping is one character to one character, so offsets stay valid.
+_FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def _normalise(text: str) -> str:
+    return text.translate(_FULLWIDTH)
+
+
+def _clean_rest(rest: str) -> str:
+    return rest.strip().lstrip("，,、;；:：").strip()
+
+
+_CN_DIGITS = dict(zip("零〇一二两三四五六七八九", (0, 0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
+_N = r"[0-9]+|[零〇一二两三四五六七八九十]+"
+
+
+def _to_int(token: str) -> int | None:
+    """An Arabic or Chinese numeral (``23``, ``二十三``, ``十``, ``两``, ``二〇二六``, ``零五``); None if malformed.
+
+    Chinese digit strings without 十 are only read as years (four digits) or with a leading zero
+    (``零五`` minutes): ``两三点`` means "two or three o'clock", not 23:00.
+    """
+    if token.isascii():
+        return int(token)
+    if "两" in token and token != "两":
+        return None
+    if "十" in token:
+        tens_part, _, ones_part = token.partition("十")
+        if len(tens_part) > 1 or len(ones_part) > 1 or "十" in ones_part:
+            return None
+        tens = _CN_DIGITS[tens_part] if tens_part else 1
+        if tens == 0:
+            return None
+        return tens * 10 + (_CN_DIGITS[ones_part] if ones_part else 0)
+    if len(token) not in (1, 4) and not (len(token) == 2 and token[0] in "零〇"):
+        return None
+    value = 0
+    for ch in token:
+        value = value * 10 + _CN_DIGITS[ch]
+    return value
+
+
+def _num(token: str) -> int:
+    value = _to_int(token)
+    if value is None:
+        raise _fail(f"看不懂数字「{token}」")
+    return value
+
+
+def _skip_ws(s: str, i: int) -> int:
+    while i < len(s) and s[i].isspace():
+        i += 1
+    return i
+
+
+_JOINER_RE = re.compile(r"\s*(?:的\s*)?")
+
+
+def _skip_joiner(s: str, i: int) -> int:
+    m = _JOINER_RE.match(s, i)
+    assert m is not None  # the pattern matches the empty string
+    return m.end()
+
+
+def _make_date(year: int, month: int, day: int) -> date:
+    if not 1 <= month <= 12:
+        raise _fail(f"没有{month}月，月份应在1到12之间")
+    try:
+        return date(year, month, day)
+    except ValueError:
+        leap = "（不是闰年）" if (month, day) == (2, 29) else ""
+        raise _fail(f"{year}年{month}月没有{day}日{leap}") from None
+
+
+def _check_month_day(month: int, day: int) -> None:
+    """Validate a date without a year (February 29 is allowed here; the year is checked later)."""
+    if not 1 <= month <= 12:
+        raise _fail(f"没有{month}月，月份应在1到12之间")
+    if not 1 <= day <= _month_end(2000, month):
+        raise _fail(f"{month}月没有{day}日")
+
+
+def _add_months(d: date, months: int) -> tuple[int, int]:
+    index = d.year * 12 + d.month - 1 + months
+    return index // 12, index % 12 + 1
+
+
+def _month_end(year: int, month: int) -> int:
+    first_of_next = date(year + month // 12, month % 12 + 1, 1)
+    return (first_of_next - timedelta(days=1)).day
+
+
+# --------------------------------------------------------------------------- time of day
+
+_PeriodKind = Literal["am", "dawn", "noon", "pm", "night"]
+_PERIODS: dict[str, _PeriodKind] = {
+    "凌晨": "dawn",
+    "清晨": "am",
+    "早晨": "am",
+    "早上": "am",
+    "上午": "am",
+    "中午": "noon",
+    "正午": "noon",
+    "下午": "pm",
+    "午后": "pm",
+    "傍晚": "pm",
+    "晚上": "night",
+    "晚间": "night",
+    "夜里": "night",
+    "夜间": "night",
+}
+# One-character periods are only read when a clock follows (``晚8点``), so ``早会`` stays a title.
+_SHORT_PERIODS: dict[str, _PeriodKind] = {"早": "am", "晚": "night"}
+_PERIOD_RE = re.compile("|".join(sorted(_PERIODS, key=len, reverse=True)))
+_SHORT_PERIOD_RE = re.compile("|".join(_SHORT_PERIODS))
+
+_COLON_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})(?![0-9])")
+_DOT_RE = re.compile(r"([0-9]{1,2})\.([0-9]{2})(?![0-9])")
+_HOUR_RE = re.compile(rf"({_N})\s*[点點时時](?:钟|鐘)?")
+_HALF_RE = re.compile(r"半")
+_QUARTER_RE = re.compile(r"([一二两三123])刻")
+_MINUTE_RE = re.compile(rf"({_N})(分(?:钟)?)?")
+_SHARP_RE = re.compile(r"整")
+
+
+@dataclass(slots=True, frozen=True)
+class _Clock:
+    end: int
+    hour: int
+    minute: int
+    day_offset: int  # 1 for 晚上12点 (midnight at the end of that evening)
+
+
+def _match_clock(s: str, i: int, dot_ok: bool) -> tuple[int, int, int, bool] | None:
+    """``HH:MM``, ``N点[半|一刻|M分|整]`` or (if ``dot_ok``) ``H.MM``: (end, hour, minute, is_24h), unvalidated."""
+    m = _COLON_RE.match(s, i)
+    if m:
+        return m.end(), int(m.group(1)), int(m.group(2)), True
+    if dot_ok and (m := _DOT_RE.match(s, i)):
+        # the informal "9.30" (a dot for 点); without a date or period before it, "9.30" could be a date
+        return m.end(), int(m.group(1)), int(m.group(2)), False
+    m = _HOUR_RE.match(s, i)
+    if m is None:
+        return None
+    hour = _to_int(m.group(1))
+    if hour is None:
+        return None
+    end, minute = m.end(), 0
+    if mm := _HALF_RE.match(s, end):
+        end, minute = mm.end(), 30
+    elif mm := _QUARTER_RE.match(s, end):
+        end, minute = mm.end(), 15 * _num(mm.group(1))
+    elif mm := _MINUTE_RE.match(s, end):
+        token, unit = mm.group(1), mm.group(2)
+        value = _to_int(token)
+        # "3点5" is not a time people write; accept "3点05", "3点15", "三点零五", "三点五分".
+        if value is not None and (unit or len(token) >= 2):
+            end, minute = mm.end(), value
+    elif mm := _SHARP_RE.match(s, end):
+        end = mm.end()
+    return end, hour, minute, False
+
+
+def _match_time(
+    s: str, i: int, implied: tuple[_PeriodKind, str] | None, *, after_date: bool
+) -> _Clock | None:
+    """A time of day at ``s[i:]``, optionally after a period word; raises WhenError if it is invalid."""
+    period = implied
+    period_end = i
+    if period is None:
+        if m := _PERIOD_RE.match(s, i):
+            period, period_end = (_PERIODS[m.group()], m.group()), m.end()
+        elif (m := _SHORT_PERIOD_RE.match(s, i)) and _match_clock(s, _skip_ws(s, m.end()), True):
+            period, period_end = (_SHORT_PERIODS[m.group()], m.group()), m.end()
+    clock = _match_clock(s, _skip_ws(s, period_end), after_date or period is not None)
+    if clock is None:
+        if period is None:
+            return None
+        kind, word = period
+        if kind == "noon":
+            return _Clock(end=period_end, hour=12, minute=0, day_offset=0)  # "中午" alone is 12:00
+        raise _fail(f"「{word}」要写明几点，例如「{word}7点」")
+    end, hour, minute, colon = clock
+    raw = s[i:end]
+    if hour > 23:
+        raise _fail(f"「{raw}」不成立：没有{hour}点，小时应在0到23之间")
+    if minute > 59:
+        raise _fail(f"「{raw}」不成立：没有{minute}分，分钟应在0到59之间")
+    if period is None:
+        if not colon and 1 <= hour <= 6:
+            hour += 12  # "3点" at an activity means the afternoon; see the module docstring
+        return _Clock(end, hour, minute, 0)
+    hour, offset = _apply_period(period, hour, raw)
+    return _Clock(end, hour, minute, offset)
+
+
+def _apply_period(period: tuple[_PeriodKind, str], hour: int, raw: str) -> tuple[int, int]:
+    kind, word = period
+    if kind == "am":
+        if hour <= 12:
+            return hour, 0
+        raise _fail(f"「{raw}」前后矛盾：{word}只有0到12点，下午请写「下午{hour - 12}点」或「{hour}点」")
+    if kind == "dawn":
+        if hour == 12:
+            return 0, 0
+        if hour <= 6:
+            return hour, 0
+        raise _fail(f"「{raw}」前后矛盾：{word}是0到6点")
+    if kind == "noon":
+        if 1 <= hour <= 2:
+            return hour + 12, 0
+        if 11 <= hour <= 14:
+            return hour, 0
+        raise _fail(f"「{raw}」前后矛盾：{word}是11点到14点")
+    if kind == "pm":
+        if 1 <= hour <= 11:
+            return hour + 12, 0
+        if hour >= 12:
+            return hour, 0
+        raise _fail(f"「{raw}」前后矛盾：{word}没有0点")
+    # night
+    if 5 <= hour <= 11:
+        return hour + 12, 0
+    if hour >= 13:
+        return hour, 0
+    if hour in (0, 12):
+        return 0, 1
+    raise _fail(f"「{raw}」有歧义：半夜请写「凌晨{hour}点」，白天请写「{hour + 12}点」")
+
+
+# --------------------------------------------------------------------------- dates
+
+_DateKind = Literal["fixed", "month_day", "day_of_month", "weekday"]
+
+
+@dataclass(slots=True, frozen=True)
+class _DateSpec:
+    kind: _DateKind
+    fixed: date | None = None  # kind == "fixed"
+    month: int = 0  # kind == "month_day"
+    day: int = 0  # kinds "month_day" and "day_of_month"
+    weekday: int = 0  # kind == "weekday": 0 = Monday
+    check_weekday: int | None = None  # an explicit weekday written after the date, e.g. （周六）
+
+
+@dataclass(slots=True, frozen=True)
+class _DateHit:
+    end: int
+    spec: _DateSpec | None = None
+    instant: datetime | None = None  # for "N小时后": a complete point in time
+    period: tuple[_PeriodKind, str] | None = None  # implied by 今晚/明早/...
+
+
+_DAY_WORDS: dict[str, tuple[int, tuple[_PeriodKind, str] | None]] = {
+    "大后天": (3, None),
+    "后天": (2, None),
+    "明天": (1, None),
+    "明日": (1, None),
+    "明儿": (1, None),
+    "今天": (0, None),
+    "今日": (0, None),
+    "今儿": (0, None),
+    "昨天": (-1, None),
+    "前天": (-2, None),
+    "今晚": (0, ("night", "今晚")),
+    "今夜": (0, ("night", "今夜")),
+    "今早": (0, ("am", "今早")),
+    "今晨": (0, ("am", "今晨")),
+    "明早": (1, ("am", "明早")),
+    "明晨": (1, ("am", "明晨")),
+    "明晚": (1, ("night", "明晚")),
+}
+_DAY_WORD_RE = re.compile("|".join(sorted(_DAY_WORDS, key=len, reverse=True)))
+
+_WEEK_WORD = r"(?:周|週|星期|礼拜|禮拜)"
+_WEEKDAY_CHARS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
+_WEEKDAY_CHARS |= {str(n): n - 1 for n in range(1, 8)}
+_WD = r"[一二三四五六日天1-7](?![0-9])"
+# "本/这/这个" this week, "下/下个" next, "下下/下下个" the one after, "上/上个" last week
+_WEEK_MODIFIERS = {
+    "本": 0,
+    "这": 0,
+    "这个": 0,
+    "下": 1,
+    "下个": 1,
+    "下下": 2,
+    "下下个": 2,
+    "上": -1,
+    "上个": -1,
+}
+_WEEKDAY_RE = re.compile(rf"(本|这个?|下下个?|下个?|上个?)?{_WEEK_WORD}({_WD})?")
+_WEEKDAY_NOTE_RE = re.compile(rf"\s*(?:\(\s*{_WEEK_WORD}({_WD})\s*\)|{_WEEK_WORD}({_WD}))")
+
+_ISO_RE = re.compile(r"([0-9]{4})([-/.])([0-9]{1,2})\2([0-9]{1,2})(?![0-9])")
+_YEAR_MD_RE = re.compile(
+    rf"(?:([0-9]{{4}}|[零〇一二三四五六七八九]{{4}})\s*年|(今年|明年|后年))\s*({_N})\s*月\s*({_N})(?:\s*([日号]))?"
+)
+_MD_RE = re.compile(rf"({_N})\s*月\s*({_N})(?:\s*([日号]))?")
+_MONTH_DAY_RE = re.compile(rf"(下下个?月|下个?月|本月|这个?月)(?:\s*({_N})\s*([日号]))?")
+_DOM_RE = re.compile(rf"({_N})\s*([日号])")
+_SLASH_MD_RE = re.compile(r"([0-9]{1,2})([/.-])([0-9]{1,2})(?![0-9])")
+_RELATIVE_RE = re.compile(rf"(?:({_N})\s*个?|(半)个?)\s*(天|周|星期|礼拜|小时|钟头|分钟)\s*(?:以后|之后|后)")
+# After "N号" these mean a line, building, room...: "3号线", "2号楼", "1号会议室" are not dates.
+_PLACE_AFTER_HAO = set("线楼门厅室馆院房位台站口车机道桥洞井标段区栋库场坑")
+
+
+def _hao_is_place(s: str, suffix: str | None, end: int) -> bool:
+    return suffix == "号" and end < len(s) and s[end] in _PLACE_AFTER_HAO
+
+
+def _match_date(s: str, i: int, now: datetime, tz: tzinfo) -> _DateHit | None:
+    """A date (or a relative instant) at ``s[i:]``; raises WhenError when it names an impossible day."""
+    today = now.date()
+    hit = _match_date_core(s, i, now, today, tz)
+    if hit is None or hit.spec is None or hit.spec.kind == "weekday":
+        return hit
+    if note := _WEEKDAY_NOTE_RE.match(s, hit.end):
+        wd = _WEEKDAY_CHARS[note.group(1) or note.group(2)]
+        return replace(hit, end=note.end(), spec=replace(hit.spec, check_weekday=wd))
+    return hit
+
+
+def _match_date_core(s: str, i: int, now: datetime, today: date, tz: tzinfo) -> _DateHit | None:
+    if m := _ISO_RE.match(s, i):
+        d = _make_date(int(m.group(1)), int(m.group(3)), int(m.group(4)))
+        return _DateHit(m.end(), _DateSpec("fixed", fixed=d))
+
+    if (m := _YEAR_MD_RE.match(s, i)) and not _hao_is_place(s, m.group(5), m.end()):
+        if m.group(1):
+            year = _num(m.group(1))
+        else:
+            year = today.year + {"今年": 0, "明年": 1, "后年": 2}[m.group(2)]
+        d = _make_date(year, _num(m.group(3)), _num(m.group(4)))
+        return _DateHit(m.end(), _DateSpec("fixed", fixed=d))
+
+    if (m := _MD_RE.match(s, i)) and not _hao_is_place(s, m.group(3), m.end()):
+        month, day = _num(m.group(1)), _num(m.group(2))
+        _check_month_day(month, day)
+        return _DateHit(m.end(), _DateSpec("month_day", month=month, day=day))
+
+    if m := _MONTH_DAY_RE.match(s, i):
+        word = m.group(1)
+        months = 2 if word.startswith("下下") else 1 if word.startswith("下") else 0
+        year, month = _add_months(today, months)
+        if m.group(2) is None:
+            if months == 0:
+                raise _fail(f"「{word}」要写明几号，例如「{word}15号」")
+            d = date(year, month, min(today.day, _month_end(year, month)))
+            return _DateHit(m.end(), _DateSpec("fixed", fixed=d))
+        if _hao_is_place(s, m.group(3), m.end()):
+            return None
+        d = _make_date(year, month, _num(m.group(2)))
+        return _DateHit(m.end(), _DateSpec("fixed", fixed=d))
+
+    if m := _DAY_WORD_RE.match(s, i):
+        days, period = _DAY_WORDS[m.group()]
+        return _DateHit(m.end(), _DateSpec("fixed", fixed=today + timedelta(days=days)), period=period)
+
+    if m := _WEEKDAY_RE.match(s, i):
+        modifier, wd_char = m.group(1), m.group(2)
+        if wd_char is None:
+            if modifier is None:
+                return None  # "周会", "周年庆": not a date
+            raise _fail(f"「{m.group()}」要写明星期几，例如「{m.group()}三」")
+        wd = _WEEKDAY_CHARS[wd_char]
+        if modifier is None:
+            return _DateHit(m.end(), _DateSpec("weekday", weekday=wd))
+        monday = today - timedelta(days=today.weekday())
+        d = monday + timedelta(weeks=_WEEK_MODIFIERS[modifier], days=wd)
+        return _DateHit(m.end(), _DateSpec("fixed", fixed=d))
+
+    if m := _RELATIVE_RE.match(s, i):
+        unit = m.group(3)
+        count = 0.5 if m.group(2) else _num(m.group(1))
+        if unit in ("天", "周", "星期", "礼拜"):
+            if m.group(2):
+                return None  # "半天后" is not a day
+            days = int(count) * (1 if unit == "天" else 7)
+            return _DateHit(m.end(), _DateSpec("fixed", fixed=today + timedelta(days=days)))
+        minutes = count * (1 if unit == "分钟" else 60)
+        instant = (now.astimezone(UTC) + timedelta(minutes=minutes)).astimezone(tz)
+        return _DateHit(m.end(), instant=instant.replace(second=0, microsecond=0))
+
+    if (m := _DOM_RE.match(s, i)) and not _hao_is_place(s, m.group(2), m.end()):
+        day = _num(m.group(1))
+        if not 1 <= day <= 31:
+            raise _fail(f"没有{day}号，日期应在1到31之间")
+        return _DateHit(m.end(), _DateSpec("day_of_month", day=day))
+
+    if m := _SLASH_MD_RE.match(s, i):
+        # Only a date when a time follows or nothing does: "12/5 9:30", but not "3-5人".  With a dot
+        # a time must follow: "9.30" alone is more likely half past nine than September 30th.
+        after = _skip_joiner(s, m.end())
+        if after == len(s):
+            if m.group(2) == ".":
+                return None
+        elif _match_time(s, after, None, after_date=True) is None:
+            return None
+        month, day = int(m.group(1)), int(m.group(3))
+        _check_month_day(month, day)
+        return _DateHit(m.end(), _DateSpec("month_day", month=month, day=day))
+
+    return None
+
+
+def _resolve_date(spec: _DateSpec, today: date) -> date:
+    """The calendar day a date spec names (for bare weekdays: the first candidate, today included)."""
+    if spec.kind == "fixed":
+        assert spec.fixed is not None
+        return spec.fixed
+    if spec.kind == "month_day":
+        year = today.year + (1 if (spec.month, spec.day) < (today.month, today.day) else 0)
+        return _make_date(year, spec.month, spec.day)
+    if spec.kind == "day_of_month":
+        year, month = _add_months(today, 1 if spec.day < today.day else 0)
+        return _make_date(year, month, spec.day)
+    return today + timedelta(days=(spec.weekday - today.weekday()) % 7)
+
+
+# --------------------------------------------------------------------------- the reader
+
+
+def _read(s: str, now: datetime, tz: tzinfo, default_hour: int) -> tuple[int, int, datetime, bool] | None:
+    """The longest time expression at the start of ``s``: (begin, end, start, has_time), or None."""
+    begin = _skip_ws(s, 0)
+    today = now.date()
+    hit = _match_date(s, begin, now, tz)
+    if hit is not None and hit.instant is not None:
+        return begin, hit.end, hit.instant, True
+    if hit is not None:
+        # raises for a period without a clock, e.g. a bare 今晚/明早
+        clock = _match_time(s, _skip_joiner(s, hit.end), hit.period, after_date=True)
+        spec = hit.spec
+        end = clock.end if clock else hit.end
+    else:
+        clock = _match_time(s, begin, None, after_date=False)
+        if clock is None:
+            return None
+        spec = _DateSpec("fixed", fixed=today)
+        end = clock.end
+    assert spec is not None
+
+    hour, minute, offset = (clock.hour, clock.minute, clock.day_offset) if clock else (default_hour, 0, 0)
+    day = _resolve_date(spec, today)
+    if spec.check_weekday is not None and day.weekday() != spec.check_weekday:
+        raise _fail(
+            f"日期和星期对不上：{day.year}年{day.month}月{day.day}日是星期{_WEEKDAY_NAMES[day.weekday()]}，"
+            f"不是星期{_WEEKDAY_NAMES[spec.check_weekday]}"
+        )
+    start = _at(day + timedelta(days=offset), hour, minute, tz)
+    if spec.kind == "weekday" and start < now:
+        start = _at(day + timedelta(days=7 + offset), hour, minute, tz)
+    return begin, end, start, clock is not None
+
+
+def _at(day: date, hour: int, minute: int, tz: tzinfo) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)

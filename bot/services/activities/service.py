@@ -1,0 +1,392 @@
+"""The activities feature's service: create, move and cancel activities, sign-ups, and reminders from plan to send.
+
+What must be sent lives in ``event_reminder`` rows. The ``reminders-sweep`` job claims due rows atomically and
+queues each through the outbox with ``dedupe_key=reminder:{id}`` (a second guard against doubles). For
+precision without one APScheduler job per reminder, one ``date`` job is armed for the earliest pending due
+time and re-armed after each sweep and each change of plan; the interval sweep is the safety net.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.core.runtime import Runtime
+from bot.core.scheduler import WORKER_ID, JobRegistry
+from bot.services.activities.dates import format_when
+from bot.services.activities.types import (
+    ActivityType,
+    duration_label,
+    offset_code,
+    parse_offsets,
+    parse_offsets_by_type,
+)
+from bot.store.activities import (
+    Activity,
+    ActivityReminder,
+    ActivityRepo,
+    AttendeeStatus,
+    JoinResult,
+    LeaveResult,
+    ReminderStatus,
+)
+
+log = logging.getLogger(__name__)
+
+SWEEP_JOB = "reminders-sweep"
+ARMED_JOB_ID = "reminders-next-due"
+ALL_ALLIANCES = "全体联盟"
+
+
+@dataclass(slots=True, frozen=True)
+class ReminderPlan:
+    """When reminders go out before an activity: to the groups, and to each attendee personally."""
+
+    group: tuple[timedelta, ...]
+    attendee: tuple[timedelta, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class SweepResult:
+    """What one reminder sweep did."""
+
+    sent: int = 0
+    dropped: int = 0
+    cancelled: int = 0
+
+    def __str__(self) -> str:
+        return f"sent {self.sent}, dropped {self.dropped}, cancelled {self.cancelled}"
+
+
+class ActivityService:
+    """Activities and their reminders; registered as a feature service (``runtime.feature(ActivityService)``)."""
+
+    def __init__(self, runtime: Runtime, *, scheduler: AsyncIOScheduler | None, jobs: JobRegistry) -> None:
+        self.runtime = runtime
+        self.repo = ActivityRepo(runtime.store.sessions)
+        self._scheduler = scheduler
+        self._jobs = jobs
+        settings = runtime.settings
+        self._group_default = parse_offsets(settings.reminder_offsets)
+        self._group_by_type = parse_offsets_by_type(settings.reminder_offsets_by_type)
+        self._attendee = parse_offsets(settings.reminder_attendee_offsets)
+
+    # -- planning --------------------------------------------------------------------------------
+
+    def plan(self, activity_type: str) -> ReminderPlan:
+        """The reminder offsets for an activity type (settings default or the type's override)."""
+        group = self._group_default
+        try:
+            group = self._group_by_type.get(ActivityType(activity_type), group)
+        except ValueError:
+            pass
+        return ReminderPlan(group=group, attendee=self._attendee)
+
+    async def group_targets(self, activity: Activity) -> list[str]:
+        """Alliance targets of an activity's group reminders: its alliance, or every alliance for a joint one."""
+        if activity.alliance_id is not None:
+            return [f"alliance:{activity.alliance_id}"]
+        return [f"alliance:{a.id}" for a in await self.runtime.store.alliances.all()]
+
+    async def plan_group_reminders(self, activity: Activity, now: datetime) -> list[ActivityReminder]:
+        """Plan the group reminders still in the future, plus attendee reminders for those with a seat."""
+        assert activity.id is not None
+        plan = self.plan(activity.type)
+        rows = [
+            ActivityReminder(
+                activity_id=activity.id,
+                sequence=activity.sequence,
+                kind=f"group:{offset_code(offset)}",
+                target=target,
+                due=activity.start - offset,
+            )
+            for offset in plan.group
+            if activity.start - offset > now
+            for target in await self.group_targets(activity)
+        ]
+        roll = await self.repo.roll(activity.id)
+        for attendee in roll.going:
+            rows.extend(self._attendee_rows(activity, attendee.user_id, now))
+        await self.repo.add_reminders(rows)
+        await self.arm()
+        return rows
+
+    def _attendee_rows(self, activity: Activity, user_id: str, now: datetime) -> list[ActivityReminder]:
+        assert activity.id is not None
+        return [
+            ActivityReminder(
+                activity_id=activity.id,
+                sequence=activity.sequence,
+                kind=f"attendee:{offset_code(offset)}",
+                target=f"user:{user_id}",
+                due=activity.start - offset,
+            )
+            for offset in self.plan(activity.type).attendee
+            if activity.start - offset > now
+        ]
+
+    async def plan_attendee_reminders(self, activity: Activity, user_id: str, now: datetime) -> int:
+        """Plan an attendee's personal reminders (those still in the future)."""
+        added = await self.repo.add_reminders(self._attendee_rows(activity, user_id, now))
+        if added:
+            await self.arm()
+        return added
+
+    # -- changes ---------------------------------------------------------------------------------
+
+    async def create(self, activity: Activity) -> tuple[Activity, list[ActivityReminder]]:
+        """Store an activity, plan its reminders and announce it to its groups."""
+        now = self.runtime.clock.now()
+        activity.created_at = activity.updated_at = now
+        # a retry of the message that created it gets the same activity; planning and announcing are idempotent,
+        # so a retry that took over an interrupted message completes what it began
+        activity = await self.repo.create(activity)
+        reminders = await self.plan_group_reminders(activity, now)
+        await self._announce(activity, self.announcement(activity), key=f"event:{activity.id}:created")
+        return activity, reminders
+
+    async def move(self, activity_id: int, start: datetime) -> tuple[datetime, Activity] | None:
+        """Move an activity: new reminders, and attendees and groups are told."""
+        now = self.runtime.clock.now()
+        moved = await self.repo.move(activity_id, start=start, at=now)
+        if moved is None:
+            return None
+        old, activity = moved
+        await self.plan_group_reminders(activity, now)
+        text = (
+            f"【活动改期】{type_label(activity.type)}「{activity.title}」（#{activity.id}）改期了：\n"
+            f"原定：{format_when(old.astimezone(self.runtime.settings.tz))}\n"
+            f"改为：{format_when(self.local(activity.start))}"
+            + (f"\n地点：{activity.place}" if activity.place else "")
+        )
+        key = f"event:{activity.id}:moved:{activity.sequence}"
+        await self._announce(activity, text, key=key)
+        await self._tell_attendees(
+            activity, text + "\n如新时间无法参加，请发送 /取消报名 " + str(activity.id), key=key
+        )
+        return old, activity
+
+    async def cancel(self, activity_id: int, reason: str = "") -> Activity | None:
+        """Cancel an activity: reminders stop, attendees and groups are told."""
+        now = self.runtime.clock.now()
+        activity = await self.repo.cancel(activity_id, at=now, note=reason)
+        if activity is None:
+            return None
+        text = (
+            f"【活动取消】{type_label(activity.type)}「{activity.title}」（#{activity.id}，原定 "
+            f"{format_when(self.local(activity.start))}）已取消。" + (f"\n原因：{reason}" if reason else "")
+        )
+        key = f"event:{activity.id}:cancelled"
+        await self._announce(activity, text, key=key)
+        await self._tell_attendees(activity, text, key=key)
+        await self.arm()
+        return activity
+
+    async def join(self, activity: Activity, user_id: str) -> JoinResult:
+        """Sign up; a seat gets personal reminders planned."""
+        now = self.runtime.clock.now()
+        result = await self.repo.join(activity, user_id, at=now)
+        if result.status == AttendeeStatus.GOING and not result.already:
+            await self.plan_attendee_reminders(activity, user_id, now)
+        return result
+
+    async def leave(self, activity: Activity, user_id: str) -> LeaveResult:
+        """Withdraw; whoever moves up from the waiting list is told and gets reminders planned."""
+        now = self.runtime.clock.now()
+        result = await self.repo.leave(activity, user_id)
+        if result.promoted is not None:
+            promoted = result.promoted
+            await self.plan_attendee_reminders(activity, promoted.user_id, now)
+            await self.runtime.outbox.notify_user(
+                promoted.user_id,
+                f"【候补递补】您已从候补转为正式报名：{type_label(activity.type)}「{activity.title}」（#{activity.id}），"
+                f"时间 {format_when(self.local(activity.start))}"
+                + (f"，地点 {activity.place}" if activity.place else "")
+                + f"。如不能参加，请发送 /取消报名 {activity.id}。",
+                dedupe_key=f"event:{activity.id}:promoted:{promoted.id}",
+            )
+        return result
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    async def sweep(self, now: datetime) -> SweepResult:
+        """Send every due reminder this process claims; drop (and log) those whose activity already started."""
+        sent = dropped = cancelled = 0
+        while True:
+            claimed = await self.repo.claim_due_reminders(now, worker=WORKER_ID)
+            if not claimed:
+                break
+            activities: dict[int, Activity | None] = {}
+            for reminder in claimed:
+                if reminder.activity_id not in activities:
+                    activities[reminder.activity_id] = await self.repo.get(reminder.activity_id)
+            latest = _latest_per_target(claimed)
+            for reminder in claimed:
+                assert reminder.id is not None
+                activity = activities[reminder.activity_id]
+                if activity is None or activity.cancelled or activity.sequence != reminder.sequence:
+                    await self.repo.finish_reminder(
+                        reminder.id, status=ReminderStatus.CANCELLED, at=now, detail="活动已取消或改期"
+                    )
+                    cancelled += 1
+                    continue
+                if activity.start <= now:
+                    log.warning(
+                        "dropping reminder %s (%s to %s): event %s started at %s, before the reminder went out",
+                        reminder.id,
+                        reminder.kind,
+                        reminder.target,
+                        activity.id,
+                        activity.start.isoformat(),
+                    )
+                    await self.repo.finish_reminder(
+                        reminder.id, status=ReminderStatus.DROPPED, at=now, detail="活动已开始，提醒未发送"
+                    )
+                    dropped += 1
+                    continue
+                if latest[(reminder.activity_id, reminder.target)] is not reminder:
+                    # caught up after downtime: one reminder per target, the most recent one, is enough
+                    log.info("reminder %s superseded by a later one for the same target", reminder.id)
+                    await self.repo.finish_reminder(
+                        reminder.id, status=ReminderStatus.DROPPED, at=now, detail="补发时已由更近的提醒代替"
+                    )
+                    dropped += 1
+                    continue
+                try:
+                    await self._deliver(activity, reminder, now)
+                except LookupError as exc:  # the alliance left the roster
+                    log.warning("reminder %s: %s", reminder.id, exc)
+                    await self.repo.finish_reminder(
+                        reminder.id, status=ReminderStatus.DROPPED, at=now, detail=str(exc)
+                    )
+                    dropped += 1
+                    continue
+                await self.repo.finish_reminder(
+                    reminder.id, status=ReminderStatus.SENT, at=self.runtime.clock.now()
+                )
+                sent += 1
+        await self.arm()
+        return SweepResult(sent, dropped, cancelled)
+
+    async def _deliver(self, activity: Activity, reminder: ActivityReminder, now: datetime) -> None:
+        key = f"reminder:{reminder.id}"
+        kind, _, address = reminder.target.partition(":")
+        if kind == "alliance":
+            await self.runtime.outbox.announce(address, await self.group_text(activity, now), dedupe_key=key)
+        elif kind == "user":
+            await self.runtime.outbox.notify_user(address, self.attendee_text(activity, now), dedupe_key=key)
+        else:
+            raise LookupError(f"unknown reminder target {reminder.target!r}")
+
+    async def group_text(self, activity: Activity, now: datetime) -> str:
+        """A group reminder, with the time left and how to sign up."""
+        assert activity.id is not None
+        lines = [
+            f"【活动提醒】{type_label(activity.type)}「{activity.title}」",
+            f"时间：{format_when(self.local(activity.start))}（还有{duration_label(activity.start - now)}）",
+        ]
+        if activity.place:
+            lines.append(f"地点：{activity.place}")
+        going = (await self.repo.going_counts([activity.id])).get(activity.id, 0)
+        if activity.capacity is not None:
+            left = max(activity.capacity - going, 0)
+            lines.append(
+                f"报名：{going}/{activity.capacity} 人"
+                + (f"，还剩 {left} 个名额" if left else "，已满（可候补）")
+            )
+        else:
+            lines.append(f"报名：已有 {going} 人")
+        lines.append(f"发送 /报名 {activity.id} 报名，/活动 {activity.id} 查看详情。")
+        return "\n".join(lines)
+
+    def attendee_text(self, activity: Activity, now: datetime) -> str:
+        """A personal reminder to someone with a seat."""
+        text = (
+            f"【活动提醒】您报名的{type_label(activity.type)}「{activity.title}」将于 "
+            f"{format_when(self.local(activity.start))} 开始（还有{duration_label(activity.start - now)}）。"
+        )
+        if activity.place:
+            text += f"\n地点：{activity.place}"
+        return text + f"\n如不能参加，请发送 /取消报名 {activity.id} 让出名额。"
+
+    def announcement(self, activity: Activity) -> str:
+        """The message a new activity is announced with."""
+        lines = [
+            f"【新活动】{type_label(activity.type)}「{activity.title}」（#{activity.id}）",
+            f"时间：{format_when(self.local(activity.start))}",
+        ]
+        if activity.place:
+            lines.append(f"地点：{activity.place}")
+        if activity.capacity is not None:
+            lines.append(f"名额：{activity.capacity} 人")
+        lines.append(f"发送 /报名 {activity.id} 报名。")
+        return "\n".join(lines)
+
+    async def _announce(self, activity: Activity, text: str, *, key: str) -> None:
+        for target in await self.group_targets(activity):
+            alliance_id = target.partition(":")[2]
+            try:
+                await self.runtime.outbox.announce(alliance_id, text, dedupe_key=f"{key}:{alliance_id}")
+            except LookupError:
+                log.warning("event %s: alliance %s is not in the roster", activity.id, alliance_id)
+
+    async def _tell_attendees(self, activity: Activity, text: str, *, key: str) -> None:
+        assert activity.id is not None
+        roll = await self.repo.roll(activity.id)
+        for attendee in (*roll.going, *roll.waiting):
+            await self.runtime.outbox.notify_user(
+                attendee.user_id, text, dedupe_key=f"{key}:{attendee.user_id}"
+            )
+
+    # -- arming ----------------------------------------------------------------------------------
+
+    async def arm(self) -> datetime | None:
+        """Arm one APScheduler ``date`` job at the earliest pending due time; returns that time."""
+        due = await self.repo.next_due()
+        scheduler = self._scheduler
+        if scheduler is None or not scheduler.running:
+            return due
+        if due is None:
+            try:
+                scheduler.remove_job(ARMED_JOB_ID)
+            except JobLookupError:
+                pass
+            return None
+        run_at = max(due, self.runtime.clock.now())
+        scheduler.add_job(
+            self._jobs.fire,
+            trigger="date",
+            run_date=run_at,
+            args=[SWEEP_JOB],
+            id=ARMED_JOB_ID,
+            name="下一条活动提醒",
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
+        return due
+
+    def local(self, when: datetime) -> datetime:
+        """A time in the configured zone."""
+        return when.astimezone(self.runtime.settings.tz)
+
+
+def type_label(activity_type: str) -> str:
+    """The Chinese label of a stored activity type (e.g. 讲座（大讲堂）)."""
+    try:
+        return ActivityType(activity_type).label
+    except ValueError:
+        return activity_type
+
+
+def _latest_per_target(reminders: list[ActivityReminder]) -> dict[tuple[int, str], ActivityReminder]:
+    latest: dict[tuple[int, str], ActivityReminder] = {}
+    for reminder in reminders:
+        key = (reminder.activity_id, reminder.target)
+        if key not in latest or reminder.due >= latest[key].due:
+            latest[key] = reminder
+    return latest

@@ -1,0 +1,616 @@
+"""The problems feature's service: log technical problems, route them to studios and follow them until solved.
+
+Registered as a feature service (``runtime.feature(ProblemService)``). It keeps one ``RoutingIndex`` built from
+the studios table and the solved problems; the index is refreshed cheaply before use (a roster import changes
+the studios' signature, another process's solve changes the solved-problems signature) and updated
+incrementally when this process solves or reopens a problem, so history never needs a full rebuild.
+
+Scheduled jobs: ``problems-escalation`` (every 10 minutes) asks the next-ranked studio about a problem nobody
+claimed within ``BOT_CLAIM_HOURS`` and tells the alliance lead; ``problems-digest`` (09:00) posts each alliance's
+problems open for more than a day to its groups. A studio asked ``BOT_STUDIO_DAILY_CAP`` times in a local day is
+skipped for further problems that day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from time import monotonic
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from bot.core.messages import Outbound, Target, TargetKind
+from bot.core.runtime import Runtime
+from bot.routing import Judgement, RoutingIndex, SimilarMatch, SolvedProblem, StudioDoc, StudioMatch, judge
+from bot.store import Store
+from bot.store.problems import (
+    ACTIVE,
+    UNCLAIMED,
+    Problem,
+    ProblemRepo,
+    ProblemStatus,
+)
+from bot.store.studios import Alliance, Studio
+
+log = logging.getLogger(__name__)
+
+ESCALATION_JOB = "problems-escalation"
+DIGEST_JOB = "problems-digest"
+RECOMMEND = 3
+MAX_TEXT = 2000
+DIGEST_AGE = timedelta(days=1)
+# How long the routing index is trusted before it is checked against the database again (seconds).
+FRESH_FOR = 5.0
+
+
+# -- labels ----------------------------------------------------------------------------------------
+
+
+def short(text: str, limit: int = 40) -> str:
+    """The text on one line, cut to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def problem_label(problem: Problem, limit: int = 40) -> str:
+    """``#5「盾构掘进时土压波动大…」``."""
+    return f"#{problem.id}「{short(problem.text, limit)}」"
+
+
+def studio_label(studio: Studio | None, studio_id: str | None) -> str:
+    """``盾构掘进控制劳模创新工作室（T1）``, or the bare id for an unknown studio."""
+    if studio is None:
+        return studio_id or "—"
+    return f"{studio.name}（{studio.id}）"
+
+
+def cn_time(when: datetime, tz: ZoneInfo) -> str:
+    """``11月24日 10:00`` in the configured time zone."""
+    local = when.astimezone(tz)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def local_day_bounds(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The local calendar day containing ``now``: its start and the next day's start."""
+    day = now.astimezone(tz).date()
+    return datetime.combine(day, time(), tzinfo=tz), datetime.combine(
+        day + timedelta(days=1), time(), tzinfo=tz
+    )
+
+
+# -- routing from the store ------------------------------------------------------------------------
+
+
+def studio_doc(studio: Studio, alliance: Alliance | None) -> StudioDoc:
+    """A studio as routing sees it; the alliance's id and name hint at the discipline."""
+    alliance_text = f"{studio.alliance_id} {alliance.name}" if alliance else studio.alliance_id
+    return StudioDoc(
+        id=studio.id,
+        name=studio.name,
+        alliance=alliance_text,
+        expertise=tuple(studio.expertise),
+        description=studio.description,
+    )
+
+
+def solved_problem(problem: Problem) -> SolvedProblem:
+    """A solved problem as routing history."""
+    assert problem.id is not None and problem.studio_id is not None
+    return SolvedProblem(
+        id=problem.id, ref=problem.ref, studio_id=problem.studio_id, text=problem.text, answer=problem.answer
+    )
+
+
+async def studio_docs(store: Store) -> list[StudioDoc]:
+    """Every studio of the roster as a routing document."""
+    alliances = {a.id: a for a in await store.alliances.all()}
+    return [studio_doc(s, alliances.get(s.alliance_id)) for s in await store.studios.all()]
+
+
+async def load_index(store: Store) -> RoutingIndex:
+    """A routing index over the roster and every solved problem in the database (one build)."""
+    docs = await studio_docs(store)
+    solved = await ProblemRepo(store.sessions).solved()
+    return RoutingIndex(docs, (solved_problem(p) for p in solved))
+
+
+def expertise_terms(docs: Iterable[StudioDoc]) -> tuple[str, ...]:
+    """The roster's expertise phrases: the judge counts them as domain terms."""
+    return tuple(dict.fromkeys(e for d in docs for e in d.expertise))
+
+
+def route_result(index: RoutingIndex, text: str, *, extra_terms: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``alliance-bot route --json`` object for one text (a contract other tools rely on)."""
+    return {
+        "is_problem": judge(text, extra_terms=extra_terms).is_problem,
+        "studios": [
+            {"id": m.id, "name": m.name, "score": m.score, "matched": list(m.matched)}
+            for m in index.rank(text, limit=RECOMMEND)
+        ],
+        "similar": [
+            {"id": s.id, "ref": s.ref, "score": s.score, "answer": s.answer} for s in index.similar(text)
+        ],
+    }
+
+
+# -- the service -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class Logged:
+    """A newly logged problem: the studios asked (best first), those skipped for the daily cap, and an
+    already solved problem asking the same."""
+
+    problem: Problem
+    studios: list[StudioMatch]
+    capped: list[StudioMatch]
+    similar: list[SimilarMatch]
+    similar_problems: dict[int, Problem]
+
+
+class ProblemService:
+    """Problems from logging to solution, with the routing index and the messages each step causes."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.repo = ProblemRepo(runtime.store.sessions)
+        self._index: RoutingIndex | None = None
+        self._docs: dict[str, StudioDoc] = {}
+        self._terms: tuple[str, ...] = ()
+        self._indexed: set[int] = set()
+        self._studio_signature: tuple[Any, ...] | None = None
+        self._solved_signature: tuple[int, datetime | None] | None = None
+        self._lock = asyncio.Lock()
+        # When the index was last checked against the database, and the roster generation it saw then.
+        self._checked_at = -math.inf
+        self._roles_seen = -1
+        self._studios: dict[str, Studio] | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The configured time zone."""
+        return self.runtime.settings.tz
+
+    # -- the routing index ---------------------------------------------------------------------
+
+    async def _studios_signature(self) -> tuple[Any, ...]:
+        async with self.runtime.store.sessions() as session:
+            row = (await session.exec(select(func.count(), func.max(Studio.updated_at)))).one()
+            alliances = (await session.exec(select(func.count(), func.max(Alliance.updated_at)))).one()
+        return (*row, *alliances)
+
+    def _fresh(self) -> bool:
+        return (
+            self._index is not None
+            and self._roles_seen == self.runtime.store.roles.value
+            and monotonic() - self._checked_at < FRESH_FOR
+        )
+
+    async def index(self) -> RoutingIndex:
+        """The routing index, brought up to date with the roster and the solved problems.
+
+        Checked against the database at most every ``FRESH_FOR`` seconds (a burst of problems must not pay
+        for it each time); at once after a roster import in this process; problems solved here are added as
+        they are solved.
+        """
+        if self._fresh():
+            assert self._index is not None
+            return self._index
+        async with self._lock:
+            if self._fresh():
+                assert self._index is not None
+                return self._index
+            roles_seen = self.runtime.store.roles.value
+            store = self.runtime.store
+            signature = await self._studios_signature()
+            if self._index is None or signature != self._studio_signature:
+                docs = {d.id: d for d in await studio_docs(store)}
+                changed = [d for sid, d in docs.items() if self._docs.get(sid) != d]
+                removed = set(self._docs) - set(docs)
+                if self._index is None or removed or len(changed) > 20:
+                    self._index = RoutingIndex(docs.values())
+                    self._indexed = set()
+                    self._solved_signature = None
+                else:
+                    for doc in changed:
+                        self._index.upsert_studio(doc)
+                self._docs = docs
+                self._terms = expertise_terms(docs.values())
+                self._studio_signature = signature
+            solved_signature = await self.repo.solved_signature()
+            if solved_signature != self._solved_signature:
+                await self._sync_solved()
+                self._solved_signature = solved_signature
+            self._studios = {s.id: s for s in await store.studios.all()}
+            self._checked_at, self._roles_seen = monotonic(), roles_seen
+            return self._index
+
+    async def _sync_solved(self) -> None:
+        assert self._index is not None
+        current = await self.repo.solved_ids()
+        for problem_id in self._indexed - current:
+            self._index.remove_solved(problem_id)
+        missing = current - self._indexed
+        if missing:
+            for problem in await self.repo.by_ids(sorted(missing)):
+                self._index.add_solved(solved_problem(problem))
+        self._indexed = current
+
+    async def _learn(self, problem: Problem) -> None:
+        """Add a problem this process just solved to the index (no rebuild)."""
+        if self._index is None or problem.studio_id is None or problem.id is None:
+            return
+        async with self._lock:
+            self._index.add_solved(solved_problem(problem))
+            self._indexed.add(problem.id)
+            self._solved_signature = await self.repo.solved_signature()
+
+    async def _forget(self, problem_id: int) -> None:
+        """Withdraw a reopened problem from the index."""
+        if self._index is None:
+            return
+        async with self._lock:
+            self._index.remove_solved(problem_id)
+            self._indexed.discard(problem_id)
+            self._solved_signature = await self.repo.solved_signature()
+
+    async def judge(self, text: str) -> Judgement:
+        """Is ``text`` a technical problem? The roster's expertise phrases count as domain terms."""
+        await self.index()
+        return judge(text, extra_terms=self._terms)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    async def studios(self) -> dict[str, Studio]:
+        """Every studio by id (as fresh as the index)."""
+        await self.index()
+        assert self._studios is not None
+        return self._studios
+
+    async def alliance_of_group(self, group: str | None) -> str | None:
+        """The alliance whose configured groups include ``group`` (an app chat id or webhook key from the
+        roster's ``announce``, or the alliance's id, name or console group name such as ``隧道联盟群``)."""
+        if not group:
+            return None
+        for alliance in await self.runtime.store.alliances.all():
+            announce = alliance.announce or {}
+            configured = [str(v) for key in ("appchats", "webhooks") for v in (announce.get(key) or [])]
+            if group in configured or group in (alliance.id, alliance.name, f"{alliance.name}群"):
+                return alliance.id
+        return None
+
+    async def alliance_leads(self, alliance_id: str | None) -> list[str]:
+        """Who hears about escalations: the alliance's lead, or the admins when it has none."""
+        if alliance_id:
+            alliance = await self.runtime.store.alliances.get(alliance_id)
+            if alliance is not None and alliance.lead_userid:
+                return [alliance.lead_userid]
+        return list(self.runtime.settings.admins)
+
+    async def capped_studios(self, now: datetime) -> set[str]:
+        """Studios asked ``BOT_STUDIO_DAILY_CAP`` times or more today (local day)."""
+        start, end = local_day_bounds(now, self.tz)
+        counts = await self.repo.asked_counts(start, end)
+        return {sid for sid, count in counts.items() if count >= self.runtime.settings.studio_daily_cap}
+
+    def _ask_text(
+        self, problem: Problem, studio: Studio, match: StudioMatch | None, *, escalated: bool
+    ) -> str:
+        lines = [
+            f"【技术问题 #{problem.id} 请求协助】"
+            + ("（前序工作室超时未认领，转请贵工作室）" if escalated else ""),
+            f"提问人：{problem.asker}" + (f"（群：{problem.group}）" if problem.group else ""),
+            f"问题：{problem.text}",
+        ]
+        if match is not None and match.matched:
+            lines.append(f"推荐理由：与{studio.name}的专长匹配（{'、'.join(match.matched)}）")
+        lines.append(
+            f"如由贵工作室解答，请发送 /认领 {problem.id}，再用 /答复 {problem.id} 答复内容 回复提问人。"
+        )
+        return "\n".join(lines)
+
+    # -- logging ---------------------------------------------------------------------------------
+
+    async def log(
+        self, text: str, *, asker: str, group: str | None, message_key: str | None = None
+    ) -> Logged:
+        """Log a problem, ask the best studios (skipping those at today's cap) and notify their leads."""
+        index = await self.index()
+        now = self.runtime.clock.now()
+        studios = await self.studios()
+        capped = await self.capped_studios(now)
+        best = index.rank(text, limit=RECOMMEND)
+        chosen = index.rank(text, limit=RECOMMEND, exclude=capped) if capped else best
+        chosen = [m for m in chosen if m.id in studios]
+        skipped = [m for m in best if m.id in capped]
+        similar = index.similar(text, limit=1)
+        alliance_id = await self.alliance_of_group(group)
+        if alliance_id is None:
+            top = next((studios[m.id] for m in [*best, *chosen] if m.id in studios), None)
+            alliance_id = top.alliance_id if top else None
+        names = "、".join(studio_label(studios[m.id], m.id) for m in chosen)
+        events = [("logged", asker, f"群：{group}" if group else "单聊")]
+        if chosen:
+            events.append(("routed", "system", f"通知 {names}"))
+        problem = await self.repo.create(
+            Problem(
+                text=text,
+                asker=asker,
+                group=group,
+                alliance_id=alliance_id,
+                status=(ProblemStatus.ROUTED if chosen else ProblemStatus.OPEN).value,
+                created_at=now,
+                routed_at=now if chosen else None,
+                message_key=message_key,
+            ),
+            requests=[(m.id, rank) for rank, m in enumerate(chosen, start=1)],
+            events=events,
+        )
+        await self.runtime.outbox.send(
+            *(
+                Outbound(
+                    Target(TargetKind.USER, studios[match.id].lead_userid),
+                    self._ask_text(problem, studios[match.id], match, escalated=False),
+                    dedupe_key=f"problem:{problem.id}:ask:{match.id}",
+                )
+                for match in chosen
+            )
+        )
+        similar_problems = {
+            p.id: p for p in await self.repo.by_ids(s.id for s in similar) if p.id is not None
+        }
+        return Logged(problem, chosen, skipped, similar, similar_problems)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def claim(self, problem: Problem, *, studio: Studio, user_id: str) -> Problem | None:
+        """A studio takes an unclaimed problem; None if it was taken (or ended) meanwhile."""
+        assert problem.id is not None
+        now = self.runtime.clock.now()
+        claimed = await self.repo.transition(
+            problem.id,
+            from_statuses=UNCLAIMED,
+            values={
+                "status": ProblemStatus.CLAIMED.value,
+                "studio_id": studio.id,
+                "claimed_by": user_id,
+                "claimed_at": now,
+            },
+            action="claimed",
+            actor=user_id,
+            at=now,
+            detail=studio_label(studio, studio.id),
+        )
+        if claimed is None:
+            return None
+        await self.repo.settle_requests(problem.id, claimed_by=studio.id)
+        if claimed.asker != user_id:
+            await self.runtime.outbox.notify_user(
+                claimed.asker,
+                f"您的问题 {problem_label(claimed)}已由{studio.name}认领（负责人：{studio.lead_name}），"
+                f"答复后会通知您。查看进展：/问题 {claimed.id}",
+                dedupe_key=f"problem:{claimed.id}:claimed:{now.isoformat()}",
+            )
+        return claimed
+
+    async def answer(self, problem: Problem, *, studio: Studio, user_id: str, text: str) -> Problem | None:
+        """The claiming studio answers (again); None if the problem changed hands or ended meanwhile."""
+        assert problem.id is not None
+        now = self.runtime.clock.now()
+        answered = await self.repo.transition(
+            problem.id,
+            from_statuses=(ProblemStatus.CLAIMED, ProblemStatus.ANSWERED),
+            values={
+                "status": ProblemStatus.ANSWERED.value,
+                "answer": text,
+                "answered_by": user_id,
+                "answered_at": now,
+            },
+            action="answered",
+            actor=user_id,
+            at=now,
+            detail=f"{studio.name}：{text}",
+            extra_where=[col(Problem.studio_id) == studio.id],
+        )
+        if answered is None:
+            return None
+        if answered.asker != user_id:
+            await self.runtime.outbox.notify_user(
+                answered.asker,
+                f"{studio.name}答复了您的问题 {problem_label(answered)}：\n{text}\n"
+                f"如问题已解决，请发送 /解决 {answered.id}；如仍有疑问可直接联系{studio.lead_name}。",
+                dedupe_key=f"problem:{answered.id}:answered:{now.isoformat()}",
+            )
+        return answered
+
+    async def solve(self, problem: Problem, *, user_id: str) -> Problem | None:
+        """Mark an active problem solved; a problem with a claiming studio becomes routing history."""
+        assert problem.id is not None
+        now = self.runtime.clock.now()
+        solved = await self.repo.transition(
+            problem.id,
+            from_statuses=ACTIVE,
+            values={"status": ProblemStatus.SOLVED.value, "solved_at": now},
+            action="solved",
+            actor=user_id,
+            at=now,
+        )
+        if solved is None:
+            return None
+        await self.repo.settle_requests(problem.id, claimed_by=solved.studio_id)
+        await self._learn(solved)
+        await self._tell_others(solved, user_id, f"问题 {problem_label(solved)}已标记为解决。", "solved", now)
+        return solved
+
+    async def close(self, problem: Problem, *, user_id: str, reason: str) -> Problem | None:
+        """Close an active problem without a solution."""
+        assert problem.id is not None
+        now = self.runtime.clock.now()
+        closed = await self.repo.transition(
+            problem.id,
+            from_statuses=ACTIVE,
+            values={"status": ProblemStatus.CLOSED.value, "closed_at": now, "close_reason": reason},
+            action="closed",
+            actor=user_id,
+            at=now,
+            detail=reason,
+        )
+        if closed is None:
+            return None
+        await self.repo.settle_requests(problem.id, claimed_by=closed.studio_id)
+        text = (
+            f"问题 {problem_label(closed)}已关闭（未解决）" + (f"，理由：{reason}" if reason else "") + "。"
+        )
+        await self._tell_others(closed, user_id, text, "closed", now)
+        return closed
+
+    async def reopen(self, problem: Problem, *, user_id: str) -> Problem | None:
+        """Reopen a solved or closed problem: back to its studio if it had one, else back to routing."""
+        assert problem.id is not None
+        now = self.runtime.clock.now()
+        was_solved = problem.state == ProblemStatus.SOLVED
+        if problem.studio_id:
+            status = ProblemStatus.CLAIMED
+        elif await self.repo.requests_of(problem.id):
+            status = ProblemStatus.ROUTED
+        else:
+            status = ProblemStatus.OPEN
+        reopened = await self.repo.transition(
+            problem.id,
+            from_statuses=(ProblemStatus.SOLVED, ProblemStatus.CLOSED),
+            values={
+                "status": status.value,
+                "solved_at": None,
+                "closed_at": None,
+                "close_reason": "",
+                "routed_at": now if status != ProblemStatus.CLAIMED else problem.routed_at,
+            },
+            action="reopened",
+            actor=user_id,
+            at=now,
+        )
+        if reopened is None:
+            return None
+        if was_solved:
+            await self._forget(problem.id)
+        await self._tell_others(
+            reopened, user_id, f"问题 {problem_label(reopened)}已重新打开。", "reopened", now
+        )
+        return reopened
+
+    async def _tell_others(self, problem: Problem, actor: str, text: str, action: str, now: datetime) -> None:
+        """Tell the asker and the claiming studio's lead about a change someone else made."""
+        recipients = [problem.asker]
+        if problem.studio_id:
+            studio = await self.runtime.store.studios.get(problem.studio_id)
+            if studio is not None:
+                recipients.append(studio.lead_userid)
+        for user in dict.fromkeys(recipients):
+            if user != actor:
+                await self.runtime.outbox.notify_user(
+                    user, text, dedupe_key=f"problem:{problem.id}:{action}:{user}:{now.isoformat()}"
+                )
+
+    # -- scheduled work --------------------------------------------------------------------------
+
+    async def escalate_due(self, now: datetime) -> str:
+        """Ask the next-ranked studio about problems unclaimed for ``BOT_CLAIM_HOURS`` and tell the lead."""
+        hours = self.runtime.settings.claim_hours
+        due = await self.repo.due_for_escalation(now - timedelta(hours=hours))
+        if not due:
+            return "escalated 0"
+        index = await self.index()
+        studios = await self.studios()
+        capped = await self.capped_studios(now)
+        cap = self.runtime.settings.studio_daily_cap
+        start, end = local_day_bounds(now, self.tz)
+        counts = await self.repo.asked_counts(start, end)
+        escalated = exhausted = 0
+        for problem in due:
+            assert problem.id is not None
+            requests = await self.repo.requests_of(problem.id)
+            asked = {r.studio_id for r in requests}
+            candidates = index.rank(problem.text, limit=1, exclude=asked | capped)
+            match = candidates[0] if candidates and candidates[0].id in studios else None
+            studio = studios[match.id] if match else None
+            before = ", ".join(r.studio_id for r in requests if r.outcome == "pending") or "—"
+            detail = (
+                f"{hours:g} 小时无人认领，转请 {studio_label(studio, studio.id)}（此前：{before}）"
+                if studio
+                else f"{hours:g} 小时无人认领，已无其他可转请的工作室"
+            )
+            won = await self.repo.escalate(
+                problem.id,
+                routed_at=problem.routed_at,
+                studio_id=studio.id if studio else None,
+                rank=max((r.rank for r in requests), default=0) + 1,
+                at=now,
+                detail=detail,
+            )
+            if not won:
+                continue
+            if studio is not None:
+                escalated += 1
+                counts[studio.id] = counts.get(studio.id, 0) + 1
+                if counts[studio.id] >= cap:
+                    capped.add(studio.id)
+                await self.runtime.outbox.notify_user(
+                    studio.lead_userid,
+                    self._ask_text(problem, studio, match, escalated=True),
+                    dedupe_key=f"problem:{problem.id}:ask:{studio.id}",
+                )
+                lead_text = (
+                    f"【问题升级】{problem_label(problem)}提出已超过 {hours:g} 小时仍无工作室认领，"
+                    f"已转请{studio.name}（负责人：{studio.lead_name}）协助。查看：/问题 {problem.id}"
+                )
+            else:
+                exhausted += 1
+                lead_text = (
+                    f"【问题升级】{problem_label(problem)}提出已超过 {hours:g} 小时仍无工作室认领，"
+                    f"推荐的工作室都已问过，请协调处理。查看：/问题 {problem.id}"
+                )
+            for lead in await self.alliance_leads(problem.alliance_id):
+                await self.runtime.outbox.notify_user(
+                    lead, lead_text, dedupe_key=f"problem:{problem.id}:escalated:{lead}:{now.isoformat()}"
+                )
+        return f"escalated {escalated}, no studio left {exhausted}"
+
+    async def morning_digest(self, now: datetime) -> str:
+        """Each alliance's groups: problems still open more than a day after they were logged."""
+        local = now.astimezone(self.tz)
+        studios = await self.studios()
+        sent = 0
+        for alliance in await self.runtime.store.alliances.all():
+            problems = await self.repo.find(
+                statuses=ACTIVE, alliance_id=alliance.id, created_before=now - DIGEST_AGE
+            )
+            if not problems:
+                continue
+            problems.sort(key=lambda p: p.created_at)
+            lines = [
+                f"【{alliance.name}未解决问题晨报】{local.month}月{local.day}日，超过一天仍未解决 {len(problems)} 个："
+            ]
+            for problem in problems[:20]:
+                days = (now - problem.created_at).days
+                who = (
+                    f"，{studios[problem.studio_id].name}处理中"
+                    if problem.studio_id and problem.studio_id in studios
+                    else ""
+                )
+                lines.append(f"· {problem_label(problem, 30)}｜{problem.state.label}，已 {days} 天{who}")
+            if len(problems) > 20:
+                lines.append(f"……另有 {len(problems) - 20} 个未列出。")
+            lines.append("工作室负责人可发送 /认领 编号 接手；/问题 编号 查看详情。")
+            sent += await self.runtime.outbox.announce(
+                alliance.id,
+                "\n".join(lines),
+                dedupe_key=f"problems-digest:{alliance.id}:{local.date().isoformat()}",
+            )
+        return f"queued {sent} digest messages"

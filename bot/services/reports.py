@@ -1,0 +1,689 @@
+"""The alliance's year in figures: an XLSX workbook, PNG charts, and the same summary as a short Chinese text.
+
+``collect`` reads the database (problems through the problems feature's model, activities through ``ActivityRepo``,
+topics, achievements and awards through this feature's repos) into a ``YearReport`` of plain numbers;
+``write_workbook`` and ``write_charts`` render it; ``summary_rows`` are the figures the charter cares about —
+the first sheet of the workbook and the text of ``/stats``.
+
+Charts need a CJK font for their Chinese labels. When none is installed (``fc-list :lang=zh`` is empty; on
+Debian ``apt-get install fonts-noto-cjk``), the charts fall back to English labels and alliance ids instead of
+showing empty boxes, and the report still succeeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, select
+
+from bot.store import Store
+from bot.store.achievements import Achievement, AchievementRepo, AchievementType, Award
+from bot.store.problems import Problem
+from bot.store.studios import Alliance, Studio
+from bot.store.topics import TopicRepo
+
+log = logging.getLogger(__name__)
+
+MONTHS = tuple(range(1, 13))
+ANNUAL_MEETING = "年会"
+# CJK fonts to look for, best first; matplotlib knows fonts by family name.
+CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Microsoft YaHei",
+    "SimHei",
+    "PingFang SC",
+    "Heiti SC",
+    "AR PL UMing CN",
+    "Droid Sans Fallback",
+    "Noto Serif CJK SC",
+)
+_EVENT_TYPES_EN = {
+    "讲座": "lecture",
+    "年会": "annual",
+    "观摩": "visit",
+    "研讨": "seminar",
+    "评鉴": "review",
+    "培训": "training",
+    "会议": "meeting",
+}
+_ACHIEVEMENT_TYPES_EN = {
+    AchievementType.INVENTION_PATENT.value: "invention patent",
+    AchievementType.UTILITY_PATENT.value: "utility model",
+    AchievementType.CONSTRUCTION_METHOD.value: "construction method",
+    AchievementType.QC.value: "QC result",
+    AchievementType.SCIENCE_AWARD.value: "S&T progress award",
+    AchievementType.WORKER_INNOVATION.value: "worker innovation",
+    AchievementType.MANAGEMENT_INNOVATION.value: "management innovation",
+}
+
+
+# -- the numbers -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class ProblemFacts:
+    """What the report needs of one problem."""
+
+    alliance_id: str
+    created_at: datetime
+    claimed_at: datetime | None
+    solved_at: datetime | None
+
+
+@dataclass(slots=True)
+class ProblemFigures:
+    """Problems per alliance and month, and the median hours to claim and to solve."""
+
+    logged: dict[str, list[int]] = field(default_factory=dict)  # alliance -> 12 monthly counts
+    solved: dict[str, list[int]] = field(default_factory=dict)
+    logged_and_solved: dict[str, int] = field(default_factory=dict)  # of those logged this year, solved
+    claim_hours: dict[str, list[float]] = field(default_factory=dict)
+    solve_hours: dict[str, list[float]] = field(default_factory=dict)
+
+    def total(self, which: dict[str, list[int]], alliance_id: str | None = None) -> int:
+        """A year's total of ``logged`` or ``solved``, for one alliance or all."""
+        return sum(sum(v) for k, v in which.items() if alliance_id in (None, k))
+
+    def monthly(self, which: dict[str, list[int]]) -> list[int]:
+        """Monthly totals over all alliances."""
+        return [sum(v[m - 1] for v in which.values()) for m in MONTHS]
+
+    def median(self, which: dict[str, list[float]], alliance_id: str | None = None) -> float | None:
+        """The median hours for one alliance or all; None with no data."""
+        values = [h for k, v in which.items() if alliance_id in (None, k) for h in v]
+        return statistics.median(values) if values else None
+
+
+@dataclass(slots=True, frozen=True)
+class ActivityFacts:
+    """An activity of the year, as the report sees it."""
+
+    type: str
+    alliance_id: str | None  # None: joint activity of all alliances
+    start: datetime
+    held: bool  # started before the report's "now" (otherwise only scheduled)
+
+
+@dataclass(slots=True, frozen=True)
+class AwardFacts:
+    """An award with what it was for."""
+
+    name: str
+    amount: int
+    target: str  # 成果 #3 …「…」 or the studio's name
+    alliances: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class YearReport:
+    """Everything the report shows, for one year and all alliances or one."""
+
+    year: int
+    tz: ZoneInfo
+    generated_at: datetime
+    alliances: list[Alliance]  # in scope, by id
+    scope: str | None  # alliance id, or None for all
+    problems: ProblemFigures | None  # None while the problems feature is not installed
+    activities: list[ActivityFacts]
+    topics: dict[str, list[int]]  # alliance -> [proposed, approved, concluded] in the year
+    achievements: list[tuple[Achievement, tuple[str, ...]]]  # with the alliances of its studios
+    awards: list[AwardFacts]
+
+    @property
+    def alliance_names(self) -> dict[str, str]:
+        """Alliance names by id."""
+        return {a.id: a.name for a in self.alliances}
+
+    def activities_by_type(self, *, held: bool = True) -> dict[str, int]:
+        """Activities held (or merely scheduled) this year, per type, in the charter's order."""
+        counts = Counter(e.type for e in self.activities if e.held == held)
+        order = list(_EVENT_TYPES_EN)
+        return {t: counts[t] for t in sorted(counts, key=lambda t: (order.index(t) if t in order else 99, t))}
+
+    def annual_meeting(self, alliance_id: str) -> str:
+        """已举办 / 已安排 M月D日 / 未举办, for an alliance (its own or a joint annual meeting)."""
+        meetings = [
+            e for e in self.activities if e.type == ANNUAL_MEETING and e.alliance_id in (alliance_id, None)
+        ]
+        if any(e.held for e in meetings):
+            return "已举办"
+        if meetings:
+            start = min(e.start for e in meetings).astimezone(self.tz)
+            return f"已安排 {start.month}月{start.day}日"
+        return "未举办"
+
+    def topic_totals(self) -> list[int]:
+        """[proposed, approved, concluded] over the alliances in scope."""
+        return [sum(v[i] for v in self.topics.values()) for i in range(3)]
+
+    def achievements_by_type(self) -> dict[str, int]:
+        """Achievements of the year per type (every type listed, in the charter's order)."""
+        counts = Counter(a.type for a, _ in self.achievements)
+        result = {kind.value: counts.get(kind.value, 0) for kind in AchievementType}
+        result.update({k: v for k, v in counts.items() if k not in result})
+        return result
+
+    @property
+    def awards_total(self) -> int:
+        """Yuan paid in awards this year."""
+        return sum(a.amount for a in self.awards)
+
+
+def year_bounds(year: int, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """1 January of ``year`` and of the next year, 00:00 local."""
+    return datetime(year, 1, 1, tzinfo=tz), datetime(year + 1, 1, 1, tzinfo=tz)
+
+
+def _in_year(when: datetime | None, start: datetime, end: datetime) -> bool:
+    return when is not None and start <= when < end
+
+
+async def load_problems(store: Store) -> list[ProblemFacts] | None:
+    """Every problem's alliance and timestamps (problems without an alliance are left out)."""
+    async with store.sessions() as session:
+        rows = (await session.exec(select(Problem).where(col(Problem.alliance_id).is_not(None)))).all()
+    return [
+        ProblemFacts(
+            alliance_id=row.alliance_id,
+            created_at=row.created_at,
+            claimed_at=row.claimed_at,
+            solved_at=row.solved_at,
+        )
+        for row in rows
+        if row.alliance_id
+    ]
+
+
+def problem_figures(
+    problems: Iterable[ProblemFacts],
+    *,
+    start: datetime,
+    end: datetime,
+    tz: ZoneInfo,
+    alliances: Sequence[str],
+) -> ProblemFigures:
+    """Monthly logged/solved counts per alliance and the hours to claim and to solve (activities in the year)."""
+    figures = ProblemFigures(
+        logged={a: [0] * 12 for a in alliances},
+        solved={a: [0] * 12 for a in alliances},
+        logged_and_solved=dict.fromkeys(alliances, 0),
+        claim_hours={a: [] for a in alliances},
+        solve_hours={a: [] for a in alliances},
+    )
+    for problem in problems:
+        alliance = problem.alliance_id
+        if alliance not in figures.logged:
+            continue
+        if _in_year(problem.created_at, start, end):
+            figures.logged[alliance][problem.created_at.astimezone(tz).month - 1] += 1
+            if problem.solved_at is not None:
+                figures.logged_and_solved[alliance] += 1
+        if problem.claimed_at is not None and _in_year(problem.claimed_at, start, end):
+            figures.claim_hours[alliance].append(
+                (problem.claimed_at - problem.created_at).total_seconds() / 3600
+            )
+        if problem.solved_at is not None and _in_year(problem.solved_at, start, end):
+            figures.solved[alliance][problem.solved_at.astimezone(tz).month - 1] += 1
+            figures.solve_hours[alliance].append(
+                (problem.solved_at - problem.created_at).total_seconds() / 3600
+            )
+    return figures
+
+
+async def collect(
+    store: Store, *, year: int, tz: ZoneInfo, now: datetime, alliance_id: str | None = None
+) -> YearReport:
+    """Read the year's figures from the database; ``alliance_id`` limits them to one alliance."""
+    from bot.store.activities import ActivityRepo
+
+    start, end = year_bounds(year, tz)
+    alliances = await store.alliances.all()
+    if alliance_id is not None:
+        alliances = [a for a in alliances if a.id == alliance_id]
+        if not alliances:
+            raise LookupError(alliance_id)
+    scope = [a.id for a in alliances]
+    studios: dict[str, Studio] = {s.id: s for s in await store.studios.all()}
+
+    problems = await load_problems(store)
+    figures = (
+        problem_figures(problems, start=start, end=end, tz=tz, alliances=scope)
+        if problems is not None
+        else None
+    )
+
+    activities = [
+        ActivityFacts(e.type, e.alliance_id, e.start, e.start <= now)
+        for e in await ActivityRepo(store.sessions).for_calendar(start)
+        if e.start < end and not e.cancelled and (e.alliance_id is None or e.alliance_id in scope)
+    ]
+
+    topics: dict[str, list[int]] = {a: [0, 0, 0] for a in scope}
+    for topic in await TopicRepo(store.sessions).all():
+        counts = topics.get(topic.alliance_id)
+        if counts is None:
+            continue
+        for index, when in enumerate((topic.created_at, topic.approved_at, topic.closed_at)):
+            if index == 2 and topic.status != "concluded":
+                continue
+            if _in_year(when, start, end):
+                counts[index] += 1
+
+    def alliances_of(studio_ids: Iterable[str]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(studios[s].alliance_id for s in studio_ids if s in studios))
+
+    repo = AchievementRepo(store.sessions)
+    every = {a.id: a for a in await repo.all()}
+    achievements = [
+        (a, alliances_of(a.studios))
+        for a in sorted(every.values(), key=lambda a: a.id or 0)
+        if a.year == year and (alliance_id is None or alliance_id in alliances_of(a.studios))
+    ]
+    awards = []
+    for award in await repo.awards(year=year):
+        facts = _award_facts(award, every, studios, alliances_of)
+        if alliance_id is None or alliance_id in facts.alliances:
+            awards.append(facts)
+    return YearReport(
+        year=year,
+        tz=tz,
+        generated_at=now,
+        alliances=alliances,
+        scope=alliance_id,
+        problems=figures,
+        activities=activities,
+        topics=topics,
+        achievements=achievements,
+        awards=awards,
+    )
+
+
+def _award_facts(
+    award: Award, achievements: dict[int | None, Achievement], studios: dict[str, Studio], alliances_of: Any
+) -> AwardFacts:
+    if award.achievement_id is not None and award.achievement_id in achievements:
+        achievement = achievements[award.achievement_id]
+        target = f"成果 #{achievement.id} {achievement.type}「{achievement.title}」"
+        return AwardFacts(award.name, award.amount, target, alliances_of(achievement.studios))
+    studio = studios.get(award.studio_id or "")
+    target = f"{studio.name}（{studio.id}）" if studio else (award.studio_id or "—")
+    return AwardFacts(
+        award.name, award.amount, target, alliances_of([award.studio_id] if award.studio_id else [])
+    )
+
+
+# -- the summary -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class SummaryRow:
+    """One figure of the summary: label, value and unit/remark."""
+
+    label: str
+    value: int | float | str
+    note: str = ""
+
+
+def _hours(value: float | None) -> float | str:
+    return round(value, 1) if value is not None else "—"
+
+
+def summary_rows(report: YearReport) -> list[SummaryRow]:
+    """The charter's figures for the year, in order (the XLSX summary sheet and ``/stats``)."""
+    names = report.alliance_names
+    rows = [
+        SummaryRow("年份", report.year),
+        SummaryRow("范围", names[report.scope] if report.scope else "全部联盟"),
+    ]
+    figures = report.problems
+    if figures is None:
+        rows.append(SummaryRow("问题统计", "暂不可用", "问题功能尚未启用"))
+    else:
+        logged = figures.total(figures.logged)
+        solved_of_logged = sum(figures.logged_and_solved.values())
+        rows += [
+            SummaryRow("登记问题数", logged, "个"),
+            SummaryRow("解决问题数", figures.total(figures.solved), "个（本年解决，含往年登记）"),
+            SummaryRow(
+                "本年登记问题解决率",
+                f"{round(100 * solved_of_logged / logged)}%" if logged else "—",
+                f"{solved_of_logged}/{logged}",
+            ),
+            SummaryRow("认领用时中位数", _hours(figures.median(figures.claim_hours)), "小时"),
+            SummaryRow("解决用时中位数", _hours(figures.median(figures.solve_hours)), "小时"),
+        ]
+    held = report.activities_by_type()
+    rows.append(SummaryRow("举办活动", sum(held.values()), "次"))
+    rows += [SummaryRow(f"活动：{kind}", count, "次") for kind, count in held.items()]
+    scheduled = sum(report.activities_by_type(held=False).values())
+    if scheduled:
+        rows.append(SummaryRow("已安排待举办活动", scheduled, "次"))
+    rows += [SummaryRow(f"年会：{a.name}", report.annual_meeting(a.id)) for a in report.alliances]
+    proposed, approved, concluded = report.topic_totals()
+    rows += [
+        SummaryRow("课题提出", proposed, "个"),
+        SummaryRow("课题立项", approved, "个"),
+        SummaryRow("课题结题", concluded, "个"),
+        SummaryRow("登记成果", len(report.achievements), "项"),
+    ]
+    rows += [
+        SummaryRow(f"成果：{kind}", count, "项")
+        for kind, count in report.achievements_by_type().items()
+        if count
+    ]
+    rows += [
+        SummaryRow("奖励项数", len(report.awards), "项"),
+        SummaryRow("奖励金额合计", report.awards_total, "元"),
+    ]
+    return rows
+
+
+def summary_text(report: YearReport) -> str:
+    """The summary as a short Chinese chat message."""
+    figures = report.problems
+    scope = report.alliance_names[report.scope] if report.scope else "联盟"
+    lines = [f"【{report.year}年{scope}统计】"]
+    if figures is None:
+        lines.append("问题：统计暂不可用。")
+    else:
+        logged = figures.total(figures.logged)
+        lines.append(
+            f"问题：登记 {logged} 个，解决 {figures.total(figures.solved)} 个；"
+            f"认领用时中位数 {_hours(figures.median(figures.claim_hours))} 小时，"
+            f"解决用时中位数 {_hours(figures.median(figures.solve_hours))} 小时。"
+        )
+    held = report.activities_by_type()
+    kinds = "、".join(f"{k} {v}" for k, v in held.items() if v)
+    lines.append(f"活动：举办 {sum(held.values())} 次" + (f"（{kinds}）" if kinds else "") + "。")
+    meetings = "；".join(f"{a.name}{report.annual_meeting(a.id)}" for a in report.alliances)
+    if meetings:
+        lines.append(f"年会：{meetings}。")
+    proposed, approved, concluded = report.topic_totals()
+    lines.append(f"课题：提出 {proposed} 个，立项 {approved} 个，结题 {concluded} 个。")
+    by_type = "、".join(f"{k} {v}" for k, v in report.achievements_by_type().items() if v)
+    lines.append(f"成果：登记 {len(report.achievements)} 项" + (f"（{by_type}）" if by_type else "") + "。")
+    lines.append(f"奖励：{len(report.awards)} 项，合计 {report.awards_total:,} 元。")
+    return "\n".join(lines)
+
+
+# -- the workbook ----------------------------------------------------------------------------------
+
+
+def write_workbook(report: YearReport, path: Path) -> Path:
+    """The XLSX workbook: 汇总 (summary) first, then one sheet per subject."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    bold = Font(bold=True)
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "汇总"
+    sheet.append(["指标", "数值", "说明"])
+    for row in summary_rows(report):
+        sheet.append([row.label, row.value, row.note])
+    sheet.column_dimensions["A"].width = 28
+    sheet.column_dimensions["C"].width = 30
+
+    names = report.alliance_names
+    figures = report.problems
+    monthly = book.create_sheet("问题月度")
+    monthly.append(["联盟", "项目", *[f"{m}月" for m in MONTHS], "合计"])
+    if figures is not None:
+        for alliance in report.alliances:
+            for label, which in (("登记", figures.logged), ("解决", figures.solved)):
+                counts = which[alliance.id]
+                monthly.append([alliance.name, label, *counts, sum(counts)])
+        for label, which in (("登记", figures.logged), ("解决", figures.solved)):
+            counts = figures.monthly(which)
+            monthly.append(["合计", label, *counts, sum(counts)])
+        timing = book.create_sheet("问题时效")
+        timing.append(["联盟", "登记", "解决", "认领用时中位数（小时）", "解决用时中位数（小时）"])
+        for alliance in report.alliances:
+            timing.append(
+                [
+                    alliance.name,
+                    figures.total(figures.logged, alliance.id),
+                    figures.total(figures.solved, alliance.id),
+                    _hours(figures.median(figures.claim_hours, alliance.id)),
+                    _hours(figures.median(figures.solve_hours, alliance.id)),
+                ]
+            )
+    else:
+        monthly.append(["问题功能尚未启用"])
+
+    activities = book.create_sheet("活动")
+    columns: list[str | None] = [a.id for a in report.alliances] + [None]
+    activities.append(["类型", *[names[c] if c else "全体联盟" for c in columns], "已举办合计", "已安排待举办"])
+    types = list(dict.fromkeys([*_EVENT_TYPES_EN, *(e.type for e in report.activities)]))
+    for kind in types:
+        held = [
+            sum(1 for e in report.activities if e.type == kind and e.held and e.alliance_id == c) for c in columns
+        ]
+        pending = sum(1 for e in report.activities if e.type == kind and not e.held)
+        activities.append([kind, *held, sum(held), pending])
+    activities.append([])
+    activities.append(["联盟", "年会"])
+    for alliance in report.alliances:
+        activities.append([alliance.name, report.annual_meeting(alliance.id)])
+
+    topics = book.create_sheet("课题")
+    topics.append(["联盟", "提出", "立项", "结题"])
+    for alliance in report.alliances:
+        topics.append([alliance.name, *report.topics[alliance.id]])
+    topics.append(["合计", *report.topic_totals()])
+
+    achievements = book.create_sheet("成果")
+    achievements.append(["类型", "数量"])
+    for kind, count in report.achievements_by_type().items():
+        achievements.append([kind, count])
+    achievements.append([])
+    achievements.append(["编号", "类型", "名称", "工作室", "联盟", "年份"])
+    for achievement, alliances in report.achievements:
+        achievements.append(
+            [
+                achievement.id,
+                achievement.type,
+                achievement.title,
+                "、".join(achievement.studios),
+                "、".join(names.get(a, a) for a in alliances),
+                achievement.year,
+            ]
+        )
+
+    awards = book.create_sheet("奖励")
+    awards.append(["奖项", "对象", "联盟", "金额（元）"])
+    for award in report.awards:
+        awards.append(
+            [award.name, award.target, "、".join(names.get(a, a) for a in award.alliances), award.amount]
+        )
+    awards.append(["合计", "", "", report.awards_total])
+
+    for ws in book.worksheets:
+        for cell in ws[1]:
+            cell.font = bold
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book.save(path)
+    return path
+
+
+# -- the charts ------------------------------------------------------------------------------------
+
+
+def find_cjk_font() -> str | None:
+    """The family name of an installed font with Chinese glyphs, or None."""
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    found = next((name for name in CJK_FONTS if name in installed), None)
+    if found is None:
+        # matplotlib caches its font list: a font installed after the cache was built is not in it yet
+        font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)  # type: ignore[attr-defined]
+        installed = {font.name for font in font_manager.fontManager.ttflist}
+        found = next((name for name in CJK_FONTS if name in installed), None)
+    return found
+
+
+@dataclass(slots=True, frozen=True)
+class ChartLabels:
+    """Chart texts in Chinese (with a CJK font) or English (without one)."""
+
+    chinese: bool
+
+    def pick(self, chinese: str, english: str) -> str:
+        """The text for the current language."""
+        return chinese if self.chinese else english
+
+    def alliance(self, alliance: Alliance) -> str:
+        """An alliance's name, or its id."""
+        return alliance.name if self.chinese else alliance.id
+
+    def activity_type(self, kind: str) -> str:
+        """An activity type."""
+        return kind if self.chinese else _EVENT_TYPES_EN.get(kind, "other")
+
+    def achievement_type(self, kind: str) -> str:
+        """An achievement type."""
+        return kind if self.chinese else _ACHIEVEMENT_TYPES_EN.get(kind, "other")
+
+
+def write_charts(
+    report: YearReport, out: Path, *, font: str | None = None, use_cjk: bool = True
+) -> list[Path]:
+    """PNG charts of the year; Chinese labels when a CJK font is available, English ones otherwise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    font = font or (find_cjk_font() if use_cjk else None)
+    labels = ChartLabels(chinese=font is not None)
+    if font is None and use_cjk:
+        log.warning("no CJK font found (install fonts-noto-cjk); charts use English labels")
+    out.mkdir(parents=True, exist_ok=True)
+    style: Any = {"font.family": "sans-serif", "axes.unicode_minus": False}
+    if font is not None:
+        style["font.sans-serif"] = [font, "DejaVu Sans"]
+    year = report.year
+    paths: list[Path] = []
+    with warnings.catch_warnings(), plt.rc_context(style):
+        # a glyph missing from the chosen font must not fail a report (or a warnings-as-errors test run)
+        warnings.filterwarnings("ignore", message=r"Glyph .* missing from")
+
+        def save(fig: Any, name: str) -> None:
+            for ax in fig.axes:  # the value axis starts at 0 (even on an empty chart); counts are whole numbers
+                horizontal = name == "achievements_by_type.png"
+                axis = ax.xaxis if horizontal else ax.yaxis
+                (ax.set_xlim if horizontal else ax.set_ylim)(0, None)
+                if name != "awards_by_alliance.png":
+                    axis.get_major_locator().set_params(integer=True)
+            fig.tight_layout()
+            path = out / name
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+            paths.append(path)
+
+        if report.problems is not None:
+            fig, ax = plt.subplots(figsize=(9, 4.5))
+            xs = list(MONTHS)
+            width = 0.4
+            ax.bar(
+                [x - width / 2 for x in xs],
+                report.problems.monthly(report.problems.logged),
+                width,
+                label=labels.pick("登记", "logged"),
+                color="#4C78A8",
+            )
+            ax.bar(
+                [x + width / 2 for x in xs],
+                report.problems.monthly(report.problems.solved),
+                width,
+                label=labels.pick("解决", "solved"),
+                color="#59A14F",
+            )
+            ax.set_xticks(xs, [labels.pick(f"{m}月", str(m)) for m in xs])
+            ax.set_ylabel(labels.pick("问题数", "problems"))
+            ax.set_title(
+                labels.pick(
+                    f"{year}年问题登记与解决（按月）", f"Problems logged and solved per month, {year}"
+                )
+            )
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.legend()
+            save(fig, "problems_by_month.png")
+
+        held = report.activities_by_type()
+        fig, ax = plt.subplots(figsize=(7, 4))
+        kinds = list(held) or list(_EVENT_TYPES_EN)
+        ax.bar([labels.activity_type(k) for k in kinds], [held.get(k, 0) for k in kinds], color="#F28E2B")
+        ax.set_ylabel(labels.pick("次数", "events"))
+        ax.set_title(labels.pick(f"{year}年举办活动（按类型）", f"Events held by type, {year}"))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        save(fig, "events_by_type.png")
+
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        names = [labels.alliance(a) for a in report.alliances]
+        width = 0.26
+        series = (
+            ("提出", "proposed", "#9ECAE9"),
+            ("立项", "approved", "#4C78A8"),
+            ("结题", "concluded", "#59A14F"),
+        )
+        for index, (zh, en, color) in enumerate(series):
+            values = [report.topics[a.id][index] for a in report.alliances]
+            ax.bar(
+                [i + (index - 1) * width for i in range(len(names))],
+                values,
+                width,
+                label=labels.pick(zh, en),
+                color=color,
+            )
+        ax.set_xticks(range(len(names)), names)
+        ax.set_ylabel(labels.pick("课题数", "topics"))
+        ax.set_title(labels.pick(f"{year}年联合攻关课题", f"Joint research topics, {year}"))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+        save(fig, "topics.png")
+
+        by_type = report.achievements_by_type()
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        ax.barh(
+            [labels.achievement_type(k) for k in by_type][::-1], list(by_type.values())[::-1], color="#B07AA1"
+        )
+        ax.set_xlabel(labels.pick("项数", "count"))
+        ax.set_title(labels.pick(f"{year}年登记成果（按类型）", f"Achievements by type, {year}"))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        save(fig, "achievements_by_type.png")
+
+        totals: dict[str, int] = defaultdict(int)
+        for award in report.awards:
+            for alliance_id in award.alliances or ("",):
+                totals[alliance_id] += award.amount // max(1, len(award.alliances))
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.bar(names, [totals.get(a.id, 0) / 10_000 for a in report.alliances], color="#E15759")
+        ax.set_ylabel(labels.pick("万元", "10,000 yuan"))
+        ax.set_title(labels.pick(f"{year}年奖励金额（按联盟）", f"Awards paid per alliance, {year}"))
+        save(fig, "awards_by_alliance.png")
+    return paths
+
+
+def write_report(report: YearReport, out: Path, *, use_cjk: bool = True) -> tuple[Path, list[Path]]:
+    """The workbook ``联盟年度报告-YEAR[-ALLIANCE].xlsx`` and the charts, in ``out``."""
+    suffix = f"-{report.scope}" if report.scope else ""
+    workbook = write_workbook(report, out / f"联盟年度报告-{report.year}{suffix}.xlsx")
+    return workbook, write_charts(report, out, use_cjk=use_cjk)

@@ -1,0 +1,268 @@
+"""The studios feature's tables and repositories: alliances, studios, members and their roles, the roster import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, Column, func
+from sqlmodel import Field, SQLModel, col, select
+
+from bot.store.engine import Sessions
+from bot.store.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from bot.services.studios import Roster
+
+
+class Alliance(SQLModel, table=True):
+    """One of the specialty alliances (桥梁, 隧道, 城轨, 四电)."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    lead_name: str | None = Field(default=None, max_length=100)
+    lead_userid: str | None = Field(default=None, max_length=64, index=True)
+    lead_since: date | None = None
+    announce: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class Studio(SQLModel, table=True):
+    """A labour-model or craftsman innovation studio (劳模和工匠人才创新工作室)."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    alliance_id: str = Field(foreign_key="alliance.id", index=True, max_length=64)
+    unit: str = Field(max_length=200)
+    type: str = Field(max_length=32)
+    stars: int
+    lead_name: str = Field(max_length=100)
+    lead_userid: str = Field(index=True, max_length=64)
+    expertise: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    description: str = ""
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class MemberRole(StrEnum):
+    """Roles that can be granted explicitly; studio and alliance leads also follow from the roster."""
+
+    MEMBER = "member"
+    STUDIO_LEAD = "studio_lead"
+    ALLIANCE_LEAD = "alliance_lead"
+    ADMIN = "admin"
+
+
+class Member(SQLModel, table=True):
+    """A person the bot has seen or been told about, with an optionally granted role."""
+
+    user_id: str = Field(primary_key=True, max_length=64)
+    name: str | None = Field(default=None, max_length=100)
+    role: str = Field(default=MemberRole.MEMBER.value, max_length=32)
+    alliance_id: str | None = Field(default=None, max_length=64)
+    first_seen_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+@dataclass(slots=True, frozen=True)
+class ImportResult:
+    """What a roster import changed."""
+
+    alliances_created: int
+    alliances_updated: int
+    studios_created: int
+    studios_updated: int
+    unchanged: int
+
+
+class Generation:
+    """A counter bumped by writes that change who may do what (roster imports, granted roles); caches of
+    callers' roles compare it to know they are stale."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        """Mark cached roles stale."""
+        self.value += 1
+
+
+class AllianceRepo:
+    """Alliances."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def all(self) -> list[Alliance]:
+        """All alliances, by id."""
+        async with self._sessions() as session:
+            return list((await session.exec(select(Alliance).order_by(col(Alliance.id)))).all())
+
+    async def get(self, alliance_id: str) -> Alliance | None:
+        """One alliance by id."""
+        async with self._sessions() as session:
+            return await session.get(Alliance, alliance_id)
+
+    async def find(self, word: str) -> Alliance | None:
+        """An alliance by id, exact name, or a unique part of its name (``隧道`` → 隧道与地下工程联盟)."""
+        word = word.strip()
+        alliances = await self.all()
+        for alliance in alliances:
+            if word in (alliance.id, alliance.name):
+                return alliance
+        partial = [a for a in alliances if word and (word in a.name or word.lower() in a.id.lower())]
+        return partial[0] if len(partial) == 1 else None
+
+    async def led_by(self, user_id: str) -> list[Alliance]:
+        """Alliances whose lead is this user."""
+        async with self._sessions() as session:
+            rows = await session.exec(select(Alliance).where(Alliance.lead_userid == user_id))
+            return list(rows.all())
+
+
+class StudioRepo:
+    """Studios, and the roster import that writes them."""
+
+    def __init__(self, sessions: Sessions, roles: Generation | None = None) -> None:
+        self._sessions = sessions
+        self._roles = roles or Generation()
+
+    async def all(self, alliance_id: str | None = None) -> list[Studio]:
+        """Studios, optionally of one alliance, by alliance then id."""
+        query = select(Studio).order_by(col(Studio.alliance_id), col(Studio.id))
+        if alliance_id is not None:
+            query = query.where(Studio.alliance_id == alliance_id)
+        async with self._sessions() as session:
+            return list((await session.exec(query)).all())
+
+    async def get(self, studio_id: str) -> Studio | None:
+        """One studio by id (case-insensitive)."""
+        async with self._sessions() as session:
+            found = await session.get(Studio, studio_id)
+            if found is None:
+                rows = await session.exec(select(Studio).where(func.lower(Studio.id) == studio_id.lower()))
+                found = rows.first()
+            return found
+
+    async def led_by(self, user_id: str) -> list[Studio]:
+        """Studios whose lead is this user."""
+        async with self._sessions() as session:
+            rows = await session.exec(select(Studio).where(Studio.lead_userid == user_id))
+            return list(rows.all())
+
+    async def count(self) -> int:
+        """How many studios there are."""
+        async with self._sessions() as session:
+            return (await session.exec(select(func.count()).select_from(Studio))).one()
+
+    async def import_roster(self, roster: Roster) -> ImportResult:
+        """Upsert every alliance and studio by id in one transaction (all or nothing)."""
+        try:
+            return await self._import_roster(roster)
+        finally:
+            self._roles.bump()
+
+    async def _import_roster(self, roster: Roster) -> ImportResult:
+        created_a = updated_a = created_s = updated_s = unchanged = 0
+        now = utcnow()
+        async with self._sessions() as session, session.begin():
+            for entry in roster.alliances:
+                values: dict[str, Any] = {
+                    "name": entry.name,
+                    "lead_name": entry.lead.name if entry.lead else None,
+                    "lead_userid": entry.lead.wecom_userid if entry.lead else None,
+                    "lead_since": entry.lead_since,
+                    "announce": entry.announce.model_dump(),
+                }
+                alliance = await session.get(Alliance, entry.id)
+                if alliance is None:
+                    session.add(Alliance(id=entry.id, updated_at=now, **values))
+                    created_a += 1
+                elif _apply(alliance, values):
+                    alliance.updated_at = now
+                    updated_a += 1
+                else:
+                    unchanged += 1
+            await session.flush()
+            for studio_entry in roster.studios:
+                values = {
+                    "name": studio_entry.name,
+                    "alliance_id": studio_entry.alliance,
+                    "unit": studio_entry.unit,
+                    "type": studio_entry.type,
+                    "stars": studio_entry.stars,
+                    "lead_name": studio_entry.lead.name,
+                    "lead_userid": studio_entry.lead.wecom_userid,
+                    "expertise": list(studio_entry.expertise),
+                    "description": studio_entry.description,
+                }
+                studio = await session.get(Studio, studio_entry.id)
+                if studio is None:
+                    session.add(Studio(id=studio_entry.id, updated_at=now, **values))
+                    created_s += 1
+                elif _apply(studio, values):
+                    studio.updated_at = now
+                    updated_s += 1
+                else:
+                    unchanged += 1
+        return ImportResult(created_a, updated_a, created_s, updated_s, unchanged)
+
+
+def _apply(row: object, values: dict[str, Any]) -> bool:
+    changed = False
+    for key, value in values.items():
+        if getattr(row, key) != value:
+            setattr(row, key, value)
+            changed = True
+    return changed
+
+
+SEEN_PRECISION = timedelta(minutes=5)
+
+
+class MemberRepo:
+    """People the bot has seen, and explicitly granted roles."""
+
+    def __init__(self, sessions: Sessions, roles: Generation | None = None) -> None:
+        self._sessions = sessions
+        self._roles = roles or Generation()
+        self._seen: dict[str, datetime] = {}
+
+    async def get(self, user_id: str) -> Member | None:
+        """One member by user id."""
+        async with self._sessions() as session:
+            return await session.get(Member, user_id)
+
+    async def seen(self, user_id: str, at: datetime) -> None:
+        """Record that a user wrote to the bot (at most every few minutes per user and process: it is a
+        last-seen date, not a message log, and a burst of messages must not cost a write each)."""
+        last = self._seen.get(user_id)
+        if last is not None and timedelta(0) <= at - last < SEEN_PRECISION:
+            return
+        if len(self._seen) > 50_000:
+            self._seen.clear()
+        self._seen[user_id] = at
+        async with self._sessions() as session, session.begin():
+            member = await session.get(Member, user_id)
+            if member is None:
+                session.add(Member(user_id=user_id, first_seen_at=at, last_seen_at=at))
+            else:
+                member.last_seen_at = at
+
+    async def grant(self, user_id: str, role: str, *, alliance_id: str | None = None) -> Member:
+        """Grant a role (e.g. union staff as alliance lead)."""
+        try:
+            return await self._grant(user_id, role, alliance_id=alliance_id)
+        finally:
+            self._roles.bump()
+
+    async def _grant(self, user_id: str, role: str, *, alliance_id: str | None) -> Member:
+        async with self._sessions() as session, session.begin():
+            member = await session.get(Member, user_id)
+            if member is None:
+                member = Member(user_id=user_id)
+                session.add(member)
+            member.role = role
+            member.alliance_id = alliance_id
+            return member

@@ -1,1 +1,0 @@
-"""WeCom (企业微信) protocol pieces: callback crypto, the async API client and the outbox senders."""

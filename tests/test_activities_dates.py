@@ -1,0 +1,340 @@
+"""Chinese date/time phrases: exact results against fixed clocks, prefix splitting, echo format, refusals."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.services.activities.dates import WhenError, WhenMatch, format_when, parse_when, split_when
+
+SH = ZoneInfo("Asia/Shanghai")
+
+# Fixed clocks, all at 10:00 Shanghai time, on different weekdays.
+TUE = datetime(2026, 11, 24, 10, 0, tzinfo=SH)  # Tuesday
+SAT = datetime(2026, 11, 28, 10, 0, tzinfo=SH)  # Saturday, two days before the month ends
+MON = datetime(2026, 11, 30, 10, 0, tzinfo=SH)  # Monday, last day of November
+SUN = datetime(2026, 12, 20, 10, 0, tzinfo=SH)  # Sunday
+WED_END = datetime(2026, 12, 30, 10, 0, tzinfo=SH)  # Wednesday, the year is about to end
+LEAP = datetime(2028, 2, 27, 10, 0, tzinfo=SH)  # Sunday in a leap year
+NON_LEAP = datetime(2027, 2, 27, 10, 0, tzinfo=SH)  # Saturday in a common year
+EARLY_2026 = datetime(2026, 1, 10, 10, 0, tzinfo=SH)  # Saturday
+MARCH_2027 = datetime(2027, 3, 1, 10, 0, tzinfo=SH)  # Monday
+
+
+def at(y: int, mo: int, d: int, h: int = 9, mi: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, tzinfo=SH)
+
+
+def test_fixed_clocks_are_on_the_documented_weekdays() -> None:
+    assert [c.weekday() for c in (TUE, SAT, MON, SUN, WED_END, LEAP, NON_LEAP)] == [1, 5, 0, 6, 2, 6, 5]
+
+
+# (phrase, now, expected start, has_time)
+CASES = [
+    # the examples from the command syntax
+    ("下周三下午3点", TUE, at(2026, 12, 2, 15), True),
+    ("12月5日 9:30", TUE, at(2026, 12, 5, 9, 30), True),
+    ("12月5日9:30", TUE, at(2026, 12, 5, 9, 30), True),
+    ("明天14:00", TUE, at(2026, 11, 25, 14), True),
+    ("2026-12-05 09:30", TUE, at(2026, 12, 5, 9, 30), True),
+    ("2026/12/05 09:30", TUE, at(2026, 12, 5, 9, 30), True),
+    ("2026.12.5 9:30", TUE, at(2026, 12, 5, 9, 30), True),
+    ("2026年12月5日 下午2点", TUE, at(2026, 12, 5, 14), True),
+    # relative days and combined words
+    ("今天下午3点", TUE, at(2026, 11, 24, 15), True),
+    ("后天", TUE, at(2026, 11, 26), False),
+    ("大后天上午10点", TUE, at(2026, 11, 27, 10), True),
+    ("今晚7点半", TUE, at(2026, 11, 24, 19, 30), True),
+    ("明早8点", TUE, at(2026, 11, 25, 8), True),
+    ("明晚8点", TUE, at(2026, 11, 25, 20), True),
+    ("明天中午", TUE, at(2026, 11, 25, 12), True),
+    # periods of the day
+    ("晚上7点半", TUE, at(2026, 11, 24, 19, 30), True),
+    ("中午12点", TUE, at(2026, 11, 24, 12), True),
+    ("中午1点", TUE, at(2026, 11, 24, 13), True),
+    ("明天凌晨1点", TUE, at(2026, 11, 25, 1), True),
+    ("明天早上6点", TUE, at(2026, 11, 25, 6), True),
+    ("傍晚6点", TUE, at(2026, 11, 24, 18), True),
+    ("下午15点", TUE, at(2026, 11, 24, 15), True),
+    ("晚8点", TUE, at(2026, 11, 24, 20), True),
+    ("周五晚上12点", TUE, at(2026, 11, 28, 0), True),  # midnight at the end of Friday evening
+    # minutes, quarters, Chinese numerals, full-width colon
+    ("3点一刻", TUE, at(2026, 11, 24, 15, 15), True),  # bare 1..6 o'clock means the afternoon
+    ("下午3点三刻", TUE, at(2026, 11, 24, 15, 45), True),
+    ("明天9点30分", TUE, at(2026, 11, 25, 9, 30), True),
+    ("明天9点05", TUE, at(2026, 11, 25, 9, 5), True),
+    ("明天14：30", TUE, at(2026, 11, 25, 14, 30), True),
+    ("下午三点", TUE, at(2026, 11, 24, 15), True),
+    ("十点半", TUE, at(2026, 11, 24, 10, 30), True),
+    ("明天十点二十分", TUE, at(2026, 11, 25, 10, 20), True),
+    ("两点", TUE, at(2026, 11, 24, 14), True),
+    ("十二月五日", TUE, at(2026, 12, 5), False),
+    ("二十三号", TUE, at(2026, 12, 23), False),  # the 23rd of this month has passed
+    ("三十号下午两点", TUE, at(2026, 11, 30, 14), True),
+    ("二〇二七年一月一日", TUE, at(2027, 1, 1), False),
+    ("明年3月5日", TUE, at(2027, 3, 5), False),
+    ("12月5日（周六）下午3点", TUE, at(2026, 12, 5, 15), True),
+    ("明天9点整", TUE, at(2026, 11, 25, 9), True),
+    ("明天9.30", TUE, at(2026, 11, 25, 9, 30), True),  # a dot for 点, read as a time after a date
+    ("下午3.30", TUE, at(2026, 11, 24, 15, 30), True),
+    ("12.5 9:30", TUE, at(2026, 12, 5, 9, 30), True),  # ... and as a date at the start
+    ("下周三的下午3点", TUE, at(2026, 12, 2, 15), True),
+    # weekdays from a Tuesday
+    ("周三", TUE, at(2026, 11, 25), False),
+    ("周二", TUE, at(2026, 12, 1), False),  # today at 9:00 has passed
+    ("周二下午3点", TUE, at(2026, 11, 24, 15), True),  # today, later
+    ("星期天", TUE, at(2026, 11, 29), False),
+    ("礼拜天上午10点", TUE, at(2026, 11, 29, 10), True),
+    ("周日", TUE, at(2026, 11, 29), False),
+    ("本周五", TUE, at(2026, 11, 27), False),
+    ("这周五下午4点", TUE, at(2026, 11, 27, 16), True),
+    ("下星期一", TUE, at(2026, 11, 30), False),
+    ("下个礼拜五", TUE, at(2026, 12, 4), False),
+    ("下下周三", TUE, at(2026, 12, 9), False),
+    # weekdays from a Saturday, across the end of the month
+    ("下周一", SAT, at(2026, 11, 30), False),
+    ("下周三 14:00", SAT, at(2026, 12, 2, 14), True),
+    ("周日", SAT, at(2026, 11, 29), False),
+    # weekdays from a Monday
+    ("下周三", MON, at(2026, 12, 9), False),  # next calendar week: nine days later
+    ("周一", MON, at(2026, 12, 7), False),
+    ("本周日", MON, at(2026, 12, 6), False),
+    # weekdays from a Sunday: the current week ends today, so 下周三 is three days later
+    ("下周三", SUN, at(2026, 12, 23), False),
+    ("周三", SUN, at(2026, 12, 23), False),
+    ("下周日", SUN, at(2026, 12, 27), False),
+    ("周日", SUN, at(2026, 12, 27), False),
+    ("周日晚上8点", SUN, at(2026, 12, 20, 20), True),
+    ("本周日下午3点", SUN, at(2026, 12, 20, 15), True),
+    ("下下周一", SUN, at(2026, 12, 28), False),
+    ("下下周一", WED_END, at(2027, 1, 11), False),
+    # day of month, months, relative days
+    ("30号", TUE, at(2026, 11, 30), False),
+    ("5号", TUE, at(2026, 12, 5), False),
+    ("1号", MON, at(2026, 12, 1), False),
+    ("下个月5号", TUE, at(2026, 12, 5), False),
+    ("下个月", TUE, at(2026, 12, 24), False),
+    ("3天后", TUE, at(2026, 11, 27), False),
+    ("三天以后下午2点", TUE, at(2026, 11, 27, 14), True),
+    ("2小时后", TUE, at(2026, 11, 24, 12), True),
+    ("1/5 9:00", TUE, at(2027, 1, 5, 9), True),
+    ("12-5 9:00", TUE, at(2026, 12, 5, 9), True),
+    ("12/5", TUE, at(2026, 12, 5), False),
+    # year boundary
+    ("后天", WED_END, at(2027, 1, 1), False),
+    ("明天晚上8点", WED_END, at(2026, 12, 31, 20), True),
+    ("下周一", WED_END, at(2027, 1, 4), False),
+    ("周五", WED_END, at(2027, 1, 1), False),
+    ("5号", WED_END, at(2027, 1, 5), False),
+    ("3天后", WED_END, at(2027, 1, 2), False),
+    ("下个月10号", WED_END, at(2027, 1, 10), False),
+    ("12月31日", WED_END, at(2026, 12, 31), False),
+    ("12月29日", WED_END, at(2027, 12, 29), False),  # already past this year
+    ("1月5日", SUN, at(2027, 1, 5), False),
+    ("下个月", SUN, at(2027, 1, 20), False),
+    # leap years
+    ("后天", LEAP, at(2028, 2, 29), False),
+    ("后天", NON_LEAP, at(2027, 3, 1), False),
+    ("2028年2月29日", TUE, at(2028, 2, 29), False),
+    ("2028-02-29 14:00", TUE, at(2028, 2, 29, 14), True),
+    ("2月29日", MARCH_2027, at(2028, 2, 29), False),  # the next February 29th is in 2028
+]
+
+
+@pytest.mark.parametrize(("phrase", "now", "expected", "has_time"), CASES)
+def test_phrases(phrase: str, now: datetime, expected: datetime, has_time: bool) -> None:
+    start = parse_when(phrase, now=now)
+    assert start == expected
+    assert start.tzinfo is SH
+    match = split_when(phrase, now=now)
+    assert (match.start, match.consumed, match.rest, match.has_time) == (expected, phrase, "", has_time)
+
+
+def test_default_hour_is_used_for_dates_only() -> None:
+    assert parse_when("明天", now=TUE, default_hour=14) == at(2026, 11, 25, 14)
+    assert parse_when("明天8点", now=TUE, default_hour=14) == at(2026, 11, 25, 8)
+    # bare weekday today: it rolls a week only when the default hour has passed
+    assert parse_when("周二", now=TUE, default_hour=18) == at(2026, 11, 24, 18)
+
+
+def test_allow_past() -> None:
+    assert parse_when("昨天下午3点", now=TUE, allow_past=True) == at(2026, 11, 23, 15)
+    assert parse_when("这周一", now=TUE, allow_past=True) == at(2026, 11, 23)
+    assert parse_when("2026-01-01 08:00", now=TUE, allow_past=True) == at(2026, 1, 1, 8)
+
+
+def test_interpreted_in_the_timezone_of_now() -> None:
+    utc_now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    assert parse_when("明天14:00", now=utc_now) == datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
+    tokyo_now = TUE.astimezone(ZoneInfo("Asia/Tokyo"))  # 11:00 in Tokyo
+    assert parse_when("今天11:30", now=tokyo_now) == datetime(
+        2026, 11, 24, 11, 30, tzinfo=ZoneInfo("Asia/Tokyo")
+    )
+
+
+def test_naive_now_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        parse_when("明天", now=datetime(2026, 11, 24, 10, 0))
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "expected"),
+    [
+        ("12月5日 9:30 年会筹备", TUE, WhenMatch(at(2026, 12, 5, 9, 30), "12月5日 9:30", "年会筹备", True)),
+        ("明天14:00 隧道防水讲座", TUE, WhenMatch(at(2026, 11, 25, 14), "明天14:00", "隧道防水讲座", True)),
+        ("2026-12-05 09:30 标题", TUE, WhenMatch(at(2026, 12, 5, 9, 30), "2026-12-05 09:30", "标题", True)),
+        (
+            "  下周三下午3点 盾构施工大讲堂 地点 二楼会议室 ",
+            TUE,
+            WhenMatch(at(2026, 12, 2, 15), "下周三下午3点", "盾构施工大讲堂 地点 二楼会议室", True),
+        ),
+        ("明天 3号线盾构讲座", TUE, WhenMatch(at(2026, 11, 25), "明天", "3号线盾构讲座", False)),
+        ("周五 早会", TUE, WhenMatch(at(2026, 11, 27), "周五", "早会", False)),
+        ("明天下午3点：讲座", TUE, WhenMatch(at(2026, 11, 25, 15), "明天下午3点", "讲座", True)),
+        ("明天下午3点，讲座", TUE, WhenMatch(at(2026, 11, 25, 15), "明天下午3点", "讲座", True)),
+        ("下午3点 5号楼集合", TUE, WhenMatch(at(2026, 11, 24, 15), "下午3点", "5号楼集合", True)),
+        ("12月5日周六下午3点年会", TUE, WhenMatch(at(2026, 12, 5, 15), "12月5日周六下午3点", "年会", True)),
+        (
+            "１２月５日　９：３０　年会",
+            TUE,
+            WhenMatch(at(2026, 12, 5, 9, 30), "１２月５日　９：３０", "年会", True),
+        ),
+        ("12/5 9:00 讲座", TUE, WhenMatch(at(2026, 12, 5, 9), "12/5 9:00", "讲座", True)),
+        ("今晚8点 周会", TUE, WhenMatch(at(2026, 11, 24, 20), "今晚8点", "周会", True)),
+        ("5号 周年庆", TUE, WhenMatch(at(2026, 12, 5), "5号", "周年庆", False)),
+    ],
+)
+def test_split_when(text: str, now: datetime, expected: WhenMatch) -> None:
+    assert split_when(text, now=now) == expected
+
+
+@pytest.mark.parametrize(
+    ("dt", "expected"),
+    [
+        (at(2026, 12, 2, 15), "2026年12月2日（星期三）15:00"),
+        (at(2026, 12, 20, 9, 5), "2026年12月20日（星期日）09:05"),
+        (at(2027, 1, 1, 0, 0), "2027年1月1日（星期五）00:00"),
+        (at(2028, 2, 29, 23, 59), "2028年2月29日（星期二）23:59"),
+        (at(2026, 11, 30, 8), "2026年11月30日（星期一）08:00"),
+    ],
+)
+def test_format_when(dt: datetime, expected: str) -> None:
+    assert format_when(dt) == expected
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def assert_helpful(message: str) -> None:
+    assert CJK.search(message), message
+    assert "可以这样写" in message and "下周三下午3点" in message and "明天14:00" in message, message
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "fragment"),
+    [
+        ("随便什么时候", TUE, "看不懂"),
+        ("", TUE, "没有写时间"),
+        ("25点", TUE, "没有25点"),
+        ("明天24:00", TUE, "没有24点"),
+        ("明天9点75分", TUE, "没有75分"),
+        ("明天9:75", TUE, "没有75分"),
+        ("2月30日", TUE, "2月没有30日"),
+        ("12月32日", TUE, "12月没有32日"),
+        ("13月1日", TUE, "没有13月"),
+        ("2026年2月29日", TUE, "不是闰年"),
+        ("2月29日", EARLY_2026, "2026年2月没有29日"),
+        ("2月29日", TUE, "2027年2月没有29日"),
+        ("31号", MON, "11月没有31日"),
+        ("上午15点", TUE, "上午只有0到12点"),
+        ("凌晨8点", TUE, "前后矛盾"),
+        ("晚上2点", TUE, "歧义"),
+        ("明天下午", TUE, "要写明几点"),
+        ("今晚", TUE, "要写明几点"),
+        ("下周", TUE, "星期几"),
+        ("本月", TUE, "几号"),
+        ("12月5日（周五）", TUE, "星期六，不是星期五"),
+        ("明天下午3点 讲座", TUE, "「讲座」看不懂"),
+        ("9.30", TUE, "看不懂"),
+        ("今天上午9点", TUE, "已经过去"),
+        ("这周一", TUE, "已经过去"),
+        ("2026-01-01", TUE, "已经过去"),
+    ],
+)
+def test_parse_when_refusals(text: str, now: datetime, fragment: str) -> None:
+    with pytest.raises(WhenError) as info:
+        parse_when(text, now=now)
+    assert fragment in str(info.value)
+    assert_helpful(str(info.value))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["讲座 明天下午3点", "3号线盾构讲座", "3-5人小组讨论", "周年庆", "12/5 讲座", "早会"],
+)
+def test_split_when_without_a_time_prefix(text: str) -> None:
+    with pytest.raises(WhenError) as info:
+        split_when(text, now=TUE)
+    assert "开头没有找到时间" in str(info.value)
+    assert_helpful(str(info.value))
+
+
+def test_past_error_echoes_the_parsed_time() -> None:
+    with pytest.raises(WhenError) as info:
+        split_when("今天上午9点 晨会", now=TUE)
+    message = str(info.value)
+    assert "已经过去" in message and format_when(at(2026, 11, 24, 9)) in message
+    assert_helpful(message)
+
+
+def test_invalid_time_is_refused_rather_than_shortened() -> None:
+    # "明天" alone would parse, but the writer clearly meant a time: refuse instead of dropping it
+    with pytest.raises(WhenError, match="没有25点"):
+        split_when("明天25点 讲座", now=TUE)
+
+
+CHARS = "0123456789:：/-.年月日号点时分半刻整周星期礼拜天下上本这个午晚早凌晨中后以两十二三五〇零 　（）()，的号线楼"
+WORDS = [
+    "明天",
+    "后天",
+    "今晚",
+    "明早",
+    "下午",
+    "晚上",
+    "中午",
+    "凌晨",
+    "下周",
+    "下个月",
+    "小时",
+    "分钟",
+    "讲座",
+]
+TOKENS = st.sampled_from([*CHARS, *WORDS])
+PHRASES = st.one_of(
+    st.lists(TOKENS, max_size=12).map("".join),
+    st.text(max_size=30),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=PHRASES, now=st.sampled_from([TUE, SAT, MON, SUN, WED_END, LEAP, NON_LEAP]))
+def test_any_text_is_read_or_refused_politely(text: str, now: datetime) -> None:
+    try:
+        match = split_when(text, now=now)
+    except WhenError as e:
+        assert_helpful(str(e))
+        return
+    assert text.lstrip().startswith(match.consumed) and match.consumed.strip() == match.consumed
+    assert match.start.tzinfo is now.tzinfo and match.start >= now
+    assert parse_when(match.consumed, now=now) == match.start  # the consumed prefix reads the same alone
+
+
+def test_long_input_is_fast() -> None:
+    with pytest.raises(WhenError):
+        split_when("12" * 5000, now=TUE)
+    assert split_when("明天 " + "讲座" * 5000, now=TUE).rest == "讲座" * 5000

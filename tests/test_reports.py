@@ -1,0 +1,292 @@
+"""The year report against a seeded database: the XLSX workbook is opened with openpyxl and its figures compared
+with what was seeded (events through the events feature's repo, topics through the conversation with a moving
+clock, achievements and awards through the commands, problems through the problems feature when it is installed);
+the charts render with and without a CJK font; ``/stats`` says the same in a few lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+
+from bot.app import BotApp
+from bot.core.clock import ManualClock
+from bot.services.reports import (
+    ProblemFacts,
+    collect,
+    find_cjk_font,
+    problem_figures,
+    summary_rows,
+    write_charts,
+    write_report,
+)
+from bot.services.topics import SWEEP_JOB
+from bot.store.activities import Activity, ActivityRepo, ActivityStatus
+from bot.store.problems import Problem
+from tests.conftest import ADMIN
+from tests.harness import Chat
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+T1_LEAD, T2_LEAD, T3_LEAD, B1_LEAD, B2_LEAD, U1_LEAD = (
+    "chenjuejin",
+    "shibaopo",
+    "fangshuiqing",
+    "zhanglali",
+    "xuanbining",
+    "hejikeng",
+)
+
+
+def at(month: int, day: int, hour: int = 10, year: int = 2026) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=SHANGHAI)
+
+
+async def seed(bot: BotApp, chat: Chat, clock: ManualClock) -> None:
+    """A year of the alliance; the expected figures are spelled out in the tests below."""
+    now = clock.now()
+    activities = ActivityRepo(bot.store.sessions)
+    for kind, alliance, start, status in (
+        ("年会", "tunnel", at(3, 15), ActivityStatus.SCHEDULED),  # held
+        ("讲座", "bridge", at(5, 10), ActivityStatus.SCHEDULED),  # held
+        ("讲座", "tunnel", at(6, 20), ActivityStatus.SCHEDULED),  # held
+        ("会议", None, at(6, 1), ActivityStatus.SCHEDULED),  # held, joint
+        ("讲座", "urban", at(7, 1), ActivityStatus.CANCELLED),  # cancelled: not counted
+        ("年会", "power", at(12, 20), ActivityStatus.SCHEDULED),  # still to come
+        ("讲座", "tunnel", at(9, 9, year=2025), ActivityStatus.SCHEDULED),  # another year
+    ):
+        await activities.create(
+            Activity(
+                type=kind,
+                title=f"{kind}活动",
+                alliance_id=alliance,
+                start=start,
+                organizer=ADMIN,
+                status=status,
+            )
+        )
+    # topics: T-1 (tunnel) proposed Feb, approved Feb, concluded Oct; T-2 (bridge) proposed and approved Apr;
+    # T-3 (urban) proposed May and lapsed; T-4 (tunnel) proposed Nov, still gathering support.
+    clock.set(at(2, 1))
+    await chat.say(T1_LEAD, "/立项! 盾构管片拼装质量控制 研究错台成因")
+    clock.set(at(2, 10))
+    await chat.say(T2_LEAD, "/附议 T-1")
+    await chat.say(T3_LEAD, "/附议 T-1")
+    clock.set(at(4, 1))
+    await chat.say(B1_LEAD, "/立项! 智能张拉压浆设备应用")
+    await chat.say(B2_LEAD, "/附议 T-2")
+    await chat.say(U1_LEAD, "/附议 T-2")
+    clock.set(at(5, 1))
+    await chat.say(U1_LEAD, "/立项! 深基坑支撑轴力伺服")
+    clock.set(at(5, 20))
+    assert await bot.jobs.fire(SWEEP_JOB) == "approved 0, lapsed 1, reminded 0"
+    clock.set(at(10, 1))
+    assert "已结题" in await chat.say(T1_LEAD, "/结题 T-1 形成工法一套")
+    clock.set(now)
+    await chat.say(T1_LEAD, "/立项! 盾构始发接收端头加固")
+    # achievements: three of 2026 (two tunnel, one bridge), one of 2025
+    for line in (
+        "/成果 登记 工法 盾构管片拼装质量控制工法 T1 T2 2026 #T-1",
+        "/成果 登记 QC成果 提高二次衬砌密实度 T3 2026",
+        "/成果 登记 发明专利 一种智能张拉压浆一体化装置 B1 2026",
+        "/成果 登记 发明专利 一种吊弦预配平台 P1 2025",
+    ):
+        assert "已登记成果" in await chat.say(ADMIN, line)
+    for line in ("/奖励 1 2万 2026 优秀成果奖", "/奖励 T1 30000 2026 五星级工作室", "/奖励 4 5000 2025"):
+        assert "已记录奖励" in await chat.say(ADMIN, line)
+
+
+def sheet_values(path: Path) -> dict[str, list[list[Any]]]:
+    book = load_workbook(path, read_only=True)
+    try:
+        return {ws.title: [list(r) for r in ws.iter_rows(values_only=True)] for ws in book.worksheets}
+    finally:
+        book.close()
+
+
+def summary_of(sheets: dict[str, list[list[Any]]]) -> dict[str, Any]:
+    rows = sheets["汇总"]
+    assert rows[0] == ["指标", "数值", "说明"]
+    return {label: value for label, value, _note in rows[1:]}
+
+
+async def test_workbook_figures_match_the_seeded_year(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path
+) -> None:
+    await seed(bot, chat, clock)
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    workbook, charts = write_report(report, tmp_path)
+    assert workbook.name == "联盟年度报告-2026.xlsx"
+    sheets = sheet_values(workbook)
+    assert next(iter(sheets)) == "汇总"
+    summary = summary_of(sheets)
+    assert summary["年份"] == 2026 and summary["范围"] == "全部联盟"
+    assert summary["举办活动"] == 4
+    assert (summary["活动：年会"], summary["活动：讲座"], summary["活动：会议"]) == (1, 2, 1)
+    assert summary["已安排待举办活动"] == 1
+    assert summary["年会：隧道联盟"] == "已举办"
+    assert summary["年会：桥梁联盟"] == "未举办"
+    assert summary["年会：城轨联盟"] == "未举办"
+    assert summary["年会：四电联盟"] == "已安排 12月20日"
+    assert (summary["课题提出"], summary["课题立项"], summary["课题结题"]) == (4, 2, 1)
+    assert summary["登记成果"] == 3
+    assert (summary["成果：工法"], summary["成果：QC成果"], summary["成果：发明专利"]) == (1, 1, 1)
+    assert "成果：科技进步奖" not in summary  # types with nothing are left out of the summary
+    assert (summary["奖励项数"], summary["奖励金额合计"]) == (2, 50_000)
+
+    topics = {row[0]: row[1:] for row in sheets["课题"][1:]}
+    assert (
+        topics["隧道联盟"] == [2, 1, 1]
+        and topics["桥梁联盟"] == [1, 1, 0]
+        and topics["城轨联盟"] == [1, 0, 0]
+    )
+    assert topics["合计"] == [4, 2, 1]
+    activities = sheets["活动"]
+    assert activities[0] == [
+        "类型",
+        "桥梁联盟",
+        "四电联盟",
+        "隧道联盟",
+        "城轨联盟",
+        "全体联盟",
+        "已举办合计",
+        "已安排待举办",
+    ]
+    by_type = {row[0]: row[1:] for row in activities[1:8]}
+    assert by_type["讲座"] == [1, 0, 1, 0, 0, 2, 0]
+    assert by_type["年会"] == [0, 0, 1, 0, 0, 1, 1]
+    assert by_type["会议"] == [0, 0, 0, 0, 1, 1, 0]
+    achievements = {row[0]: row[1] for row in sheets["成果"][1:8]}
+    assert achievements == {
+        "发明专利": 1,
+        "实用新型专利": 0,
+        "工法": 1,
+        "QC成果": 1,
+        "科技进步奖": 0,
+        "职工技术创新成果": 0,
+        "管理创新成果": 0,
+    }
+    listed = [row for row in sheets["成果"] if row and isinstance(row[0], int)]
+    assert [row[2] for row in listed] == [
+        "盾构管片拼装质量控制工法",
+        "提高二次衬砌密实度",
+        "一种智能张拉压浆一体化装置",
+    ]
+    assert listed[0][3:] == ["T1、T2", "隧道联盟", 2026]
+    awards = sheets["奖励"]
+    assert awards[1] == ["优秀成果奖", "成果 #1 工法「盾构管片拼装质量控制工法」", "隧道联盟", 20000]
+    assert awards[2] == ["五星级工作室", "盾构掘进控制劳模创新工作室（T1）", "隧道联盟", 30000]
+    assert awards[-1] == ["合计", None, None, 50000]
+    assert {p.name for p in charts} >= {"events_by_type.png", "topics.png", "achievements_by_type.png"}
+    for chart in charts:
+        assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5_000
+
+
+async def test_one_alliance_only(bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path) -> None:
+    await seed(bot, chat, clock)
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now(), alliance_id="tunnel")
+    workbook, _ = write_report(report, tmp_path)
+    assert workbook.name == "联盟年度报告-2026-tunnel.xlsx"
+    summary = summary_of(sheet_values(workbook))
+    assert summary["范围"] == "隧道联盟"
+    assert summary["举办活动"] == 3  # its annual meeting and lecture, and the joint meeting
+    assert summary["年会：隧道联盟"] == "已举办" and "年会：桥梁联盟" not in summary
+    assert (summary["课题提出"], summary["课题立项"], summary["课题结题"]) == (2, 1, 1)
+    assert summary["登记成果"] == 2
+    assert (summary["奖励项数"], summary["奖励金额合计"]) == (2, 50_000)
+    other_year = summary_of(
+        sheet_values(
+            write_report(await collect(bot.store, year=2025, tz=SHANGHAI, now=clock.now()), tmp_path)[0]
+        )
+    )
+    assert other_year["举办活动"] == 1 and other_year["登记成果"] == 1 and other_year["奖励金额合计"] == 5000
+    with pytest.raises(LookupError):
+        await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now(), alliance_id="ocean")
+
+
+def test_problem_figures_per_month_and_medians() -> None:
+    start, end = at(1, 1, 0), at(1, 1, 0, year=2027)
+    problems = [
+        ProblemFacts("tunnel", at(1, 5), at(1, 5, 12), at(1, 7)),  # claim 2 h, solve 48 h
+        ProblemFacts("tunnel", at(1, 20), at(1, 21), None),  # claim 24 h
+        ProblemFacts("tunnel", at(3, 1), at(3, 1, 14), at(4, 1)),  # claim 4 h, solve 744 h (solved in April)
+        ProblemFacts("bridge", at(12, 30, year=2025), at(12, 31, year=2025), at(1, 2)),  # logged last year
+        ProblemFacts("ocean", at(5, 1), None, None),  # not an alliance in scope
+    ]
+    figures = problem_figures(problems, start=start, end=end, tz=SHANGHAI, alliances=["bridge", "tunnel"])
+    assert figures.logged["tunnel"][:4] == [2, 0, 1, 0] and figures.total(figures.logged) == 3
+    assert figures.solved["tunnel"][:4] == [1, 0, 0, 1] and figures.solved["bridge"][0] == 1
+    assert figures.total(figures.solved) == 3 and figures.logged_and_solved == {"bridge": 0, "tunnel": 2}
+    assert figures.median(figures.claim_hours, "tunnel") == 4
+    assert figures.median(figures.solve_hours, "tunnel") == (48 + 744) / 2
+    assert figures.median(figures.solve_hours) == 72  # bridge: 30 Dec → 2 Jan
+    assert figures.median(figures.claim_hours, "bridge") is None
+
+
+async def test_problem_figures_from_the_problems_feature(
+    bot: BotApp, clock: ManualClock, tmp_path: Path
+) -> None:
+    rows = [
+        Problem(
+            alliance_id="tunnel",
+            created_at=at(1, 5),
+            claimed_at=at(1, 5, 12),
+            solved_at=at(1, 7),
+            status="solved",
+            text="盾构",
+            asker="u1",
+        ),
+        Problem(
+            alliance_id="tunnel",
+            created_at=at(2, 5),
+            claimed_at=at(2, 6),
+            solved_at=None,
+            status="claimed",
+            text="注浆",
+            asker="u1",
+        ),
+    ]
+    async with bot.store.sessions() as session, session.begin():
+        session.add_all(rows)
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    summary = {row.label: row.value for row in summary_rows(report)}
+    assert summary["登记问题数"] == 2 and summary["解决问题数"] == 1
+    assert summary["认领用时中位数"] == 13.0 and summary["解决用时中位数"] == 48.0
+
+
+async def test_no_problems_counts_zero(bot: BotApp, clock: ManualClock) -> None:
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    rows = {row.label: row.value for row in summary_rows(report)}
+    assert rows["登记问题数"] == 0
+
+
+async def test_charts_fall_back_to_english_without_a_cjk_font(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path
+) -> None:
+    await seed(bot, chat, clock)
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    # warnings are errors in this test run: a missing glyph would fail here
+    english = write_charts(report, tmp_path / "en", use_cjk=False)
+    assert len(english) >= 4 and all(p.stat().st_size > 5_000 for p in english)
+    font = find_cjk_font()
+    if font is not None:
+        chinese = write_charts(report, tmp_path / "zh", font=font)
+        assert [p.name for p in chinese] == [p.name for p in english]
+
+
+async def test_stats_in_the_chat(bot: BotApp, chat: Chat, clock: ManualClock) -> None:
+    await seed(bot, chat, clock)
+    text = await chat.say("someone", "/统计")
+    assert text.startswith("【2026年联盟统计】")
+    assert "活动：举办 4 次（讲座 2、年会 1、会议 1）。" in text
+    assert "年会：桥梁联盟未举办；四电联盟已安排 12月20日；隧道联盟已举办；城轨联盟未举办。" in text
+    assert "课题：提出 4 个，立项 2 个，结题 1 个。" in text
+    assert "成果：登记 3 项（发明专利 1、工法 1、QC成果 1）。" in text
+    assert "奖励：2 项，合计 50,000 元。" in text
+    assert "alliance-bot report --year 2026" in text
+    tunnel = await chat.say("someone", "/stats 2025 隧道")
+    assert tunnel.startswith("【2025年隧道联盟统计】") and "活动：举办 1 次（讲座 1）" in tunnel
+    assert "「海洋」既不是年份也不是联盟" in await chat.say("someone", "/统计 海洋")
