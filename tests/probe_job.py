@@ -28,7 +28,7 @@ ESCALATE = "probe-escalate"
 LAUNCHER = (
     "-c",
     "import sys, bot.app as app; app.FEATURES += ('tests.probe_job',); "
-    "from bot.cli import main; raise SystemExit(main(sys.argv[1:]))",
+    "from bot.cli.main import main; raise SystemExit(main(sys.argv[1:]))",
 )
 
 
