@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
     callback_max_age: int = Field(default=300, ge=0)
 
-    # problems
+    # problems and routing
+    data_dir: str = ""  # where the bot keeps files of its own (embedding cache); default ./data
+    semantic_routing: bool = True  # the sentence-embedding signal (off: lexical routing only)
     claim_hours: float = Field(default=24, gt=0)
     studio_daily_cap: int = Field(default=5, ge=1)
 
@@ -137,6 +139,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalise_database_url(self.database_url)
         return f"sqlite+aiosqlite:///{Path.cwd() / 'data' / 'bot.db'}"
+
+    @property
+    def effective_data_dir(self) -> Path:
+        """The bot's own files: ``BOT_DATA_DIR``, else ``data`` under the working directory."""
+        return Path(self.data_dir) if self.data_dir else Path.cwd() / "data"
 
     @property
     def aibot_enabled(self) -> bool:

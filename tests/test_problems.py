@@ -72,11 +72,14 @@ async def test_problem_in_group_is_logged_and_routed(chat: Chat) -> None:
     assert lines[0] == "已登记技术问题 #1。"
     assert "推荐工作室（已私信通知负责人）：" in reply
     assert lines[2].startswith("1. 盾构掘进控制劳模创新工作室（T1）——匹配：") and "盾构" in lines[2]
-    assert lines[3].startswith("2. ") and lines[4].startswith("3. ")
+    studio_lines = [line for line in lines if line[:1].isdigit() and line[1:3] == ". "]
+    # only studios with real evidence are recommended (at most three), each with the reason
+    assert 1 <= len(studio_lines) <= 3
+    assert all("匹配：" in line or "相关：" in line for line in studio_lines), studio_lines
     assert "/认领 1" in reply and "/问题 1" in reply
-    # the three recommended studios' leads are told personally, with the text and how to take it
+    # the recommended studios' leads are told personally, with the text and how to take it; no one else
     notified = [u for u in (T1_LEAD, T2_LEAD, T3_LEAD, P1_LEAD) if to_user(chat, u)]
-    recommended = [line.split("（")[1].split("）")[0] for line in lines[2:5]]
+    recommended = [line.split("（")[1].split("）")[0] for line in studio_lines]
     leads = {"T1": T1_LEAD, "T2": T2_LEAD, "T3": T3_LEAD, "P1": P1_LEAD}
     assert set(notified) == {leads[s] for s in recommended if s in leads}
     (ask,) = to_user(chat, T1_LEAD)
@@ -263,3 +266,20 @@ async def test_solved_history_improves_routing(chat: Chat) -> None:
         await chat.say(T3_LEAD, f"/解决 {number}")
     after = [m.id for m in (await service.index()).rank(text, limit=3)]
     assert after[0] == "T3" and before[0] != "T3"
+
+
+async def test_a_problem_without_a_confident_match_goes_to_the_alliance_lead_at_once(chat: Chat) -> None:
+    reply = await chat.say(ASKER, "/提问 办公室的电脑开不了机，屏幕一直黑着", group=GROUP)
+    assert reply.startswith("已登记技术问题 #1。")
+    assert "已转给联盟负责人协调" in reply and "推荐工作室" not in reply and "已私信" not in reply
+    (told,) = to_user(chat, TUNNEL_LEAD)
+    assert "【技术问题 #1 需要协调】" in told and "/认领 1" in told
+    assert not any(to_user(chat, lead) for lead in (T1_LEAD, T2_LEAD, T3_LEAD, P1_LEAD))
+    history = await chat.say(OTHER, "/问题 1")
+    assert "转联盟负责人协调" in history
+
+
+async def test_the_askers_own_studio_is_not_asked_about_the_askers_problem(chat: Chat) -> None:
+    reply = await chat.say(T1_LEAD, SHIELD, group=GROUP)
+    assert reply.startswith("已登记技术问题 #1。") and "（T1）" not in reply
+    assert not to_user(chat, T1_LEAD)

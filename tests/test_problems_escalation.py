@@ -49,9 +49,13 @@ async def fire(chat: Chat, name: str) -> str | None:
 async def test_unclaimed_problem_goes_to_the_next_studio_and_the_lead_is_told(
     chat: Chat, clock: ManualClock
 ) -> None:
-    order = await ranked(chat, SHIELD)
+    order = await ranked(chat, SHIELD, limit=8)
     await chat.say(ASKER, SHIELD, group=GROUP)
-    fourth, fifth = order[3], order[4]
+    service = chat.bot.runtime.feature(ProblemService)
+    first = [r.studio_id for r in await service.repo.requests_of(1)]
+    # only the studios with real evidence were asked at first, best first; escalation goes on down the ranking
+    assert first == order[: len(first)] and 1 <= len(first) <= 3
+    fourth, fifth = order[len(first)], order[len(first) + 1]
     assert not chat.to_user(LEADS[fourth])
     clock.advance(hours=23, minutes=50)
     assert await fire(chat, ESCALATION_JOB) == "escalated 0"
@@ -73,12 +77,9 @@ async def test_unclaimed_problem_goes_to_the_next_studio_and_the_lead_is_told(
     await chat.say(LEADS[fifth], "/认领 1")
     clock.advance(hours=48)
     assert await fire(chat, ESCALATION_JOB) == "escalated 0"
-    service = chat.bot.runtime.feature(ProblemService)
     requests = await service.repo.requests_of(1)
     assert [(r.studio_id, r.outcome) for r in requests] == [
-        (order[0], "expired"),
-        (order[1], "expired"),
-        (order[2], "expired"),
+        *((sid, "expired") for sid in first),
         (fourth, "expired"),
         (fifth, "claimed"),
     ]
@@ -106,7 +107,13 @@ async def test_daily_cap_skips_a_busy_studio_until_the_next_day(chat: Chat, cloc
     assert f"（{top}）" not in "\n".join(sixth.splitlines()[2:5])
     assert "今日受理已达上限，已顺延" in sixth
     assert len(chat.to_user(LEADS[top])) == 5
-    assert f"（{order[3]}）" in sixth  # the next studio in rank order moved up
+    # the next studios with real evidence move up; with none left the alliance lead coordinates at once
+    index = await chat.bot.runtime.feature(ProblemService).index()
+    others = [m.id for m in index.rank(SHIELD, limit=3, exclude={top}) if m.confident]
+    asked = [r.studio_id for r in await chat.bot.runtime.feature(ProblemService).repo.requests_of(6)]
+    assert asked == others
+    if not others:
+        assert "已转给联盟负责人协调" in sixth and chat.to_user(TUNNEL_LEAD)
     # the next local day (midnight in Shanghai) the studio is asked again
     clock.set(datetime(2026, 11, 25, 0, 5, tzinfo=SHANGHAI))
     seventh = await chat.say(ASKER, f"/提问 {SHIELD}", group=GROUP)
@@ -117,21 +124,26 @@ async def test_daily_cap_skips_a_busy_studio_until_the_next_day(chat: Chat, cloc
 async def test_escalation_respects_the_daily_cap(chat: Chat, clock: ManualClock) -> None:
     chat.bot.runtime.settings = chat.bot.settings.model_copy(update={"claim_hours": 2})
     order = await ranked(chat, SHIELD, limit=8)
-    for _ in range(6):
+    for _ in range(5):
         await chat.say(ASKER, f"/提问 {SHIELD}", group=GROUP)
     service = chat.bot.runtime.feature(ProblemService)
-    asked = [[r.studio_id for r in await service.repo.requests_of(n)] for n in range(1, 7)]
-    assert asked == [order[:3]] * 5 + [order[3:6]]  # the top three reached the cap of 5 with #5
+    asked = [[r.studio_id for r in await service.repo.requests_of(n)] for n in range(1, 6)]
+    first = asked[0]
+    assert asked == [first] * 5 and first == order[: len(first)]  # the first-asked reached the cap of 5 with #5
+    k = len(first)
     clock.advance(hours=2, minutes=10)
-    assert await fire(chat, ESCALATION_JOB) == "escalated 6, no studio left 0"
-    newest = [(await service.repo.requests_of(n))[-1].studio_id for n in range(1, 7)]
-    # the 4th-ranked studio takes #1–#4 and is then at the cap (1 + 4); #5 goes to the 5th; #6 (which
-    # asked the 4th to 6th) skips the capped top three and goes to the 7th
-    assert newest == [order[3]] * 4 + [order[4], order[6]]
+    assert await fire(chat, ESCALATION_JOB) == "escalated 5, no studio left 0"
+    newest = [(await service.repo.requests_of(n))[-1].studio_id for n in range(1, 6)]
+    # the next-ranked studio takes all five and is then at the cap; the capped first-asked are skipped
+    assert newest == [order[k]] * 5
     start = datetime(2026, 11, 24, tzinfo=SHANGHAI)
     counts = await service.repo.asked_counts(start, start + timedelta(days=1))
-    assert counts[order[3]] == 5 and counts[order[0]] == 5
-    assert len(chat.to_user(LEADS[order[3]])) == 5
+    assert counts[order[k]] == 5 and counts[order[0]] == 5
+    assert len(chat.to_user(LEADS[order[k]])) == 5
+    # two hours later the capped studios are all skipped: #1 goes to the one after
+    clock.advance(hours=2, minutes=10)
+    assert await fire(chat, ESCALATION_JOB) == "escalated 5, no studio left 0"
+    assert (await service.repo.requests_of(1))[-1].studio_id == order[k + 1]
 
 
 async def test_morning_digest_lists_problems_open_for_more_than_a_day(chat: Chat, clock: ManualClock) -> None:

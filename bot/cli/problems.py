@@ -37,7 +37,7 @@ def _human(result: dict[str, Any]) -> str:
 
 
 async def _route(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.services.problems import expertise_terms, load_index, route_result, studio_docs
+    from bot.services.problems import embedder_for, expertise_terms, load_index, route_result, studio_docs
     from bot.store import Store
 
     if args.stdin == bool(args.text):
@@ -45,7 +45,7 @@ async def _route(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     store = await Store.open(settings.effective_database_url)
     try:
-        index = await load_index(store)
+        index = await load_index(store, embedder_for(settings))
         terms = expertise_terms(await studio_docs(store))
     finally:
         await store.close()
@@ -250,7 +250,7 @@ def _read_lines(path: str, what: str) -> list[dict[str, Any]]:
 
 async def _eval_routing(args: argparse.Namespace, settings: Settings) -> int:
     from bot.routing.evaluation import evaluate
-    from bot.services.problems import load_index
+    from bot.services.problems import embedder_for, load_index
     from bot.store import Store
 
     try:
@@ -267,7 +267,7 @@ async def _eval_routing(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return 1
-        index = await load_index(store)
+        index = await load_index(store, embedder_for(settings))
     finally:
         await store.close()
     result = evaluate(index, questions, chatter)

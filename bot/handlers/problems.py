@@ -43,6 +43,7 @@ _STUDIO_OPT = re.compile(r"(?:^|\s)@(\S+)")
 _ACTIONS = {
     "logged": "登记问题",
     "routed": "推荐并通知",
+    "referred": "转联盟负责人协调",
     "claimed": "认领",
     "answered": "答复",
     "solved": "标记解决",
@@ -100,8 +101,15 @@ def logged_reply(logged: Logged, studios: dict[str, Studio]) -> str:
     if logged.studios:
         lines.append("推荐工作室（已私信通知负责人）：")
         for rank, match in enumerate(logged.studios, start=1):
-            why = f"匹配：{'、'.join(match.matched)}" if match.matched else "专业相近"
+            reasons = []
+            if match.matched:
+                reasons.append(f"匹配：{'、'.join(match.matched)}")
+            if match.related:
+                reasons.append(f"相关：{'、'.join(match.related[:3])}")
+            why = "；".join(reasons) or "专业相近"
             lines.append(f"{rank}. {studio_label(studios.get(match.id), match.id)}——{why}")
+    elif logged.coordinators:
+        lines.append("花名册中暂无专业对口的工作室，已转给联盟负责人协调，有进展会通知您。")
     else:
         lines.append("暂时没有可推荐的工作室（花名册为空或今日均已达受理上限），联盟负责人会跟进。")
     if logged.capped:

@@ -7,8 +7,9 @@ the misrouted questions.
 from __future__ import annotations
 
 import json
+import random
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,30 +34,89 @@ def _hits(question: dict[str, Any]) -> set[str]:
     return {question["expect"], *question.get("also", [])}
 
 
+@dataclass(slots=True, frozen=True)
+class Outcomes:
+    """Per-question outcomes, for figures with confidence intervals."""
+
+    top1: tuple[bool, ...]
+    top3: tuple[bool, ...]
+    judged_problem: tuple[bool, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class Interval:
+    """A share with its 95 % bootstrap percentile interval."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def bootstrap(hits: Sequence[bool], *, resamples: int = 2000, seed: int = 0) -> Interval:
+    """The share of true ``hits`` and its 95 % percentile interval over ``resamples`` resamples."""
+    n = len(hits)
+    if not n:
+        return Interval(0.0, 0.0, 0.0, 0)
+    rng = random.Random(seed)
+    values = [bool(h) for h in hits]
+    shares = sorted(sum(rng.choices(values, k=n)) / n for _ in range(resamples))
+    return Interval(sum(values) / n, shares[int(0.025 * resamples)], shares[int(0.975 * resamples) - 1], n)
+
+
+def outcomes(index: RoutingIndex, questions: Iterable[dict[str, Any]]) -> Outcomes:
+    """Route and judge every question (a hit is ``expect`` or any id in ``also``)."""
+    top1: list[bool] = []
+    top3: list[bool] = []
+    problems: list[bool] = []
+    for question in questions:
+        ranked = [m.id for m in index.rank(question["text"], limit=3)]
+        good = _hits(question)
+        top1.append(bool(ranked[:1] and ranked[0] in good))
+        top3.append(bool(good.intersection(ranked)))
+        problems.append(judge(question["text"]).is_problem)
+    return Outcomes(tuple(top1), tuple(top3), tuple(problems))
+
+
 def evaluate(
     index: RoutingIndex, questions: Iterable[dict[str, Any]], chatter: Iterable[dict[str, Any]] = ()
 ) -> EvalResult:
     """Route every question (a hit is ``expect`` or any id in ``also``) and judge questions and chatter."""
-    n = top1 = top3 = problems = 0
-    for question in questions:
-        n += 1
-        ranked = [m.id for m in index.rank(question["text"], limit=3)]
-        good = _hits(question)
-        top1 += bool(ranked[:1] and ranked[0] in good)
-        top3 += bool(good.intersection(ranked))
-        problems += judge(question["text"]).is_problem
-    chat = quiet = 0
-    for item in chatter:
-        chat += 1
-        quiet += not judge(item["text"]).is_problem
+    result = outcomes(index, questions)
+    n = len(result.top1)
+    quiet = [not judge(item["text"]).is_problem for item in chatter]
     return EvalResult(
         questions=n,
-        top1=top1 / n if n else 0.0,
-        top3=top3 / n if n else 0.0,
-        judged_problem=problems / n if n else 0.0,
-        chatter=chat,
-        judged_chatter=quiet / chat if chat else None,
+        top1=sum(result.top1) / n if n else 0.0,
+        top3=sum(result.top3) / n if n else 0.0,
+        judged_problem=sum(result.judged_problem) / n if n else 0.0,
+        chatter=len(quiet),
+        judged_chatter=sum(quiet) / len(quiet) if quiet else None,
     )
+
+
+def duplicate_outcomes(
+    index: RoutingIndex, lines: Iterable[dict[str, Any]], ids_by_ref: Mapping[str, int]
+) -> tuple[list[bool], list[bool]]:
+    """Same-question suggestions: (every line right?, each near-miss matched?).
+
+    A re-asked line (``same_as`` a history ref) is right when the first suggestion is that problem; a
+    near-miss (``same_as`` null) is right only when nothing is suggested.
+    """
+    right: list[bool] = []
+    near_matched: list[bool] = []
+    for line in lines:
+        found = index.similar(line["text"], limit=1)
+        same = line.get("same_as")
+        if same is None:
+            right.append(not found)
+            near_matched.append(bool(found))
+        else:
+            right.append(bool(found) and found[0].id == ids_by_ref.get(same))
+    return right, near_matched
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -80,6 +140,8 @@ def studios_from_yaml(path: str | Path) -> list[StudioDoc]:
             alliance=str(s.get("alliance", "")),
             expertise=tuple(str(e) for e in s.get("expertise") or ()),
             description=str(s.get("description") or ""),
+            type=str(s.get("type") or ""),
+            unit=str(s.get("unit") or ""),
         )
         for s in data.get("studios", [])
     ]

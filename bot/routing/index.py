@@ -1,23 +1,28 @@
 """The routing index: which studio should answer a question, and has the same question been solved before.
 
-Scoring (``rank``) adds up, per studio, three kinds of evidence:
+``rank`` fuses three signals per studio, each made relative to its best studio for the question:
 
-1. Roster evidence: BM25-style matching of the question against each studio's expertise (weighted highest),
-   name and description, over three feature classes — content words and domain terms (``w:``), concepts of
-   the domain vocabulary (``c:``, so ``应力锥`` finds the studio that lists ``电缆头``) and character bigrams
-   (``b:``, robustness to typos and unlisted compounds) — plus a bonus when an expertise phrase appears
-   verbatim, and a small prior for the question's discipline (bridge, tunnel, urban rail, power).
-2. History evidence: every solved problem adds its features to its studio's tally. A question feature votes
-   for studios in proportion to how many of their solved problems contain it, discounted while the feature
-   has been seen only a few times, so roster evidence dominates while history is thin; a studio's history total
-   saturates (``HISTORY_CAP``), so a long record elsewhere cannot drown a new studio's clear roster match. The
-   tallies are kept per feature, so ranking costs the same with 100 or 100,000 solved problems and
-   ``add_solved`` only touches the new problem's features.
-3. The total is squashed into [0, 1].
+1. The lexical engine: BM25-style matching of the question against each studio's expertise (weighted highest),
+   name and description, over three feature classes — content words and domain terms (``w:``, weighted by
+   how specific the word is in general Chinese, so 设计/检查/车站 count little), concepts of the domain
+   vocabulary (``c:``, so ``应力锥`` finds the studio that lists ``电缆头``) and character bigrams (``b:``) —
+   plus a bonus when an expertise phrase appears verbatim, a small prior for the question's discipline, and
+   solved-history evidence that saturates per studio (``HISTORY_CAP``).
+2. Character n-gram TF-IDF profiles (``bot.routing.ngrams``): roster text, and solved history joined with a
+   weight n / (n + 5) for a studio with n solved problems.
+3. With an embedder, sentence embeddings (``bot.routing.semantic``) of the question against each studio's
+   profile and its nearest solved problems.
 
-``similar`` is separate: an inverted index of the solved problems' keys (domain terms, bigrams and characters of
-content words, quantities, symptoms) preselects candidates, which are then compared in full (IDF-weighted Dice);
-only restatements of the same question pass its threshold.
+The mix (``LEXICAL_SHARE``, ``NGRAM_SHARE``, ``SEMANTIC_SHARE``) was chosen by a grid over the development sets
+(``bench/tune_routing.py``). A question asking for what a non-technical studio type does (a patent, a QC
+result, a wage dispute) favours studios of that roster ``type``. Each match says which of its terms the user
+wrote (``matched``) and which are the studio's own terms they led to (``related``), and whether it is
+``confident``: real evidence, within ``FOLLOW_SHARE`` of the best studio.
+
+``similar`` finds a solved problem asking the same: by meaning when an embedder is present (operating point
+chosen for precision on labelled re-asked questions and near-misses), otherwise through an inverted index of
+the solved problems' keys (domain terms, bigrams and characters of content words, quantities, symptoms) and an
+IDF-weighted Dice comparison; only restatements of the same question pass.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from bot.routing.judge import FAULT_MARKERS
-from bot.routing.text import Analysis, Lexicon, analyse, default_lexicon, is_cjk, normalize
-from bot.routing.vocabulary import DISCIPLINES, GENERIC_TERMS, STOP_WORDS
+from bot.routing.ngrams import NgramProfiles
+from bot.routing.semantic import Embedder, SemanticIndex
+from bot.routing.text import Analysis, Lexicon, analyse, default_lexicon, is_cjk, normalize, specificity
+from bot.routing.vocabulary import DISCIPLINES, GENERIC_TERMS, STOP_WORDS, TYPE_INTENTS
 
 _SYMPTOMS = tuple(m for m in FAULT_MARKERS if len(m) > 1)
 
@@ -52,9 +59,26 @@ HISTORY_SMOOTHING = 2.0  # a feature seen in k solved problems gets k / (k + smo
 HISTORY_MAX_SHARE = 0.2  # features in more than this share of solved problems are ignored by history
 HISTORY_CAP = 8.0  # a studio's history evidence approaches this much, never more
 HISTORY_PRIOR_PROBLEMS = 50  # history IDF counts this many notional problems, so a handful is not noise
-SCORE_SCALE = 12.0  # score = 1 - exp(-raw / SCORE_SCALE)
+
+# fusion of the lexical engine with the character n-gram profiles: each signal is divided by its best studio's
+# value for the question, then mixed with these weights
+LEXICAL_SHARE = 0.6
+NGRAM_SHARE = 0.4
+SEMANTIC_SHARE = 0.3  # with an embedder, the semantic signal gets this share and the others the rest
+FOLLOW_SHARE = 0.6  # a studio is asked only when its score is at least this share of the best studio's
+MIN_EVIDENCE = 1.0  # lexical evidence (the words) that counts as a real match on its own
+MIN_NGRAM_EVIDENCE = 0.05  # without the words, the best studio's n-gram cosine must reach this as well
+TYPE_BONUS = 0.5  # added to the fused score of studios whose type the question asks for (one intent word)
+TYPE_YIELD = 0.5  # and the others' scores shrink by this share
 MATCHED_LIMIT = 5
 SIMILAR_THRESHOLD = 0.6
+# with an embedder, similar() takes the nearest solved problems by meaning: the same question when their cosine
+# is at least SEMANTIC_SAME, or SEMANTIC_SAME_NEAR with at least SEMANTIC_WORDS of the key overlap above; the
+# operating point was chosen for precision on labelled re-asked questions and near-misses (a wrong earlier
+# answer shown to a foreman is worse than none), for multilingual-e5-small
+SEMANTIC_SAME = 0.94
+SEMANTIC_SAME_NEAR = 0.93
+SEMANTIC_WORDS = 0.3
 SIMILAR_PRESELECT_KEYS = 12
 SIMILAR_CANDIDATES = 12
 SIMILAR_MIN_VOTE_SHARE = 0.3  # a candidate must share this much of the preselected keys' weight
@@ -88,6 +112,8 @@ class StudioDoc:
     alliance: str
     expertise: tuple[str, ...]
     description: str
+    type: str = ""  # 科技研发型, 管理创新型, … (the roster's studio type)
+    unit: str = ""  # the member unit
 
 
 @dataclass(slots=True, frozen=True)
@@ -108,7 +134,11 @@ class StudioMatch:
     id: str
     name: str
     score: float
-    matched: tuple[str, ...]
+    matched: tuple[str, ...]  # terms that stand in the question itself
+    related: tuple[str, ...] = ()  # the studio's own terms the question's words led to (连续梁 for 挂篮)
+    # real evidence: within FOLLOW_SHARE of the best studio, and the words (or, for the best studio, every
+    # signal) point to it; studios without it are shown at most as 专业相近 and are not asked
+    confident: bool = True
 
 
 @dataclass(slots=True, frozen=True)
@@ -120,6 +150,11 @@ class SimilarMatch:
     studio_id: str
     score: float
     answer: str
+
+    @classmethod
+    def of(cls, problem: SolvedProblem, score: float) -> SimilarMatch:
+        """The match for ``problem`` at ``score``."""
+        return cls(problem.id, problem.ref, problem.studio_id, round(score, 4), problem.answer)
 
 
 @dataclass(slots=True)
@@ -155,13 +190,19 @@ class RoutingIndex:
         solved: Iterable[SolvedProblem] = (),
         *,
         lexicon: Lexicon | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self._lexicon = lexicon or default_lexicon()
+        self._ngrams = NgramProfiles()
+        self._semantic = SemanticIndex(embedder) if embedder is not None else None
         self._studios: dict[str, _Studio] = {}
         self._postings: dict[str, dict[str, float]] = {}
         self._idf: dict[str, float] = {}
         for studio in studios:
             self._studios[studio.id] = self._build_studio(studio)
+            self._ngrams.set_roster(studio.id, _roster_pieces(studio))
+            if self._semantic is not None:
+                self._semantic.set_studio(studio.id, _profile_text(studio))
         self._phrases: dict[str, tuple[str, ...]] = {}
         self._reindex_roster()
         # history
@@ -248,6 +289,9 @@ class RoutingIndex:
     def upsert_studio(self, studio: StudioDoc) -> None:
         """Add a studio or replace its roster entry (history evidence for its id is kept)."""
         self._studios[studio.id] = self._build_studio(studio)
+        self._ngrams.set_roster(studio.id, _roster_pieces(studio))
+        if self._semantic is not None:
+            self._semantic.set_studio(studio.id, _profile_text(studio))
         self._reindex_roster()
 
     # --- history -----------------------------------------------------------------------------------------
@@ -284,6 +328,9 @@ class RoutingIndex:
         self._problems[problem.id] = problem
         analysis = analyse(problem.text, lexicon=self._lexicon)
         sid = problem.studio_id
+        self._ngrams.add_solved(sid, problem.text)
+        if self._semantic is not None:
+            self._semantic.add_solved(problem.id, sid, problem.text)
         for feat in self._history_features(analysis):
             self._hist.setdefault(feat, {})
             by_studio = self._hist[feat]
@@ -300,6 +347,9 @@ class RoutingIndex:
             return
         analysis = analyse(problem.text, lexicon=self._lexicon)
         sid = problem.studio_id
+        self._ngrams.remove_solved(sid, problem.text)
+        if self._semantic is not None:
+            self._semantic.remove_solved(problem.id)
         for feat in self._history_features(analysis):
             by_studio = self._hist.get(feat)
             if by_studio is None or sid not in by_studio:
@@ -323,6 +373,11 @@ class RoutingIndex:
                 self._keys.setdefault(key, []).append(problem.id)
         self._stale = 0
 
+    def prepare(self) -> None:
+        """Compute what is computed lazily (the semantic vectors), e.g. in a worker thread after a build."""
+        if self._semantic is not None:
+            self._semantic.prepare()
+
     def __len__(self) -> int:
         """Number of solved problems indexed."""
         return len(self._problems)
@@ -335,7 +390,8 @@ class RoutingIndex:
         q = _Query(analysis)
         feats = q.features
         for word in analysis.words:
-            feats["w:" + word] = GENERIC_FACTOR if word in GENERIC_TERMS else 1.0
+            # everyday words (设计, 检查, 车站) say little about which studio is meant, whatever the roster says
+            feats["w:" + word] = (GENERIC_FACTOR if word in GENERIC_TERMS else 1.0) * specificity(word)
         for hit in analysis.hits:
             concepts = vocab.concepts_of.get(hit.term, ())
             factor = FUZZY_FACTOR if hit.fuzzy else 1.0
@@ -372,6 +428,11 @@ class RoutingIndex:
                     label = feat[2:] if feat[0] == "w" else self._concept_label(sid, feat, q)
                     if label:
                         why[sid][label] = why[sid].get(label, 0.0) + contribution
+                    if feat[0] == "c":
+                        # the question's own term for the concept explains the match as the user wrote it
+                        asked = q.concept_terms.get(feat, ())
+                        if asked and asked[0] != label:
+                            why[sid][asked[0]] = why[sid].get(asked[0], 0.0) + contribution * 0.99
         normalized = q.analysis.normalized
         for phrase, sids in self._phrases.items():
             if phrase in normalized:
@@ -415,6 +476,44 @@ class RoutingIndex:
                     why[sid][term] = why[sid].get(term, 0.0) + contribution * saturated / raw
         return scores, why
 
+    def _add_type_intent(self, scores: dict[str, float], normalized: str, why: dict[str, dict[str, float]]) -> None:
+        """A question that asks for what a studio type does (a patent, a QC result, a wage dispute…) is a
+        request for a studio of that type, whatever trade it mentions: those studios gain, the others yield."""
+        for studio_type, words in TYPE_INTENTS.items():
+            found = [w for w in words if w in normalized]
+            typed = [sid for sid, studio in self._studios.items() if studio.doc.type == studio_type]
+            if not found or not typed:
+                continue
+            strength = min(1.0, len(found) / 2 + 0.5)
+            for sid in scores:
+                if sid in typed:
+                    scores[sid] += TYPE_BONUS * strength
+                    for word in found:
+                        why[sid][word] = why[sid].get(word, 0.0) + TYPE_BONUS * strength
+                else:
+                    scores[sid] *= 1.0 - TYPE_YIELD * strength
+
+    @staticmethod
+    def _fuse(
+        lexical: dict[str, float], ngram: dict[str, float], semantic: dict[str, float] | None
+    ) -> dict[str, float]:
+        """Mix the signals: lexical and n-gram relative to their best studio for this question, the semantic
+        one (cosines of one model sit in a narrow band) stretched between its worst and best studio."""
+        top_lex = max(lexical.values(), default=0.0) or 1.0
+        top_ng = max(ngram.values(), default=0.0) or 1.0
+        fused = {
+            sid: LEXICAL_SHARE * raw / top_lex + NGRAM_SHARE * ngram.get(sid, 0.0) / top_ng
+            for sid, raw in lexical.items()
+        }
+        if not semantic:
+            return fused
+        low, high = min(semantic.values()), max(semantic.values())
+        span = (high - low) or 1.0
+        return {
+            sid: (1 - SEMANTIC_SHARE) * value + SEMANTIC_SHARE * (semantic.get(sid, low) - low) / span
+            for sid, value in fused.items()
+        }
+
     def _concept_label(self, sid: str, feat: str, q: _Query) -> str:
         """The studio's own term that best explains a concept match: the one closest to what the query said."""
         own = self._studios[sid].labels.get(feat, ())
@@ -432,25 +531,45 @@ class RoutingIndex:
         if limit <= 0 or not self._studios:
             return []
         q = self._query(text)
-        scores, why = self._scores(q)
+        lexical, why = self._scores(q)
+        ngram = self._ngrams.scores(q.analysis.normalized, normalized=True)
+        semantic = self._semantic.studio_scores(text) if self._semantic is not None else None
+        scores = self._fuse(lexical, ngram, semantic)
+        self._add_type_intent(scores, q.analysis.normalized, why)
         order = {sid: i for i, sid in enumerate(self._studios)}
         ranked = sorted(
             (sid for sid in self._studios if sid not in exclude), key=lambda s: (-scores[s], order[s])
         )
+        if not ranked:
+            return []
+        best = scores[ranked[0]]
+        # every signal agreeing on the best studio is evidence even without a listed word (a symptom)
+        unanimous = ngram.get(ranked[0], 0.0) >= MIN_NGRAM_EVIDENCE and all(
+            signal and max(signal, key=lambda s: (signal[s], -order[s])) == ranked[0]
+            for signal in (ngram, *((semantic,) if semantic is not None else ()))
+        )
+        normalized = q.analysis.normalized
+        # what the user wrote: its words, and the vocabulary terms it spelled (variants and typos included)
+        written = set(q.analysis.words) | {h.term for h in q.analysis.hits}
         out: list[StudioMatch] = []
-        for sid in ranked[:limit]:
+        for position, sid in enumerate(ranked[:limit]):
             raw = scores[sid]
-            matched = tuple(
+            terms = [
                 term
                 for term, _ in sorted(why[sid].items(), key=lambda kv: -kv[1])
                 if term and term not in STOP_WORDS
-            )
+            ]
+            own = _dedupe_overlapping(tuple(t for t in terms if t in written or t in normalized))
+            related = _dedupe_overlapping(tuple(t for t in terms if t not in written and t not in normalized))
+            evidence = lexical.get(sid, 0.0) >= MIN_EVIDENCE or (position == 0 and unanimous)
             out.append(
                 StudioMatch(
                     id=sid,
                     name=self._studios[sid].doc.name,
-                    score=round(1.0 - math.exp(-raw / SCORE_SCALE), 4),
-                    matched=_dedupe_overlapping(matched)[:MATCHED_LIMIT],
+                    score=round(min(1.0, max(0.0, raw)), 4),
+                    matched=own[:MATCHED_LIMIT],
+                    related=related[:MATCHED_LIMIT],
+                    confident=evidence and raw >= FOLLOW_SHARE * best,
                 )
             )
         return out
@@ -464,6 +583,8 @@ class RoutingIndex:
         query_keys = self._similar_keys(analyse(text, lexicon=self._lexicon))
         if not query_keys:
             return []
+        if self._semantic is not None:
+            return self._similar_by_meaning(text, query_keys, limit)
         n = len(self._problems) + self._stale
         cap = max(2000, n // 20)
         usable = sorted(
@@ -488,17 +609,24 @@ class RoutingIndex:
             keys = self._similar_keys(analyse(problem.text, lexicon=self._lexicon))
             score = self._similarity(query_keys, keys, n)
             if score >= SIMILAR_THRESHOLD:
-                results.append(
-                    SimilarMatch(
-                        id=problem.id,
-                        ref=problem.ref,
-                        studio_id=problem.studio_id,
-                        score=round(score, 4),
-                        answer=problem.answer,
-                    )
-                )
+                results.append(SimilarMatch.of(problem, score))
         results.sort(key=lambda m: (-m.score, m.id))
         return results[:limit]
+
+    def _similar_by_meaning(self, text: str, query_keys: set[str], limit: int) -> list[SimilarMatch]:
+        assert self._semantic is not None
+        n = len(self._problems) + self._stale
+        results = []
+        for pid, cosine in self._semantic.nearest_solved(text, limit):
+            problem = self._problems.get(pid)
+            if problem is None or cosine < SEMANTIC_SAME_NEAR:
+                continue
+            if cosine < SEMANTIC_SAME:
+                keys = self._similar_keys(analyse(problem.text, lexicon=self._lexicon))
+                if self._similarity(query_keys, keys, n) < SEMANTIC_WORDS:
+                    continue
+            results.append(SimilarMatch.of(problem, cosine))
+        return results
 
     def _similarity(self, a: set[str], b: set[str], n: int) -> float:
         """IDF-weighted Dice coefficient of two key sets."""
@@ -509,6 +637,14 @@ class RoutingIndex:
         shared = sum(weight(k) for k in a & b)
         total = sum(weight(k) for k in a) + sum(weight(k) for k in b)
         return 2 * shared / total if total else 0.0
+
+
+def _profile_text(doc: StudioDoc) -> str:
+    return f"{doc.name}。擅长：{'、'.join(doc.expertise)}。{doc.description}"
+
+
+def _roster_pieces(doc: StudioDoc) -> list[tuple[str, float]]:
+    return [*((e, EXPERTISE_WEIGHT) for e in doc.expertise), (doc.name, NAME_WEIGHT), (doc.description, DESCRIPTION_WEIGHT)]
 
 
 def _dedupe_overlapping(terms: tuple[str, ...]) -> tuple[str, ...]:

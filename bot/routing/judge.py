@@ -75,6 +75,10 @@ QUESTION_MARKERS = (
     "该怎么",
 )
 FAULT_MARKERS = (
+    "一直没",
+    "还是没",
+    "没反应",
+    "没有反应",
     "报警",
     "停机",
     "故障",
@@ -256,6 +260,19 @@ _PROGRESS = re.compile(
 )
 # Passing on reading matter ("分享一篇…文章", a link): not a question of the sender's.
 SHARING = ("文章", "转发", "公众号", "推文", "视频号", "规范已发布", "已发布", "附件")
+# About the chat itself, not the site: a file or link that will not open, a message not received.
+CHAT_META = (
+    "群里发",
+    "群文件",
+    "群公告",
+    "文件打不开",
+    "链接打不开",
+    "图片打不开",
+    "视频打不开",
+    "看不了",
+    "收不到消息",
+    "发不出去",
+)
 # Someone taking a task on ("我来跟进"): an answer to a message, not a new problem, whatever its length.
 COMMITMENTS = ("我来跟进", "我来处理", "我来对接", "过去看看", "我去看看", "我看看")
 GREETINGS = (
@@ -402,13 +419,41 @@ _A_NOT_A = re.compile(r"([\u4e00-\u9fff])[不没]\1")
 _FAILED_RESULT = re.compile(
     r"[\u4e00-\u9fff][不没](?:上|下|进|出|回|过|住|动|开|到|准|稳|牢|满|实|平|齐|够|了|对|正|紧|严|直|通|掉|来|去)"
 )
-# A measured quantity in engineering units (not clock times or dates): "20mm", "1.5MPa", "4欧", "38米".
+# A measured quantity in engineering units (not clock times or dates): "20mm", "1.5MPa", "4欧", "38米", "20多mm",
+# "十来个毫米".
 _MEASURE = re.compile(
-    r"\d+(?:\.\d+)?\s*(?:mm|cm|km|m(?![a-z])|mpa|kpa|kn|kv|kva|kw|db|bar|ω|Ω|%|‰|°c|℃|t(?![a-z])|"
+    r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千几]+)\s*(?:多|来|余)?个?\s*(?:mm|cm|km|m(?![a-z])|mpa|kpa|kn|kv|kva|kw|db|bar|ω|Ω|%|‰|°c|℃|t(?![a-z])|"
     r"毫米|厘米|公分|米|公里|吨|度|欧|伏|千伏|兆帕|环|根|榀|孔|跨|方)"
 )
+# A question about when something is due or happens ("检查表什么时候交", "那个区间什么时候贯通"): the calendar's
+# business, not a site problem. Only the schedule verbs count, so "什么时候拆模" stays technical.
+_SCHEDULE_QUESTION = re.compile(
+    r"(?:什么时候|啥时候|几时|哪天|几号|何时|几点)(?:能|要|可以|才|开始|结束)?"
+    r"(?:交|报|上报|提交|开会|开始|结束|截止|贯通|通车|开通|放假|上班|下班|集合|出发|发|到|开|举办|召开|报名)"
+    r"|截止(?:时间|日期)|(?:在哪|哪个)(?:个)?(?:会议室|地方|房间|酒店)"
+)
+# A message addressed to the bot that says this much and is none of the above is taken as a site problem:
+# people describe problems by their symptoms, in words no vocabulary lists.
+SUBSTANTIVE_CJK = 10
 # Words that put a message in the calendar rather than on site (used only to veto weak evidence).
-_TEMPORAL = ("今天", "明天", "后天", "昨天", "上午", "下午", "晚上", "周末", "下周", "本周", "这周", "月底")
+_TEMPORAL = (
+    "今天",
+    "明天",
+    "后天",
+    "昨天",
+    "上午",
+    "下午",
+    "晚上",
+    "今晚",
+    "晚点",
+    "一会",
+    "待会",
+    "周末",
+    "下周",
+    "本周",
+    "这周",
+    "月底",
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -455,7 +500,11 @@ def judge(text: str, *, extra_terms: Collection[str] = (), lexicon: Lexicon | No
 
     if cjk + len(re.findall(r"[a-z]+", norm)) <= 1:
         return Judgement(False, "too short")
-    if logistics and not fault and (domain < 2 or not question):
+    if _SCHEDULE_QUESTION.search(norm) and not fault:
+        return Judgement(False, "schedule")
+    if _count(norm, CHAT_META) and domain < 1:
+        return Judgement(False, "chat")
+    if logistics and not fault and not measure and (domain < 2 or not question):
         return Judgement(False, "logistics")
     if (social or ack) and not question and not fault:
         return Judgement(False, "social")
@@ -481,4 +530,8 @@ def judge(text: str, *, extra_terms: Collection[str] = (), lexicon: Lexicon | No
         return Judgement(True, "question")
     if fault >= 2 and cjk >= 6:
         return Judgement(True, "fault")
+    if (fault or question) and cjk >= 8 and not _count(norm, _TEMPORAL):
+        return Judgement(True, "question" if question else "fault")
+    if cjk >= SUBSTANTIVE_CJK and not _count(norm, _TEMPORAL):
+        return Judgement(True, "description")
     return Judgement(False, "no technical content")

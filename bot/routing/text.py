@@ -16,6 +16,7 @@ process-wide default tokenizer is left alone.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -214,11 +215,35 @@ def _tokenizer() -> Any:
                 logging.getLogger("jieba").setLevel(logging.WARNING)
                 tokenizer = jieba.Tokenizer()
                 tokenizer.initialize()
+                _general.update(
+                    {s: tokenizer.FREQ.get(s, 0) for s in lexicon.vocabulary.canonical if len(s) >= 2}
+                )
+                _general["__total__"] = tokenizer.total
                 for surface in sorted(lexicon.vocabulary.canonical):
                     if len(surface) >= 2:
                         tokenizer.add_word(surface, freq=50_000, tag="n")
                 _jieba = tokenizer
     return _jieba
+
+
+_general: dict[str, int] = {}  # general-dictionary frequencies of the words the vocabulary overrode
+
+
+def specificity(word: str) -> float:
+    """How specific ``word`` is in general Chinese, in (0, 1]: 1 for rare words and unlisted compounds (注浆,
+    管片错台), lower for everyday ones (设计, 控制, 检查, 车站), from jieba's dictionary frequencies."""
+    tokenizer = _tokenizer()
+    freq = _general[word] if word in _general else tokenizer.FREQ.get(word, 0)
+    if freq <= SPECIFIC_FREQ:
+        return 1.0
+    total = _general.get("__total__") or tokenizer.total
+    share = math.log(total / freq) / math.log(total / SPECIFIC_FREQ)
+    return max(MIN_SPECIFICITY, min(1.0, share)) ** SPECIFICITY_POWER
+
+
+SPECIFIC_FREQ = 20  # words at most this frequent in jieba's dictionary count as fully specific
+MIN_SPECIFICITY = 0.1
+SPECIFICITY_POWER = 2.0
 
 
 def _dictionary_word(piece: str) -> bool:

@@ -161,6 +161,27 @@ GENERIC_TERMS = frozenset(
 )
 
 
+# What each non-technical studio type is asked about (the charter's studio types, not any roster's studios): a
+# question that asks for one of these is a request for a studio of that type, whatever trade it mentions
+# ("a patent for a tunnelling tool" goes to the studio that writes patents).
+TYPE_INTENTS: dict[str, tuple[str, ...]] = {
+    "管理创新型": (
+        "qc", "质量管理小组", "qc小组", "专利", "发明", "实用新型", "知识产权", "工法", "科技奖", "技术奖",
+        "科技进步奖", "评奖", "获奖", "报奖", "申报", "评选", "成果鉴定", "查新", "论文", "发表", "标准化",
+        "管理创新", "创新成果", "职工技术创新",
+    ),
+    "农民工管理型": (
+        "农民工", "民工", "工人工资", "工资", "欠薪", "讨薪", "拖欠", "劳务", "劳务队", "班组长", "实名制",
+        "用工", "劳动合同", "纠纷", "闹事", "上访", "工伤", "考勤", "夜校", "务工",
+    ),
+    "海外经营型": (
+        "海外", "境外", "国外", "外籍", "外方", "业主方", "fidic", "英标", "欧标", "美标", "bs标准", "en标准",
+        "当地员工", "属地化", "签证", "索赔", "汇率", "清关", "外币", "国际工程",
+    ),
+    "项目党建型": ("党建", "党员", "党支部", "支部", "党课", "先锋", "示范岗", "党小组", "主题党日"),
+}
+
+
 @dataclass(slots=True, frozen=True)
 class Concept:
     """A group of closely related domain terms, e.g. everything about cable terminations."""

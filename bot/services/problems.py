@@ -17,7 +17,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from time import monotonic
 from typing import Any
@@ -29,6 +29,8 @@ from sqlmodel import col, select
 from bot.core.messages import Outbound, Target, TargetKind
 from bot.core.runtime import Runtime
 from bot.routing import Judgement, RoutingIndex, SimilarMatch, SolvedProblem, StudioDoc, StudioMatch, judge
+from bot.routing.semantic import Embedder, load_embedder
+from bot.settings import Settings
 from bot.store import Store
 from bot.store.problems import (
     ACTIVE,
@@ -97,6 +99,8 @@ def studio_doc(studio: Studio, alliance: Alliance | None) -> StudioDoc:
         alliance=alliance_text,
         expertise=tuple(studio.expertise),
         description=studio.description,
+        type=studio.type,
+        unit=studio.unit,
     )
 
 
@@ -114,11 +118,21 @@ async def studio_docs(store: Store) -> list[StudioDoc]:
     return [studio_doc(s, alliances.get(s.alliance_id)) for s in await store.studios.all()]
 
 
-async def load_index(store: Store) -> RoutingIndex:
-    """A routing index over the roster and every solved problem in the database (one build)."""
+def embedder_for(settings: Settings) -> Embedder | None:
+    """The sentence embedder routing uses, or None where it is switched off or cannot load."""
+    if not settings.semantic_routing:
+        return None
+    return load_embedder(settings.effective_data_dir / "embeddings.sqlite")
+
+
+async def load_index(store: Store, embedder: Embedder | None = None) -> RoutingIndex:
+    """A routing index over the roster and every solved problem in the database (one build); its vectors
+    are computed in a worker thread."""
     docs = await studio_docs(store)
     solved = await ProblemRepo(store.sessions).solved()
-    return RoutingIndex(docs, (solved_problem(p) for p in solved))
+    index = RoutingIndex(docs, (solved_problem(p) for p in solved), embedder=embedder)
+    await asyncio.to_thread(index.prepare)
+    return index
 
 
 def expertise_terms(docs: Iterable[StudioDoc]) -> tuple[str, ...]:
@@ -153,6 +167,8 @@ class Logged:
     capped: list[StudioMatch]
     similar: list[SimilarMatch]
     similar_problems: dict[int, Problem]
+    # with no confident match: the alliance leads (or admins) it went to at once
+    coordinators: list[str] = field(default_factory=list)
 
 
 class ProblemService:
@@ -172,6 +188,14 @@ class ProblemService:
         self._checked_at = -math.inf
         self._roles_seen = -1
         self._studios: dict[str, Studio] | None = None
+        self._embedder_cache: Embedder | None = None
+        self._embedder_loaded = False
+
+    def _embedder(self) -> Embedder | None:
+        if self._embedder_loaded is False:
+            self._embedder_cache = embedder_for(self.runtime.settings)
+            self._embedder_loaded = True
+        return self._embedder_cache
 
     @property
     def tz(self) -> ZoneInfo:
@@ -215,7 +239,7 @@ class ProblemService:
                 changed = [d for sid, d in docs.items() if self._docs.get(sid) != d]
                 removed = set(self._docs) - set(docs)
                 if self._index is None or removed or len(changed) > 20:
-                    self._index = RoutingIndex(docs.values())
+                    self._index = RoutingIndex(docs.values(), embedder=self._embedder())
                     self._indexed = set()
                     self._solved_signature = None
                 else:
@@ -229,6 +253,7 @@ class ProblemService:
                 await self._sync_solved()
                 self._solved_signature = solved_signature
             self._studios = {s.id: s for s in await store.studios.all()}
+            await asyncio.to_thread(self._index.prepare)
             self._checked_at, self._roles_seen = monotonic(), roles_seen
             return self._index
 
@@ -316,6 +341,16 @@ class ProblemService:
         )
         return "\n".join(lines)
 
+    def _refer_text(self, problem: Problem) -> str:
+        return "\n".join(
+            [
+                f"【技术问题 #{problem.id} 需要协调】花名册中没有专业对口的工作室，请协调合适的工作室处理。",
+                f"提问人：{problem.asker}" + (f"（群：{problem.group}）" if problem.group else ""),
+                f"问题：{problem.text}",
+                f"可由工作室负责人发送 /认领 {problem.id}，或由您代为认领：/认领 {problem.id} @工作室编号。",
+            ]
+        )
+
     # -- logging ---------------------------------------------------------------------------------
 
     async def log(
@@ -326,19 +361,25 @@ class ProblemService:
         now = self.runtime.clock.now()
         studios = await self.studios()
         capped = await self.capped_studios(now)
-        best = index.rank(text, limit=RECOMMEND)
-        chosen = index.rank(text, limit=RECOMMEND, exclude=capped) if capped else best
-        chosen = [m for m in chosen if m.id in studios]
+        # the asker's own studio is not asked about the asker's problem
+        own = {sid for sid, s in studios.items() if s.lead_userid == asker}
+        best = [m for m in index.rank(text, limit=RECOMMEND, exclude=own) if m.confident]
+        ranked = index.rank(text, limit=RECOMMEND, exclude=own | capped) if capped else best
+        # only studios with real evidence are asked: filler studios use up nobody's daily cap
+        chosen = [m for m in ranked if m.confident and m.id in studios]
         skipped = [m for m in best if m.id in capped]
         similar = index.similar(text, limit=1)
         alliance_id = await self.alliance_of_group(group)
         if alliance_id is None:
             top = next((studios[m.id] for m in [*best, *chosen] if m.id in studios), None)
             alliance_id = top.alliance_id if top else None
+        coordinators = [] if chosen else await self.alliance_leads(alliance_id)
         names = "、".join(studio_label(studios[m.id], m.id) for m in chosen)
         events = [("logged", asker, f"群：{group}" if group else "单聊")]
         if chosen:
             events.append(("routed", "system", f"通知 {names}"))
+        elif coordinators:
+            events.append(("referred", "system", f"无对口工作室，转 {'、'.join(coordinators)} 协调"))
         problem = await self.repo.create(
             Problem(
                 text=text,
@@ -361,12 +402,20 @@ class ProblemService:
                     dedupe_key=f"problem:{problem.id}:ask:{match.id}",
                 )
                 for match in chosen
-            )
+            ),
+            *(
+                Outbound(
+                    Target(TargetKind.USER, lead),
+                    self._refer_text(problem),
+                    dedupe_key=f"problem:{problem.id}:refer:{lead}",
+                )
+                for lead in coordinators
+            ),
         )
         similar_problems = {
             p.id: p for p in await self.repo.by_ids(s.id for s in similar) if p.id is not None
         }
-        return Logged(problem, chosen, skipped, similar, similar_problems)
+        return Logged(problem, chosen, skipped, similar, similar_problems, coordinators)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

