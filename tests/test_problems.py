@@ -101,9 +101,10 @@ async def test_alliance_comes_from_the_group_else_from_the_top_studio(chat: Chat
     repo = chat.bot.runtime.feature(ProblemService).repo
     # a power question asked in the tunnel group belongs to the tunnel alliance (the group's)
     first = await logged(chat, CATENARY, group=GROUP)
-    # asked in a group the roster does not know, or privately: the top-ranked studio's alliance
-    second = await logged(chat, CATENARY, group="wrXYZ-unknown")
-    third = await logged(chat, CATENARY, group=None)
+    # asked in a group the roster does not know, or privately: the top-ranked studio's alliance (/提问 logs
+    # the same text again; a plain re-post would link to the open #1)
+    second = await logged(chat, f"/提问 {CATENARY}", group="wrXYZ-unknown")
+    third = await logged(chat, f"/提问 {CATENARY}", group=None)
     alliances = [(await repo.get(n)).alliance_id for n in (first, second, third)]  # type: ignore[union-attr]
     assert alliances == ["tunnel", "power", "power"]
     assert "P1" in (await chat.say(OTHER, f"/问题 {second}"))
@@ -283,3 +284,61 @@ async def test_the_askers_own_studio_is_not_asked_about_the_askers_problem(chat:
     reply = await chat.say(T1_LEAD, SHIELD, group=GROUP)
     assert reply.startswith("已登记技术问题 #1。") and "（T1）" not in reply
     assert not to_user(chat, T1_LEAD)
+
+
+async def test_an_alliance_lead_transfers_a_problem_and_the_new_studio_is_told(chat: Chat) -> None:
+    number = await logged(chat)
+    refused = await chat.say(T1_LEAD, f"/转派 {number} T2")
+    assert "联盟负责人" in refused  # the role it needs
+    await chat.say(T1_LEAD, f"/认领 {number}")
+    chat.sender.deliveries.clear()
+    reply = await chat.say(TUNNEL_LEAD, f"/转派 {number} T2")
+    assert "已把问题" in reply and "T2" in reply
+    (ask,) = to_user(chat, T2_LEAD)
+    assert f"【技术问题 #{number} 请求协助】（由 {TUNNEL_LEAD} 转派）" in ask and f"/认领 {number}" in ask
+    assert any("已转请" in text for text in to_user(chat, ASKER))
+    problem = await chat.bot.runtime.feature(ProblemService).repo.get(number)
+    assert problem is not None and problem.state == ProblemStatus.ROUTED and problem.studio_id is None
+    history = await chat.say(OTHER, f"/问题 {number}")
+    assert "转派" in history and "释放认领" in history
+    # a power lead cannot move a tunnel problem to a tunnel studio
+    assert "只有本问题所属联盟" in await chat.say(POWER_LEAD, f"/转派 {number} T3")
+    assert "没有找到工作室" in await chat.say(TUNNEL_LEAD, f"/转派 {number} X9")
+
+
+async def test_a_claim_tells_the_other_asked_studios_and_the_lead_claimed_for(chat: Chat) -> None:
+    number = await logged(chat, CATENARY)
+    service = chat.bot.runtime.feature(ProblemService)
+    asked = [r.studio_id for r in await service.repo.requests_of(number)]
+    chat.sender.deliveries.clear()
+    reply = await chat.say(POWER_LEAD, f"/认领 {number} @P1")
+    assert "已认领" in reply, reply
+    assert any("代接触网施工技能大师工作室认领" in text for text in to_user(chat, P1_LEAD))
+    leads = {"T1": T1_LEAD, "T2": T2_LEAD, "T3": T3_LEAD}
+    for other in asked:
+        if other in leads:
+            assert any("无需再处理" in text for text in to_user(chat, leads[other]))
+
+
+async def test_a_message_over_the_length_limit_is_called_too_long(chat: Chat) -> None:
+    reply = await chat.say(ASKER, "盾构掘进" * 501, group=GROUP)
+    assert "超过了" in reply and "字" in reply and "不是技术问题" not in reply
+
+
+async def test_the_same_question_posted_again_while_open_links_to_the_first(chat: Chat) -> None:
+    first = await logged(chat)
+    again = await chat.say(OTHER, "盾构始发时土压波动很大，掘进参数应该怎么调整？？", group=GROUP)
+    assert again.startswith(f"这个问题已登记为 #{first}（") and f"/问题 {first}" in again
+    other = await chat.say(OTHER, CATENARY, group=GROUP)
+    assert other.startswith("已登记技术问题 #2。")  # a different question is logged
+    # once the first is solved, asking again is a new problem
+    await chat.say(ASKER, f"/解决 {first}")
+    third = await chat.say(OTHER, SHIELD, group=GROUP)
+    assert third.startswith("已登记技术问题 #3。")
+
+
+async def test_who_can_help_is_answered_with_studios_and_not_logged(chat: Chat) -> None:
+    reply = await chat.say(ASKER, "有没有做过转体桥的？", group=GROUP)
+    assert reply.startswith("这些工作室做过相关工作：") and "（B3）" in reply and "负责人" in reply
+    assert await chat.bot.runtime.feature(ProblemService).repo.get(1) is None
+    assert not any(chat.to_user(u) for u in (T1_LEAD, T2_LEAD, T3_LEAD, P1_LEAD))

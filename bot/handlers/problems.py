@@ -50,9 +50,16 @@ _ACTIONS = {
     "closed": "关闭",
     "reopened": "重新打开",
     "escalated": "升级转派",
+    "transferred": "转派",
+    "released": "释放认领",
     "imported": "导入（历史已解决问题）",
 }
 _THANKS = ("谢", "感谢", "辛苦", "thank")
+# "有没有做过转体桥的？", "谁懂接触网？", "哪个工作室擅长盾构？": who can help, not a problem to log
+_WHO_CAN = re.compile(
+    r"(?:有没有|有谁|谁|哪个工作室|哪家|哪位)(?:人|工作室|单位|师傅)?"
+    r"(?:做过|干过|弄过|搞过|懂|会|熟悉|擅长|有经验|接触过)"
+)
 LIST_LIMIT = 20
 
 
@@ -171,12 +178,42 @@ async def handle_message(ctx: Context) -> str | None:
     """A message that is not a command: a technical problem is logged, chatter gets a short line."""
     text = ctx.event.text.strip()
     service = service_of(ctx)
+    if len(text) > MAX_TEXT:
+        return (
+            f"这条消息有 {len(text)} 字，超过了 {MAX_TEXT} 字，没有登记。请把问题精简一下再发，"
+            "细节可在登记后补充。"
+        )
+    if _WHO_CAN.search(text) and len(text) <= 60:
+        return await _who_can_help(ctx, text)
     verdict = await service.judge(text)
-    if not verdict.is_problem or len(text) > MAX_TEXT:
+    if not verdict.is_problem:
         if not ctx.event.in_group and not any(word in text.lower() for word in _THANKS):
             return None  # a private chat gets the dispatcher's greeting with the way to /帮助
         return chatter_reply(verdict, text)
+    earlier = await service.open_duplicate(text, now=ctx.runtime.clock.now())
+    if earlier is not None:
+        return (
+            f"这个问题已登记为 #{earlier.id}（{earlier.state.label}），"
+            f"正在跟进，没有重复登记。查看进展：/问题 {earlier.id}；确实是新问题请发送 /提问 问题内容。"
+        )
     return await _log(ctx, text)
+
+
+async def _who_can_help(ctx: Context, text: str) -> str:
+    """The studios with evidence for what is asked about, with their leads; nothing is logged."""
+    service = service_of(ctx)
+    index = await service.index()
+    studios = await service.studios()
+    found = [m for m in index.rank(text, limit=3) if m.confident and m.id in studios]
+    if not found:
+        return "花名册里没有找到做过这方面的工作室。可以直接把问题发给我，我会登记并请联盟负责人协调。"
+    lines = ["这些工作室做过相关工作："]
+    for rank, match in enumerate(found, start=1):
+        studio = studios[match.id]
+        why = f"（{'、'.join(match.matched)}）" if match.matched else ""
+        lines.append(f"{rank}. {studio_label(studio, studio.id)}，负责人 {studio.lead_name}{why}")
+    lines.append("有具体问题请直接发给我（或 /提问 问题内容），我会登记并通知他们。")
+    return "\n".join(lines)
 
 
 # -- lifecycle -------------------------------------------------------------------------------------
@@ -245,6 +282,45 @@ async def handle_claim(ctx: Context) -> str:
         f"{studio.name}已认领问题 {problem_label(claimed)}，已通知提问人。\n"
         f"答复请发送 /答复 {number} 答复内容。"
     )
+
+
+@router.command(
+    "transfer",
+    "转派",
+    summary="把问题转给另一个工作室（联盟负责人、管理员）",
+    usage="/转派 问题编号 工作室编号或名称，例如 /转派 5 T2",
+    role=Role.ALLIANCE_LEAD,
+)
+async def handle_transfer(ctx: Context) -> str:
+    """An alliance lead (of the problem's or the studio's alliance) or an admin hands a problem on."""
+    number, rest = parse_number(ctx.args)
+    if not rest:
+        raise UsageError("请写上要转给的工作室，例如 /转派 5 T2。")
+    problem = await problem_or_error(ctx, number)
+    if problem.state.final or problem.state == ProblemStatus.ANSWERED:
+        raise UserError(
+            _ended(problem) if problem.state.final else f"问题 {problem_label(problem)}已经答复，不能再转派。"
+        )
+    studios = await service_of(ctx).studios()
+    key = rest.split()[0].lstrip("@")
+    studio = studios.get(key) or next(
+        (s for s in studios.values() if s.id.lower() == key.lower() or s.name == key), None
+    )
+    if studio is None:
+        raise UserError(f"没有找到工作室「{key}」。发送 /工作室 查看编号。")
+    caller = ctx.caller
+    if not (
+        caller.at_least(Role.ADMIN)
+        or problem.alliance_id in caller.alliances
+        or studio.alliance_id in caller.alliances
+    ):
+        raise UserError("只有本问题所属联盟（或接手工作室所属联盟）的负责人或管理员可以转派。")
+    if problem.studio_id == studio.id:
+        return f"问题 {problem_label(problem)}已由{studio.name}认领，无需转派。"
+    moved = await service_of(ctx).transfer(problem, studio=studio, user_id=caller.user_id)
+    if moved is None:
+        raise UserError(f"问题 #{number} 刚刚有了变化，请发送 /问题 {number} 查看后再试。")
+    return f"已把问题 {problem_label(moved)}转给{studio_label(studio, studio.id)}，已通知其负责人和提问人。"
 
 
 @router.command(

@@ -30,7 +30,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bot.routing.judge import FAULT_MARKERS
@@ -612,6 +612,28 @@ class RoutingIndex:
                 results.append(SimilarMatch.of(problem, score))
         results.sort(key=lambda m: (-m.score, m.id))
         return results[:limit]
+
+    def same_question(self, text: str, others: Sequence[str]) -> int | None:
+        """The position in ``others`` of the first text asking the same as ``text`` (by meaning with an
+        embedder, else by key overlap), or None."""
+        if not others:
+            return None
+        query_keys = self._similar_keys(analyse(text, lexicon=self._lexicon))
+        n = len(self._problems) + self._stale + len(others)
+        if self._semantic is not None:
+            cosines = self._semantic.cosines(text, others)
+        for position, other in enumerate(others):
+            if normalize(other) == normalize(text):
+                return position
+            overlap = self._similarity(query_keys, self._similar_keys(analyse(other, lexicon=self._lexicon)), n)
+            if self._semantic is None:
+                if overlap >= SIMILAR_THRESHOLD:
+                    return position
+            elif cosines[position] >= SEMANTIC_SAME or (
+                cosines[position] >= SEMANTIC_SAME_NEAR and overlap >= SEMANTIC_WORDS
+            ):
+                return position
+        return None
 
     def _similar_by_meaning(self, text: str, query_keys: set[str], limit: int) -> list[SimilarMatch]:
         assert self._semantic is not None

@@ -222,6 +222,11 @@ class SemanticIndex:
             out[sid] = (roster + a * sum(nearest) / len(nearest)) / (1 + a)
         return out
 
+    def cosines(self, text: str, others: Sequence[str]) -> list[float]:
+        """The cosine of ``text`` with each of ``others`` (all embedded as questions)."""
+        vectors = self._embedder.embed([text, *others], query=True)
+        return [float(v @ vectors[0]) for v in vectors[1:]]
+
     def nearest_solved(self, text: str, limit: int = 3) -> list[tuple[int, float]]:
         """The solved problems closest to ``text``, with their cosines, closest first."""
         vector = self._embedder.embed([text], query=True)[0]

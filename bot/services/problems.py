@@ -47,6 +47,8 @@ ESCALATION_JOB = "problems-escalation"
 DIGEST_JOB = "problems-digest"
 RECOMMEND = 3
 MAX_TEXT = 2000
+REPOST_DAYS = 14  # a question re-posted within this many days while the first is open links to it
+REPOST_CANDIDATES = 100
 DIGEST_AGE = timedelta(days=1)
 # How long the routing index is trusted before it is checked against the database again (seconds).
 FRESH_FOR = 5.0
@@ -351,6 +353,17 @@ class ProblemService:
             ]
         )
 
+    async def open_duplicate(self, text: str, *, now: datetime) -> Problem | None:
+        """An open problem of the last ``REPOST_DAYS`` days that asks the same as ``text``."""
+        index = await self.index()
+        recent = [
+            p
+            for p in await self.repo.find(statuses=ACTIVE, limit=REPOST_CANDIDATES)
+            if p.created_at >= now - timedelta(days=REPOST_DAYS)
+        ]
+        position = await asyncio.to_thread(index.same_question, text, [p.text for p in recent])
+        return recent[position] if position is not None else None
+
     # -- logging ---------------------------------------------------------------------------------
 
     async def log(
@@ -440,6 +453,7 @@ class ProblemService:
         if claimed is None:
             return None
         await self.repo.settle_requests(problem.id, claimed_by=studio.id)
+        await self._tell_about_claim(claimed, studio=studio, user_id=user_id, at=now)
         if claimed.asker != user_id:
             await self.runtime.outbox.notify_user(
                 claimed.asker,
@@ -448,6 +462,75 @@ class ProblemService:
                 dedupe_key=f"problem:{claimed.id}:claimed:{now.isoformat()}",
             )
         return claimed
+
+    async def _tell_about_claim(self, problem: Problem, *, studio: Studio, user_id: str, at: datetime) -> None:
+        """The studio's lead hears when someone claimed for the studio; the other asked studios, that it is
+        taken."""
+        assert problem.id is not None
+        if studio.lead_userid and studio.lead_userid != user_id:
+            await self.runtime.outbox.notify_user(
+                studio.lead_userid,
+                f"问题 {problem_label(problem)}已由 {user_id} 代{studio.name}认领，请贵工作室答复："
+                f"/答复 {problem.id} 答复内容。",
+                dedupe_key=f"problem:{problem.id}:claimed-for:{studio.id}:{at.isoformat()}",
+            )
+        studios = await self.studios()
+        for request in await self.repo.requests_of(problem.id):
+            other = studios.get(request.studio_id)
+            if other is None or other.id == studio.id or not other.lead_userid or other.lead_userid == user_id:
+                continue
+            await self.runtime.outbox.notify_user(
+                other.lead_userid,
+                f"问题 {problem_label(problem)}已由{studio.name}认领，贵工作室无需再处理。谢谢！",
+                dedupe_key=f"problem:{problem.id}:taken:{other.id}:{at.isoformat()}",
+            )
+
+    async def transfer(self, problem: Problem, *, studio: Studio, user_id: str) -> Problem | None:
+        """An alliance lead or admin hands an unclaimed or claimed (not yet answered) problem to ``studio``;
+        None when it changed meanwhile."""
+        assert problem.id is not None
+        now = self.runtime.clock.now()
+        current = problem
+        if problem.state == ProblemStatus.CLAIMED:
+            released = await self.repo.transition(
+                problem.id,
+                from_statuses=(ProblemStatus.CLAIMED,),
+                values={"status": ProblemStatus.ROUTED.value, "studio_id": None, "claimed_by": None},
+                action="released",
+                actor=user_id,
+                at=now,
+                detail=f"转派前释放（原认领：{problem.studio_id}）",
+            )
+            if released is None:
+                return None
+            current = released
+        requests = await self.repo.requests_of(problem.id)
+        won = await self.repo.escalate(
+            problem.id,
+            routed_at=current.routed_at,
+            studio_id=studio.id,
+            rank=max((r.rank for r in requests), default=0) + 1,
+            at=now,
+            detail=f"转派给 {studio_label(studio, studio.id)}",
+            action="transferred",
+            actor=user_id,
+        )
+        if not won:
+            return None
+        await self.runtime.outbox.notify_user(
+            studio.lead_userid,
+            self._ask_text(current, studio, None, escalated=False).replace(
+                "请求协助】", f"请求协助】（由 {user_id} 转派）", 1
+            ),
+            dedupe_key=f"problem:{problem.id}:ask:{studio.id}:{now.isoformat()}",
+        )
+        if current.asker != user_id:
+            await self.runtime.outbox.notify_user(
+                current.asker,
+                f"您的问题 {problem_label(current)}已转请{studio.name}处理。查看进展：/问题 {problem.id}",
+                dedupe_key=f"problem:{problem.id}:transferred:{now.isoformat()}",
+            )
+        return await self.repo.get(problem.id)
 
     async def answer(self, problem: Problem, *, studio: Studio, user_id: str, text: str) -> Problem | None:
         """The claiming studio answers (again); None if the problem changed hands or ended meanwhile."""

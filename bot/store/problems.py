@@ -411,9 +411,12 @@ class ProblemRepo:
         rank: int,
         at: datetime,
         detail: str,
+        action: str = "escalated",
+        actor: str = "system",
     ) -> bool:
         """Expire the pending requests and ask ``studio_id`` (if any), if nobody claimed or escalated the
-        problem since ``routed_at``; False when another process got there first."""
+        problem since ``routed_at``; False when another process got there first. Also a transfer by a lead
+        (``action="transferred"``)."""
         condition = (
             col(Problem.routed_at).is_(None) if routed_at is None else col(Problem.routed_at) == routed_at
         )
@@ -450,7 +453,7 @@ class ProblemRepo:
                     ProblemRequest(problem_id=problem_id, studio_id=studio_id, rank=rank, asked_at=at)
                 )
             session.add(
-                ProblemEvent(problem_id=problem_id, action="escalated", actor="system", at=at, detail=detail)
+                ProblemEvent(problem_id=problem_id, action=action, actor=actor, at=at, detail=detail)
             )
         return True
 
