@@ -9,6 +9,7 @@ an admin marks a problem solved; the asker, a lead of the problem's alliance or 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -203,6 +204,7 @@ async def _who_can_help(ctx: Context, text: str) -> str:
     """The studios with evidence for what is asked about, with their leads; nothing is logged."""
     service = service_of(ctx)
     index = await service.index()
+    await asyncio.to_thread(index.prepare, text)
     studios = await service.studios()
     found = [m for m in index.rank(text, limit=3) if m.confident and m.id in studios]
     if not found:

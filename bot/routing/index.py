@@ -373,10 +373,13 @@ class RoutingIndex:
                 self._keys.setdefault(key, []).append(problem.id)
         self._stale = 0
 
-    def prepare(self) -> None:
-        """Compute what is computed lazily (the semantic vectors), e.g. in a worker thread after a build."""
+    def prepare(self, *texts: str) -> None:
+        """Compute what is computed lazily (the semantic vectors, and those of ``texts`` about to be ranked)
+        — call it in a worker thread so the event loop never waits for the model."""
         if self._semantic is not None:
             self._semantic.prepare()
+            if texts:
+                self._semantic.warm(texts)
 
     def __len__(self) -> int:
         """Number of solved problems indexed."""

@@ -222,6 +222,10 @@ class SemanticIndex:
             out[sid] = (roster + a * sum(nearest) / len(nearest)) / (1 + a)
         return out
 
+    def warm(self, texts: Sequence[str]) -> None:
+        """Embed ``texts`` as questions now, so that ranking them finds their vectors cached."""
+        self._embedder.embed(list(texts), query=True)
+
     def cosines(self, text: str, others: Sequence[str]) -> list[float]:
         """The cosine of ``text`` with each of ``others`` (all embedded as questions)."""
         vectors = self._embedder.embed([text, *others], query=True)

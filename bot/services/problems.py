@@ -361,7 +361,9 @@ class ProblemService:
             for p in await self.repo.find(statuses=ACTIVE, limit=REPOST_CANDIDATES)
             if p.created_at >= now - timedelta(days=REPOST_DAYS)
         ]
-        position = await asyncio.to_thread(index.same_question, text, [p.text for p in recent])
+        texts = [p.text for p in recent]
+        await asyncio.to_thread(index.prepare, text, *texts)
+        position = index.same_question(text, texts)
         return recent[position] if position is not None else None
 
     # -- logging ---------------------------------------------------------------------------------
@@ -371,6 +373,7 @@ class ProblemService:
     ) -> Logged:
         """Log a problem, ask the best studios (skipping those at today's cap) and notify their leads."""
         index = await self.index()
+        await asyncio.to_thread(index.prepare, text)  # the model runs off the event loop
         now = self.runtime.clock.now()
         studios = await self.studios()
         capped = await self.capped_studios(now)
