@@ -21,6 +21,7 @@ from bot.core.outbox import Outbox, OutboxWorker, Sender
 from bot.core.runtime import Runtime
 from bot.core.scheduler import JobRegistry
 from bot.handlers import core_routers
+from bot.routing.text import use_cache_dir
 from bot.settings import Settings
 from bot.store import Store
 
@@ -73,6 +74,7 @@ class BotApp:
     @classmethod
     async def create(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> BotApp:
         """Open the database (migrating it) and set up every feature."""
+        use_cache_dir(settings.effective_data_dir)  # routing's tokenizer cache, not the shared temp directory
         store = await Store.open(settings.effective_database_url, migrate=migrate)
         bot = cls(settings=settings, store=store, clock=clock or SystemClock())
         for module_name in FEATURES:

@@ -21,6 +21,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bot.routing.vocabulary import STOP_WORDS, Vocabulary, default_vocabulary, fold
@@ -202,8 +203,19 @@ def default_lexicon() -> Lexicon:
     return _lexicon
 
 
+_cache_dir: Path | None = None
+
+
+def use_cache_dir(path: Path) -> None:
+    """Keep the tokenizer's caches under ``path`` (the bot's data directory) rather than the shared temp
+    directory; call before the first analysis."""
+    global _cache_dir
+    _cache_dir = path
+
+
 def _tokenizer() -> Any:
-    """A private jieba tokenizer with the vocabulary as user words; initialised once, quietly."""
+    """A private jieba tokenizer with the vocabulary as user words; initialised once, quietly. jieba's own
+    dictionary cache goes to the cache directory when one is set."""
     global _jieba
     if _jieba is None:
         lexicon = default_lexicon()
@@ -214,14 +226,15 @@ def _tokenizer() -> Any:
                 jieba.setLogLevel(logging.WARNING)
                 logging.getLogger("jieba").setLevel(logging.WARNING)
                 tokenizer = jieba.Tokenizer()
+                if _cache_dir is not None:
+                    _cache_dir.mkdir(parents=True, exist_ok=True)
+                    tokenizer.tmp_dir = str(_cache_dir)
                 tokenizer.initialize()
-                _general.update(
-                    {s: tokenizer.FREQ.get(s, 0) for s in lexicon.vocabulary.canonical if len(s) >= 2}
-                )
+                surfaces = sorted(s for s in lexicon.vocabulary.canonical if len(s) >= 2)
+                _general.update({s: tokenizer.FREQ.get(s, 0) for s in surfaces})
                 _general["__total__"] = tokenizer.total
-                for surface in sorted(lexicon.vocabulary.canonical):
-                    if len(surface) >= 2:
-                        tokenizer.add_word(surface, freq=50_000, tag="n")
+                for surface in surfaces:
+                    tokenizer.add_word(surface, freq=50_000, tag="n")
                 _jieba = tokenizer
     return _jieba
 

@@ -30,6 +30,7 @@ from bot.core.messages import Outbound, Target, TargetKind
 from bot.core.runtime import Runtime
 from bot.routing import Judgement, RoutingIndex, SimilarMatch, SolvedProblem, StudioDoc, StudioMatch, judge
 from bot.routing.semantic import Embedder, load_embedder
+from bot.routing.text import use_cache_dir
 from bot.settings import Settings
 from bot.store import Store
 from bot.store.problems import (
@@ -121,7 +122,9 @@ async def studio_docs(store: Store) -> list[StudioDoc]:
 
 
 def embedder_for(settings: Settings) -> Embedder | None:
-    """The sentence embedder routing uses, or None where it is switched off or cannot load."""
+    """The sentence embedder routing uses, or None where it is switched off or cannot load; routing's caches
+    (tokenizer, vectors) are kept under the data directory."""
+    use_cache_dir(settings.effective_data_dir)
     if not settings.semantic_routing:
         return None
     return load_embedder(settings.effective_data_dir / "embeddings.sqlite")
