@@ -160,3 +160,22 @@ def test_symptom_descriptions_are_problems(text: str) -> None:
 )
 def test_schedule_questions_and_chat_about_the_chat_are_not_problems(text: str) -> None:
     assert not judge(text).is_problem, judge(text)
+
+
+def test_a_busy_or_broken_cache_file_never_fails_an_embedding(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "vectors.sqlite"
+    cache = CachedEmbedder(CharEmbedder(), path=path)
+    busy = CachedEmbedder(CharEmbedder(), path=path)
+    holder = sqlite3.connect(path, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the file
+    try:
+        vectors = busy.embed(["盾构"], query=True)
+        assert vectors.shape == (1, DIMENSIONS) and np.linalg.norm(vectors[0]) > 0
+    finally:
+        holder.rollback()
+        holder.close()
+    path.write_bytes(b"not a database")
+    assert CachedEmbedder(CharEmbedder(), path=path).embed(["盾构"], query=False).shape == (1, DIMENSIONS)
+    assert cache.embed(["管片"], query=False).shape == (1, DIMENSIONS)

@@ -83,7 +83,8 @@ class CachedEmbedder:
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(path, check_same_thread=False)
+                self._db = sqlite3.connect(path, check_same_thread=False, timeout=2.0)
+                self._db.execute("PRAGMA journal_mode=WAL")  # several bot processes may share the file
                 self._db.execute("CREATE TABLE IF NOT EXISTS vector (key BLOB PRIMARY KEY, data BLOB NOT NULL)")
                 self._db.commit()
             except sqlite3.Error as exc:
@@ -102,9 +103,9 @@ class CachedEmbedder:
             for i, key in enumerate(keys):
                 vector = self._memory.get(key)
                 if vector is None and self._db is not None:
-                    row = self._db.execute("SELECT data FROM vector WHERE key = ?", (key,)).fetchone()
+                    row = self._read(key)
                     if row is not None:
-                        vector = np.frombuffer(row[0], dtype=np.float32)
+                        vector = np.frombuffer(row, dtype=np.float32)
                         self._remember(key, vector)
                 if vector is None:
                     missing.append(i)
@@ -116,13 +117,32 @@ class CachedEmbedder:
                 for i, vector in zip(missing, fresh, strict=True):
                     out[i] = vector
                     self._remember(keys[i], vector)
-                if self._db is not None:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO vector (key, data) VALUES (?, ?)",
-                        [(keys[i], fresh[n].astype(np.float32).tobytes()) for n, i in enumerate(missing)],
-                    )
-                    self._db.commit()
+                self._write([(keys[i], fresh[n].astype(np.float32).tobytes()) for n, i in enumerate(missing)])
         return out
+
+    # The file is only a cache: when it is busy (another process writing) or broken, routing goes on.
+
+    def _read(self, key: bytes) -> bytes | None:
+        assert self._db is not None
+        try:
+            row = self._db.execute("SELECT data FROM vector WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            log.debug("embedding cache read failed: %s", exc)
+            return None
+        return bytes(row[0]) if row is not None else None
+
+    def _write(self, rows: list[tuple[bytes, bytes]]) -> None:
+        if self._db is None:
+            return
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO vector (key, data) VALUES (?, ?)", rows)
+            self._db.commit()
+        except sqlite3.Error as exc:
+            log.debug("embedding cache write skipped: %s", exc)
+            try:
+                self._db.rollback()
+            except sqlite3.Error:
+                pass
 
     def _remember(self, key: bytes, vector: np.ndarray) -> None:
         if len(self._memory) >= self._limit:
