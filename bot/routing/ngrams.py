@@ -8,8 +8,9 @@ with sublinear term frequency and IDF over the studios' combined documents. A qu
     (cos(q, roster) + a · cos(q, history)) / (1 + a),   a = n / (n + HISTORY_HALF)
 
 for a studio with ``n`` solved problems: a new studio is judged by its roster alone, an experienced one more and
-more by what it solved. Adding a solved problem touches only its studio's vector; the IDF is read when a
-question is scored, and a studio's vector norm is recomputed when the IDF of one of its grams changes.
+more by what it solved. Everything is maintained incrementally: adding a solved problem touches only its own
+grams (a term frequency, and where a gram is new to the studio its document frequency, which moves the vector
+norms of the few studios holding that gram), so the cost does not grow with the history.
 """
 
 from __future__ import annotations
@@ -45,27 +46,12 @@ def _tf(count: float) -> float:
 
 
 class _Side:
-    """One kind of profile (roster or history) for every studio: gram counts, postings and norms."""
+    """One kind of profile (roster or history) for every studio: gram counts, postings and squared norms."""
 
     def __init__(self) -> None:
         self.counts: dict[str, Counter[str]] = {}
         self.postings: dict[str, dict[str, float]] = {}  # gram → studio → sublinear tf
-        self.norms: dict[str, float] = {}
-
-    def replace(self, sid: str, counts: Counter[str]) -> set[str]:
-        """Set a studio's counts; returns the grams whose presence changed (for document frequencies)."""
-        old = self.counts.get(sid, Counter())
-        changed = set(old) ^ set(counts)
-        for gram in old:
-            posting = self.postings.get(gram)
-            if posting is not None:
-                posting.pop(sid, None)
-                if not posting:
-                    del self.postings[gram]
-        self.counts[sid] = counts
-        for gram, count in counts.items():
-            self.postings.setdefault(gram, {})[sid] = _tf(count)
-        return changed
+        self.norm2: dict[str, float] = {}  # studio → Σ (tf · idf)²
 
 
 class NgramProfiles:
@@ -76,7 +62,10 @@ class NgramProfiles:
         self._history = _Side()
         self._solved: dict[str, int] = {}  # studio → solved problems in its history profile
         self._df: Counter[str] = Counter()  # gram → studios whose roster or history has it
-        self._dirty: set[str] = set()
+        self._stale = False  # the number of studios changed: every norm is recomputed before scoring
+
+    def _idf(self, gram: str) -> float:
+        return math.log((len(self._solved) + 1) / (self._df.get(gram, 0) + 1)) + 1.0
 
     # --- building ----------------------------------------------------------------------------------------
 
@@ -86,58 +75,79 @@ class NgramProfiles:
         for text, weight in weighted:
             for gram, count in grams(text).items():
                 counts[gram] += round(count * weight)
-        self._update_df(sid, self._roster, counts)
+        new_studio = sid not in self._solved
         self._solved.setdefault(sid, 0)
+        old = self._roster.counts.get(sid, Counter())
+        for gram in set(old) | set(counts):
+            self._set(self._roster, sid, gram, counts.get(gram, 0))
+        if new_studio:
+            self._stale = True  # the number of studios is in every IDF
 
     def add_solved(self, sid: str, text: str) -> None:
         """One more solved problem of ``sid``: each of its grams counts once."""
-        counts = Counter(self._history.counts.get(sid, Counter()))
-        counts.update(grams(text).keys())
-        self._update_df(sid, self._history, counts)
-        self._solved[sid] = self._solved.get(sid, 0) + 1
+        self._solved.setdefault(sid, 0)
+        counts = self._history.counts.setdefault(sid, Counter())
+        for gram in grams(text):
+            self._set(self._history, sid, gram, counts.get(gram, 0) + 1)
+        self._solved[sid] += 1
 
     def remove_solved(self, sid: str, text: str) -> None:
         """Withdraw one solved problem of ``sid`` (e.g. reopened)."""
-        counts = Counter(self._history.counts.get(sid, Counter()))
-        counts.subtract(grams(text).keys())
-        self._update_df(sid, self._history, +counts)
+        counts = self._history.counts.get(sid)
+        if counts is None:
+            return
+        for gram in grams(text):
+            if counts.get(gram, 0) > 0:
+                self._set(self._history, sid, gram, counts[gram] - 1)
         self._solved[sid] = max(0, self._solved.get(sid, 0) - 1)
 
-    def _update_df(self, sid: str, side: _Side, counts: Counter[str]) -> None:
+    def _set(self, side: _Side, sid: str, gram: str, count: int) -> None:
+        """Set one gram's count in one studio's profile, keeping postings, document frequencies and norms."""
         other = self._history if side is self._roster else self._roster
-        before = set(side.counts.get(sid, ())) | set(other.counts.get(sid, ()))
-        side.replace(sid, counts)
-        after = set(counts) | set(other.counts.get(sid, ()))
-        changed = (after - before) | (before - after)
-        for gram in after - before:
-            self._df[gram] += 1
-        for gram in before - after:
-            self._df[gram] -= 1
+        counts = side.counts.setdefault(sid, Counter())
+        before = counts.get(gram, 0)
+        if before == count:
+            return
+        held_before = before > 0 or other.counts.get(sid, Counter()).get(gram, 0) > 0
+        idf = self._idf(gram)
+        side.norm2[sid] = side.norm2.get(sid, 0.0) + (_tf(count) ** 2 - _tf(before) ** 2) * idf * idf
+        if count > 0:
+            counts[gram] = count
+            side.postings.setdefault(gram, {})[sid] = _tf(count)
+        else:
+            counts.pop(gram, None)
+            posting = side.postings.get(gram)
+            if posting is not None:
+                posting.pop(sid, None)
+                if not posting:
+                    del side.postings[gram]
+        held_after = count > 0 or other.counts.get(sid, Counter()).get(gram, 0) > 0
+        if held_before != held_after:
+            self._df[gram] += 1 if held_after else -1
             if self._df[gram] <= 0:
                 del self._df[gram]
-        self._dirty.add(sid)
-        # a changed document frequency changes the IDF, and so the norm, of every studio with that gram
-        for gram in changed:
-            for each in (self._roster, self._history):
-                self._dirty.update(each.postings.get(gram, ()))
+            self._reweigh(gram, old_idf=idf)
 
-    def _idf(self, gram: str) -> float:
-        n = len(self._solved)
-        return math.log((n + 1) / (self._df.get(gram, 0) + 1)) + 1.0
+    def _reweigh(self, gram: str, *, old_idf: float) -> None:
+        """A gram's IDF moved: adjust the norms of the studios that hold it."""
+        change = self._idf(gram) ** 2 - old_idf**2
+        for each in (self._roster, self._history):
+            for sid, tf in each.postings.get(gram, {}).items():
+                each.norm2[sid] = each.norm2.get(sid, 0.0) + tf * tf * change
 
-    def _refresh_norms(self) -> None:
-        for sid in self._dirty:
-            for side in (self._roster, self._history):
-                counts = side.counts.get(sid, Counter())
-                side.norms[sid] = math.sqrt(sum((_tf(c) * self._idf(g)) ** 2 for g, c in counts.items() if c > 0))
-        self._dirty.clear()
+    def _recompute_norms(self) -> None:
+        self._stale = False
+        for side in (self._roster, self._history):
+            side.norm2 = {
+                sid: sum((_tf(c) * self._idf(g)) ** 2 for g, c in counts.items()) for sid, counts in side.counts.items()
+            }
 
     # --- scoring -----------------------------------------------------------------------------------------
 
     def scores(self, text: str, *, normalized: bool = False) -> dict[str, float]:
         """Each studio's blended cosine similarity to ``text`` (studios with nothing in common are left out)."""
-        if self._dirty:
-            self._refresh_norms()
+        if self._stale:
+            self._recompute_norms()
         query = {g: _tf(c) * self._idf(g) for g, c in grams(text, normalized=normalized).items()}
         q_norm = math.sqrt(sum(w * w for w in query.values()))
         if not q_norm:
@@ -153,8 +163,10 @@ class NgramProfiles:
                     dots.setdefault(sid, [0.0, 0.0])[index] += qw * tf * idf
         out: dict[str, float] = {}
         for sid, (roster_dot, history_dot) in dots.items():
-            roster = roster_dot / (q_norm * self._roster.norms[sid]) if self._roster.norms.get(sid) else 0.0
-            history = history_dot / (q_norm * self._history.norms[sid]) if self._history.norms.get(sid) else 0.0
+            roster_norm = math.sqrt(max(self._roster.norm2.get(sid, 0.0), 0.0))
+            history_norm = math.sqrt(max(self._history.norm2.get(sid, 0.0), 0.0))
+            roster = roster_dot / (q_norm * roster_norm) if roster_norm > 1e-9 else 0.0
+            history = history_dot / (q_norm * history_norm) if history_norm > 1e-9 else 0.0
             n = self._solved.get(sid, 0)
             a = n / (n + HISTORY_HALF)
             out[sid] = (roster + a * history) / (1.0 + a)

