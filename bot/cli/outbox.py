@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot.handlers.outbox import preview, shown_target
 from bot.settings import Settings
-from bot.store.outbox import OutboxMessage, OutboxStatus
+
+if TYPE_CHECKING:  # the store and the handlers load SQLAlchemy: not for `alliance-bot --help`
+    from bot.store.outbox import OutboxMessage
 
 
 def _row(message: OutboxMessage, tz: ZoneInfo) -> dict[str, Any]:
+    from bot.handlers.outbox import shown_target
+
     return {
         "id": message.id,
         "status": message.status,
@@ -26,7 +29,9 @@ def _row(message: OutboxMessage, tz: ZoneInfo) -> dict[str, Any]:
 
 
 async def _outbox(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.handlers.outbox import preview
     from bot.store import Store
+    from bot.store.outbox import OutboxStatus
 
     store = await Store.open(settings.effective_database_url)
     try:
