@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/eval_routing.py [--only NAME] [--out FILE.md]
 
-Sets: the development samples (``../shared/samples``: questions, questions_hard, chatter, history, dups) and
-the frozen evaluation set (``tests/routing_eval``: written independently of the vocabulary, never tuned on).
+Sets: the development samples (``../shared/samples``: questions, questions_hard, chatter, history, dups), an
+earlier session's invented roster (``tests/routing_heldout``, used for development since) and the frozen
+evaluation set (``tests/routing_eval``: written independently of the vocabulary, never tuned on).
 Each question set is scored roster only and with its set's solved history imported; same-question accuracy
 uses the history. Indexes are built in memory from the files (no database), exactly as ``load_index`` builds
 them from the store.
@@ -46,6 +47,7 @@ class EvalSet:
 
 SETS = (
     EvalSet("samples", ROOT.parent / "shared" / "samples", ("questions.jsonl", "questions_hard.jsonl")),
+    EvalSet("heldout-dev", ROOT / "tests" / "routing_heldout", ("questions.jsonl", "questions_fresh.jsonl")),
     EvalSet("frozen", ROOT / "tests" / "routing_eval", ("questions.jsonl",)),
 )
 
