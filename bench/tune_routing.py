@@ -1,6 +1,6 @@
 """How the routing mix was chosen: a grid over the fusion shares on the development sets only.
 
-    .venv/bin/python bench/tune_routing.py
+    .venv/bin/python bench/tune_routing.py [--lexical]
 
 Development sets: ``../shared/samples`` (questions, questions_hard, roster only and with history.jsonl) and
 ``tests/routing_heldout`` (an earlier session's invented roster). The frozen evaluation set
@@ -28,7 +28,7 @@ HELDOUT = ROOT / "tests" / "routing_heldout"
 
 
 def main() -> int:
-    embedder = load_embedder(ROOT / "data" / "eval-embeddings.sqlite")
+    embedder = None if "--lexical" in sys.argv else load_embedder(ROOT / "data" / "eval-embeddings.sqlite")
     roster = studios_from_yaml(SAMPLES / "studios.yaml")
     history = [
         SolvedProblem(id=n, ref=h["id"], studio_id=h["studio"], text=h["text"], answer=h["answer"])
@@ -48,10 +48,11 @@ def main() -> int:
             [*read_jsonl(HELDOUT / "questions.jsonl"), *read_jsonl(HELDOUT / "questions_fresh.jsonl")],
         ),
     ]
-    print("| lexical share | semantic share | objective | " + " | ".join(name for name, _, _ in runs) + " |")
-    print("|---|---|---|" + "---|" * len(runs))
-    for lexical, semantic in itertools.product((0.5, 0.6, 0.7, 0.8), (0.0, 0.2, 0.3, 0.4, 0.5)):
-        index_module.LEXICAL_SHARE, index_module.NGRAM_SHARE = lexical, 1 - lexical
+    print("| n-gram share | with history | semantic share | objective | " + " | ".join(n for n, _, _ in runs) + " |")
+    print("|---|---|---|---|" + "---|" * len(runs))
+    grid = itertools.product((0.3, 0.4, 0.5), (0.5, 0.6, 0.7, 0.8, 0.9), (0.0, 0.2, 0.3, 0.4) if embedder else (0.0,))
+    for ngram, history, semantic in grid:
+        index_module.NGRAM_SHARE, index_module.HISTORY_NGRAM_SHARE = ngram, history
         index_module.SEMANTIC_SHARE = semantic
         cells = []
         total = 0.0
@@ -60,7 +61,7 @@ def main() -> int:
             top1, top3 = sum(result.top1) / len(questions), sum(result.top3) / len(questions)
             total += top1 + top3
             cells.append(f"{top1:.3f} / {top3:.3f}")
-        print(f"| {lexical} | {semantic} | {total / (2 * len(runs)):.3f} | " + " | ".join(cells) + " |", flush=True)
+        print(f"| {ngram} | {history} | {semantic} | {total / (2 * len(runs)):.3f} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
 

@@ -8,13 +8,13 @@
    vocabulary (``c:``, so ``应力锥`` finds the studio that lists ``电缆头``) and character bigrams (``b:``) —
    plus a bonus when an expertise phrase appears verbatim, a small prior for the question's discipline, and
    solved-history evidence that saturates per studio (``HISTORY_CAP``).
-2. Character n-gram TF-IDF profiles (``bot.routing.ngrams``): roster text, and solved history joined with a
-   weight n / (n + 5) for a studio with n solved problems.
+2. Character n-gram TF-IDF profiles (``bot.routing.ngrams``): roster text, and solved history (questions and
+   answers) joined with a weight n / (n + 5) for a studio with n solved problems.
 3. With an embedder, sentence embeddings (``bot.routing.semantic``) of the question against each studio's
    profile and its nearest solved problems.
 
-The mix (``LEXICAL_SHARE``, ``NGRAM_SHARE``, ``SEMANTIC_SHARE``) was chosen by a grid over the development sets
-(``bench/tune_routing.py``). A question asking for what a non-technical studio type does (a patent, a QC
+The mix (``NGRAM_SHARE`` growing to ``HISTORY_NGRAM_SHARE`` with a studio's solved record, ``SEMANTIC_SHARE``) was
+chosen by a grid over the development sets (``bench/tune_routing.py``). A question asking for what a non-technical studio type does (a patent, a QC
 result, a wage dispute) favours studios of that roster ``type``. Each match says which of its terms the user
 wrote (``matched``) and which are the studio's own terms they led to (``related``), and whether it is
 ``confident``: real evidence, within ``FOLLOW_SHARE`` of the best studio.
@@ -62,8 +62,8 @@ HISTORY_PRIOR_PROBLEMS = 50  # history IDF counts this many notional problems, s
 
 # fusion of the lexical engine with the character n-gram profiles: each signal is divided by its best studio's
 # value for the question, then mixed with these weights
-LEXICAL_SHARE = 0.6
-NGRAM_SHARE = 0.4
+NGRAM_SHARE = 0.4  # for a studio with no solved history; it grows towards HISTORY_NGRAM_SHARE with the history
+HISTORY_NGRAM_SHARE = 0.7  # the n-gram share for a studio whose solved history is long (see ``_fuse``)
 SEMANTIC_SHARE = 0.3  # with an embedder, the semantic signal gets this share and the others the rest
 FOLLOW_SHARE = 0.6  # a studio is asked only when its score is at least this share of the best studio's
 MIN_EVIDENCE = 1.0  # lexical evidence (the words) that counts as a real match on its own
@@ -331,7 +331,7 @@ class RoutingIndex:
         self._problems[problem.id] = problem
         analysis = analyse(problem.text, lexicon=self._lexicon)
         sid = problem.studio_id
-        self._ngrams.add_solved(sid, problem.text)
+        self._ngrams.add_solved(sid, _solved_text(problem))
         if self._semantic is not None:
             self._semantic.add_solved(problem.id, sid, problem.text)
         for feat in self._history_features(analysis):
@@ -350,7 +350,7 @@ class RoutingIndex:
             return
         analysis = analyse(problem.text, lexicon=self._lexicon)
         sid = problem.studio_id
-        self._ngrams.remove_solved(sid, problem.text)
+        self._ngrams.remove_solved(sid, _solved_text(problem))
         if self._semantic is not None:
             self._semantic.remove_solved(problem.id)
         for feat in self._history_features(analysis):
@@ -499,18 +499,22 @@ class RoutingIndex:
                 else:
                     scores[sid] *= 1.0 - TYPE_YIELD * strength
 
-    @staticmethod
     def _fuse(
-        lexical: dict[str, float], ngram: dict[str, float], semantic: dict[str, float] | None
+        self, lexical: dict[str, float], ngram: dict[str, float], semantic: dict[str, float] | None
     ) -> dict[str, float]:
         """Mix the signals: lexical and n-gram relative to their best studio for this question, the semantic
-        one (cosines of one model sit in a narrow band) stretched between its worst and best studio."""
+        one (cosines of one model sit in a narrow band) stretched between its worst and best studio.
+
+        The n-gram profile of a studio with a solved record holds what it actually solved and answered, in
+        the askers' own words, so its share grows with that record (``n / (n + HISTORY_HALF)``) from
+        ``NGRAM_SHARE`` to ``HISTORY_NGRAM_SHARE``; the lexical engine, which knows only the roster and the
+        vocabulary, yields the same amount."""
         top_lex = max(lexical.values(), default=0.0) or 1.0
         top_ng = max(ngram.values(), default=0.0) or 1.0
-        fused = {
-            sid: LEXICAL_SHARE * raw / top_lex + NGRAM_SHARE * ngram.get(sid, 0.0) / top_ng
-            for sid, raw in lexical.items()
-        }
+        fused = {}
+        for sid, raw in lexical.items():
+            share = NGRAM_SHARE + (HISTORY_NGRAM_SHARE - NGRAM_SHARE) * self._ngrams.history_weight(sid)
+            fused[sid] = (1.0 - share) * raw / top_lex + share * ngram.get(sid, 0.0) / top_ng
         if not semantic:
             return fused
         low, high = min(semantic.values()), max(semantic.values())
@@ -665,6 +669,11 @@ class RoutingIndex:
         shared = sum(weight(k) for k in a & b)
         total = sum(weight(k) for k in a) + sum(weight(k) for k in b)
         return 2 * shared / total if total else 0.0
+
+
+def _solved_text(problem: SolvedProblem) -> str:
+    """What a solved problem adds to its studio's n-gram profile: the question and the studio's answer."""
+    return f"{problem.text} {problem.answer}" if problem.answer else problem.text
 
 
 def _profile_text(doc: StudioDoc) -> str:

@@ -101,6 +101,11 @@ class NgramProfiles:
                 self._set(self._history, sid, gram, counts[gram] - 1)
         self._solved[sid] = max(0, self._solved.get(sid, 0) - 1)
 
+    def history_weight(self, sid: str) -> float:
+        """How much a studio's solved history counts next to its roster text: ``n / (n + HISTORY_HALF)``."""
+        n = self._solved.get(sid, 0)
+        return n / (n + HISTORY_HALF)
+
     def _set(self, side: _Side, sid: str, gram: str, count: int) -> None:
         """Set one gram's count in one studio's profile, keeping postings, document frequencies and norms."""
         other = self._history if side is self._roster else self._roster
@@ -167,7 +172,6 @@ class NgramProfiles:
             history_norm = math.sqrt(max(self._history.norm2.get(sid, 0.0), 0.0))
             roster = roster_dot / (q_norm * roster_norm) if roster_norm > 1e-9 else 0.0
             history = history_dot / (q_norm * history_norm) if history_norm > 1e-9 else 0.0
-            n = self._solved.get(sid, 0)
-            a = n / (n + HISTORY_HALF)
+            a = self.history_weight(sid)
             out[sid] = (roster + a * history) / (1.0 + a)
         return out
