@@ -14,9 +14,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock, SystemClock
+from bot.core.delivery import Delivery
 from bot.core.dispatcher import Dispatcher, Router
 from bot.core.messages import Event, Reply, TargetKind
-from bot.core.middleware import default_middlewares
+from bot.core.middleware import APOLOGY, default_middlewares
 from bot.core.outbox import Outbox, OutboxWorker, Sender
 from bot.core.runtime import Runtime
 from bot.core.scheduler import JobRegistry
@@ -24,6 +25,8 @@ from bot.handlers import core_routers
 from bot.routing.text import use_cache_dir
 from bot.settings import Settings
 from bot.store import Store
+from bot.store.dedupe import MAX_ATTEMPTS, RECOVERY_AFTER, Claimed
+from bot.store.engine import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ FEATURES: tuple[str, ...] = (
 )
 
 WebSetup = Callable[[web.Application], None]
+RECOVERY_POLL = 10.0  # seconds between passes of the recovery worker
+WORKERS = ("outbox-worker", "recovery-worker")  # long-lived tasks: cancelled at shutdown, never drained
 
 
 class BotApp:
@@ -68,6 +73,7 @@ class BotApp:
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         self.live_channels: list[str] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = asyncio.Event()
         self._dispatcher: Dispatcher | None = None
         self.worker: OutboxWorker | None = None
 
@@ -103,9 +109,11 @@ class BotApp:
         self.worker = OutboxWorker(self.store, self.senders, now=self.clock.now)
         return self.worker
 
-    async def handle(self, event: Event) -> Reply | None:
-        """Dispatch one event."""
-        return await self.dispatcher.dispatch(event)
+    async def handle(
+        self, event: Event, *, delivery: Delivery | None = None, claimed: Claimed | None = None
+    ) -> Reply | None:
+        """Dispatch one event (``delivery``: the channel's inline-or-late decision, see ``core.delivery``)."""
+        return await self.dispatcher.dispatch(event, delivery=delivery, claimed=claimed)
 
     # -- background work -----------------------------------------------------------------------
 
@@ -122,9 +130,10 @@ class BotApp:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
     async def drain(self, within: float = 30.0) -> None:
-        """Wait for background tasks (slow handlers) to finish."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=within)
+        """Wait for background tasks (slow handlers) to finish; the long-lived workers are not waited for."""
+        tasks = {t for t in self._tasks if t.get_name() not in WORKERS}
+        if tasks:
+            await asyncio.wait(tasks, timeout=within)
 
     async def run_outbox(self, *, poll: float = 1.0) -> None:
         """Deliver outbox messages until cancelled: woken by new messages, polling for retries."""
@@ -141,8 +150,50 @@ class BotApp:
             except TimeoutError:
                 pass
 
-    async def start(self, *, scheduler: bool = True, outbox: bool = True) -> None:
-        """Start scheduled jobs, the outbox worker and feature start-up hooks."""
+    async def recover_once(self) -> int:
+        """Finish messages whose handling never completed (a crash, a database outage, a lost lease): each
+        is claimed again and handled from nothing, its answer sent through its channel's late route. A
+        message that failed ``MAX_ATTEMPTS`` times is answered with an apology instead. Returns how many."""
+        now = self.clock.now()
+        finished = 0
+        for stranded in await self.store.dedupe.stranded(now - RECOVERY_AFTER):
+            claimed = await self.store.dedupe.claim(stranded.key, now, lease=RECOVERY_AFTER)
+            if not claimed.new:
+                continue  # another process took it, or it was finished meanwhile
+            try:
+                event = Event.from_record(stranded.event)
+            except (KeyError, TypeError, ValueError):
+                log.error("inbox message %s cannot be read back; dropped", stranded.key)
+                await self.store.dedupe.finish(stranded.key, claimed.owner, "", now)
+                continue
+            if claimed.attempts > MAX_ATTEMPTS:
+                log.error("message %s failed %d times; answered with an apology", stranded.key, MAX_ATTEMPTS)
+                async with unit_of_work(self.store.engine):
+                    route = self.runtime.late_routes.get(event.channel)
+                    if route is not None:
+                        await route(event, APOLOGY)
+                    await self.store.dedupe.finish(stranded.key, claimed.owner, "", now)
+                continue
+            log.warning("recovering message %s (attempt %d)", stranded.key, claimed.attempts)
+            await self.handle(event, delivery=Delivery.late(), claimed=claimed)
+            finished += 1
+        return finished
+
+    async def run_recovery(self, *, poll: float = RECOVERY_POLL) -> None:
+        """Run ``recover_once`` every ``poll`` seconds until ``close`` (which lets a pass under way finish:
+        cancelling it could abandon a message half-way through its transaction)."""
+        while not self._stopping.is_set():
+            try:
+                await self.recover_once()
+            except Exception as exc:  # a database outage: try again next round
+                log.warning("recovery pass failed: %s", type(exc).__name__)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=poll)
+            except TimeoutError:
+                pass
+
+    async def start(self, *, scheduler: bool = True, outbox: bool = True, recovery: bool = True) -> None:
+        """Start scheduled jobs, the outbox worker, the recovery worker and feature start-up hooks."""
         for hook in self.startup_hooks:
             await hook()
         if scheduler:
@@ -150,14 +201,22 @@ class BotApp:
             self.scheduler.start()
         if outbox and self.worker is not None:
             self.spawn(self.run_outbox(), name="outbox-worker")
+        if recovery:
+            self.spawn(self.run_recovery(), name="recovery-worker")
 
     async def close(self) -> None:
         """Stop jobs, drain background work and close the database."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        worker_tasks = [t for t in self._tasks if t.get_name() == "outbox-worker"]
-        for task in worker_tasks:
+        self._stopping.set()
+        recovery = [t for t in self._tasks if t.get_name() == "recovery-worker"]
+        if recovery:
+            await asyncio.wait(recovery, timeout=30)
+        workers = [t for t in self._tasks if t.get_name() in WORKERS]
+        for task in workers:
             task.cancel()
+        if workers:  # let them finish their cancellation (the outbox records what was in flight)
+            await asyncio.wait(workers, timeout=30)
         await self.drain()
         for hook in reversed(self.shutdown_hooks):
             await hook()

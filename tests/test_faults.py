@@ -265,7 +265,7 @@ async def _kill_mid_handler(
 
     The handler is held mid-way by a lock the test takes on the table ``hold``: on ``calendar_event``, the
     message id is claimed but the event is not yet written when SIGKILL comes; on ``outbox``, the event is
-    written but its announcement is not. Either way the callback has had no answer. By default WeCom
+    written (in the message's uncommitted transaction) but its announcement is not. Either way the callback has had no answer. By default WeCom
     retries 5 s later, reaching the restarted process; with ``retry_at_peer`` the first retry reaches a second
     process at once (WeCom's connection to the dead one failed), and later ones follow every 5 s while
     unanswered. An unfinished AI-bot stream is then polled, as WeCom does.
@@ -290,13 +290,14 @@ async def _kill_mid_handler(
                 pending = asyncio.create_task(post(http, bot.url, call))
 
                 async def claimed() -> bool:
-                    if hold == "outbox":
-                        return (await acted_on(url, [call]))[call.title] == 1
                     return call.key in set(await _all(url, select(ProcessedMessage.key)))
 
                 await until(claimed, within=10, what="the handler under way")
                 await asyncio.sleep(0.3)  # the handler reaches the lock (it would write the event next)
                 assert not pending.done(), "answered before the kill: the test did not hold the handler"
+                # one transaction per message: an event written before the blocked announcement is not
+                # visible (it commits with the announcement and the "done" mark, or not at all)
+                assert (await acted_on(url, [call]))[call.title] == 0
                 bot.kill()
                 killed_at = asyncio.get_running_loop().time()
                 assert await pending == 0
@@ -590,3 +591,50 @@ async def test_a_stalled_database_neither_hangs_callbacks_nor_loses_them(
         proxy.restore()  # so that the process can shut down cleanly
         await bot.stop()
         await fake.close()
+
+
+async def test_a_message_answered_later_then_killed_is_finished_by_the_recovery_worker(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # The old design's worst loss: the callback was answered 200 ("later": the handler was slow), then the
+    # process died before the handler finished. WeCom does not retry a 200; the message is in the inbox, and
+    # the restarted process's recovery worker finishes it: the event is added once, announced once, and the
+    # answer reaches the sender through message/send.
+    url = postgres_url
+    await prepare_database(url, announcing_roster(tmp_path))
+    fake = RoutedFake()
+    (api_base,) = await fake.start_ports(1)
+    bot = ServeProcess("bot", tmp_path / "bot", wecom_env(url, api_base))
+    store = await Store.open(url, migrate=False)
+    try:
+        await bot.start()
+        async with aiohttp.ClientSession() as http:
+            aibot, app = bot.callbacks(http)
+            (_, call) = add_event_callbacks(aibot, app, 2, uuid.uuid4().hex[:6])
+            async with store.engine.connect() as lock:
+                await lock.execute(text("LOCK TABLE calendar_event IN EXCLUSIVE MODE"))
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                assert await post(http, bot.url, call) == 200  # answered "later" within the deadline
+                assert loop.time() - started < 5
+                assert (await acted_on(url, [call]))[call.title] == 0
+                bot.kill()
+                await bot.wait()
+                await lock.rollback()
+            await bot.start()
+
+            async def acted() -> bool:
+                return (await acted_on(url, [call]))[call.title] > 0
+
+            await until(acted, within=60, what="the recovery worker finishing the message", every=0.5)
+            await until(lambda: outbox_settled(url), within=30, what="outbox delivered", every=0.2)
+        assert (await acted_on(url, [call]))[call.title] == 1
+        assert_announced_once(fake, [call])
+        late = [r for r in fake.delivered("/cgi-bin/message/send") if "已添加活动" in str(r.body)]
+        assert len(late) == 1, [r.body for r in fake.delivered("/cgi-bin/message/send")]
+        assert "recovering message app:" in bot.log()
+    finally:
+        await store.close()
+        await bot.stop()
+        await fake.close()
+    assert tracebacks(bot.log()) == []

@@ -14,7 +14,7 @@ from bot.store.outbox import OutboxStatus
 
 async def test_timestamps_round_trip_as_aware_utc(bot: BotApp) -> None:
     local = datetime(2026, 11, 24, 18, 30, tzinfo=timezone(timedelta(hours=8)))
-    await bot.store.members.seen("u1", local)
+    await bot.store.members.record_seen("u1", local)
     member = await bot.store.members.get("u1")
     assert member is not None
     assert member.last_seen_at.tzinfo is not None
@@ -26,7 +26,7 @@ async def test_naive_timestamps_are_refused(bot: BotApp) -> None:
     from sqlalchemy.exc import StatementError
 
     with pytest.raises(StatementError):
-        await bot.store.members.seen("u2", datetime(2026, 1, 1))
+        await bot.store.members.record_seen("u2", datetime(2026, 1, 1))
 
 
 async def test_dedupe_claim_is_once(bot: BotApp) -> None:

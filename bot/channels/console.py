@@ -54,7 +54,7 @@ async def run_console(
         out.write(
             f"工作室联盟助手（控制台）· 以 {user_id} 的身份在{where}中对话，输入 /帮助 开始，Ctrl-D 退出。\n"
         )
-    await bot.start(scheduler=False, outbox=False)
+    await bot.start(scheduler=False, outbox=False, recovery=False)
     count = 0
     while True:
         if interactive:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import unicodedata
@@ -9,8 +10,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from bot.core.delivery import Delivery
 from bot.core.messages import Event, Outbound, Reply
 from bot.core.runtime import Runtime
+from bot.store.dedupe import Claimed
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,8 @@ class Context:
     args: str = ""
     command_word: str = ""
     dispatcher: Dispatcher | None = None
+    delivery: Delivery = field(default_factory=Delivery)
+    claimed: Claimed | None = None  # set when the message was claimed before dispatch (recovery)
 
     async def send(self, *messages: Outbound) -> int:
         """Queue outbound messages through the outbox."""
@@ -157,6 +162,15 @@ class Router:
         return handler
 
 
+_CONTROLS = {c: None for c in range(32) if chr(c) not in "\n\t"} | {0x7F: None}
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without control characters (NUL, bell, vertical tab…), line breaks and tabs kept: a NUL fails
+    a PostgreSQL insert, and none of them means anything in a chat message."""
+    return text.translate(_CONTROLS)
+
+
 def normalise(text: str) -> str:
     """NFKC-normalise (full-width → half-width) and trim a message."""
     return unicodedata.normalize("NFKC", text).strip()
@@ -208,9 +222,17 @@ class Dispatcher:
         matches = difflib.get_close_matches(word.lower(), list(self._by_word), n=1, cutoff=0.5)
         return matches[0] if matches else None
 
-    async def dispatch(self, event: Event) -> Reply | None:
-        """Run the middleware chain and the handler; never raises for a user's input."""
-        context = Context(event=event, runtime=self.runtime, dispatcher=self)
+    async def dispatch(
+        self, event: Event, *, delivery: Delivery | None = None, claimed: Claimed | None = None
+    ) -> Reply | None:
+        """Run the middleware chain and the handler; never raises for a user's input. ``delivery`` is the
+        channel's inline-or-late decision for the answer; ``claimed``, a claim made before (recovery)."""
+        cleaned = strip_controls(event.text)
+        if cleaned != event.text:
+            event = dataclasses.replace(event, text=cleaned)
+        context = Context(
+            event=event, runtime=self.runtime, dispatcher=self, delivery=delivery or Delivery(), claimed=claimed
+        )
 
         async def run(index: int, ctx: Context) -> Reply | None:
             if index < len(self.middlewares):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class TargetKind(StrEnum):
@@ -44,6 +45,19 @@ class Event:
     def in_group(self) -> bool:
         """Whether the message was posted in a group chat."""
         return self.chat_id is not None
+
+    def to_record(self) -> dict[str, Any]:
+        """The event as JSON-ready data (the inbox keeps it until the message is done)."""
+        data = asdict(self)
+        data["received_at"] = self.received_at.isoformat()
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Event:
+        """The event ``to_record`` wrote."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["received_at"] = datetime.fromisoformat(str(fields["received_at"]))
+        return cls(**fields)
 
 
 @dataclass(slots=True, frozen=True)

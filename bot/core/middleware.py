@@ -1,4 +1,10 @@
-"""The dispatcher's middleware chain: error guard, deduplication, caller identification."""
+"""The dispatcher's middleware chain: exactly-once handling, error guard, rate limit, caller identification.
+
+``exactly_once`` claims a message (putting it on record, with its content) before anything acts on it, then
+runs everything inside in one unit of work that ends by marking the message done: its effects, its outbound
+messages, a late answer and the done mark commit together or not at all. ``guard_errors`` runs the handler in
+a savepoint, so a handler bug rolls back what the handler wrote and the apology is what gets recorded.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from bot.core.messages import Event, Reply
 from bot.core.runtime import Runtime
 from bot.settings import Settings
 from bot.store.dedupe import CLAIM_LEASE
+from bot.store.engine import current_unit, outside_unit, unit_of_work
 from bot.store.studios import MemberRole
 
 log = logging.getLogger(__name__)
@@ -30,25 +37,41 @@ class RetryLater(ServiceUnavailable):
     """A retried message whose first delivery is still being handled: the platform should retry later."""
 
 
+APOLOGY = "抱歉，处理您的消息时出错了，已记录，请稍后再试。"
+DATABASE_ERRORS = (OperationalError, PoolTimeoutError, OSError, DBAPIError)
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Whether a database error means "unavailable now" (retry later) rather than "this message fails"."""
+    if isinstance(exc, OperationalError | PoolTimeoutError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
 async def guard_errors(ctx: Context, call_next: Next) -> Reply | None:
-    """Turn a handler bug into a polite reply; turn a database outage into ``ServiceUnavailable``."""
+    """A handler bug rolls back what the handler wrote (the message's unit of work is discarded) and becomes
+    a polite reply, which is what gets recorded; a database outage becomes ``ServiceUnavailable``."""
     try:
         return await call_next(ctx)
     except ServiceUnavailable:
         raise
     except (OperationalError, PoolTimeoutError, OSError, DBAPIError) as exc:
-        if (
-            isinstance(exc, DBAPIError)
-            and not exc.connection_invalidated
-            and not isinstance(exc, OperationalError)
-        ):
+        if not _is_outage(exc):
             log.exception("database error while handling a message from %s", ctx.event.user_id)
-            return Reply("抱歉，处理您的消息时出错了，已记录，请稍后再试。")
+            await _discard_unit()
+            return Reply(APOLOGY)
         log.warning("database unavailable: %s", type(exc).__name__)
         raise ServiceUnavailable(str(exc)) from exc
     except Exception:
         log.exception("handler failed for a message from %s", ctx.event.user_id)
-        return Reply("抱歉，处理您的消息时出错了，已记录，请稍后再试。")
+        await _discard_unit()
+        return Reply(APOLOGY)
+
+
+async def _discard_unit() -> None:
+    unit = current_unit()
+    if unit is not None:
+        await unit.discard()
 
 
 def message_key(channel: str, msg_id: str) -> str:
@@ -61,24 +84,59 @@ def dedupe_key(event: Event) -> str | None:
     return message_key(event.channel, event.msg_id) if event.msg_id else None
 
 
-async def deduplicate(ctx: Context, call_next: Next) -> Reply | None:
-    """Act on a message id once, across retries, processes and restarts; a retry of an answered message gets
-    the same answer again (WeCom retries when the first answer did not reach it)."""
+class _ClaimLost(Exception):
+    """The message's claim was taken over while it was being handled: this handling must roll back."""
+
+
+async def exactly_once(ctx: Context, call_next: Next) -> Reply | None:
+    """Act on a message once, across retries, processes, restarts and crashes.
+
+    The claim puts the message on record (with its content) before the callback is answered; everything else
+    runs in one unit of work that ends with the "done" mark, so a retry either gets the recorded answer or
+    redoes the message from nothing. A retry of a message still being handled is asked to come back later.
+    """
+    runtime = ctx.runtime
+    store = runtime.store
     key = dedupe_key(ctx.event)
-    if key is None:
-        return await call_next(ctx)
-    store = ctx.runtime.store
-    claimed = await store.dedupe.claim(key, ctx.runtime.clock.now(), lease=CLAIM_LEASE)
-    if not claimed.new:
-        if not claimed.answered:
-            # still being handled (or its process died and the lease has not run out): WeCom must try again
-            log.info("retried message %s is still being handled; asking for a later retry", key)
-            raise RetryLater(key)
-        log.info("retried message %s: %s", key, "answered again" if claimed.reply else "dropped")
-        return Reply(claimed.reply) if claimed.reply else None
-    reply = await call_next(ctx)
-    await store.dedupe.answered(key, reply.text if reply is not None else "", ctx.runtime.clock.now())
-    return reply
+    try:
+        if key is None:  # no platform message id (the console): one transaction, no inbox
+            async with unit_of_work(store.engine):
+                return await call_next(ctx)
+        claimed = ctx.claimed
+        if claimed is None:
+            claimed = await store.dedupe.claim(
+                key, runtime.clock.now(), lease=CLAIM_LEASE, event=ctx.event.to_record()
+            )
+        if not claimed.new:
+            if not claimed.answered:
+                # still being handled (or its process died and the lease has not run out): WeCom must try again
+                log.info("retried message %s is still being handled; asking for a later retry", key)
+                raise RetryLater(key)
+            log.info("retried message %s: %s", key, "answered again" if claimed.reply else "dropped")
+            return Reply(claimed.reply) if claimed.reply else None
+        await runtime.warm(ctx.event)  # heavy preparation before the transaction holds a connection
+        try:
+            async with unit_of_work(store.engine):
+                reply = await call_next(ctx)
+                text = reply.text if reply is not None else ""
+                recorded = text
+                if text and not ctx.delivery.keep_inline():
+                    route = runtime.late_routes.get(ctx.event.channel)
+                    if route is not None:
+                        await route(ctx.event, text)
+                    recorded = ""  # went out late: a retry must not get it a second time
+                    reply = None
+                if not await store.dedupe.finish(key, claimed.owner, recorded, runtime.clock.now()):
+                    raise _ClaimLost(key)
+        except _ClaimLost:
+            log.warning("message %s was taken over while being handled here; this handling is rolled back", key)
+            return None
+        return reply
+    except DATABASE_ERRORS as exc:
+        if not _is_outage(exc):
+            raise
+        log.warning("database unavailable: %s", type(exc).__name__)
+        raise ServiceUnavailable(str(exc)) from exc
 
 
 async def resolve_caller(runtime: Runtime, user_id: str) -> Caller:
@@ -132,8 +190,11 @@ class Identify:
         return caller
 
     async def __call__(self, ctx: Context, call_next: Next) -> Reply | None:
-        ctx.caller = await self.caller(ctx.runtime, ctx.event.user_id)
-        await ctx.runtime.store.members.seen(ctx.event.user_id, ctx.runtime.clock.now())
+        # read on a connection of its own: the message's unit takes its connection only when the handler
+        # first needs it (on SQLite there is one, and a slow handler that needs none should not hold it)
+        ctx.caller = await outside_unit(lambda: self.caller(ctx.runtime, ctx.event.user_id))
+        # bookkeeping, written behind and in batches: it never fails or delays a message
+        ctx.runtime.store.members.seen(ctx.event.user_id, ctx.runtime.clock.now())
         return await call_next(ctx)
 
 
@@ -185,4 +246,4 @@ class RateLimiter:
 
 def default_middlewares(settings: Settings) -> list[Middleware]:
     """The standard chain, outermost first."""
-    return [guard_errors, deduplicate, RateLimiter(settings.rate_limit_per_min), Identify()]
+    return [exactly_once, RateLimiter(settings.rate_limit_per_min), Identify(), guard_errors]

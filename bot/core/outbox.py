@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from bot.core.messages import Outbound, Target, TargetKind
 from bot.store import Store
+from bot.store.engine import after_commit
 from bot.store.outbox import OutboxMessage, RateLimit, SendLogRepo
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class Outbox:
         ]
         added = await self._store.outbox.add(rows)
         if added:
-            self.wakeup.set()
+            after_commit(self.wakeup.set)  # inside a message's unit of work the rows are visible only then
         return added
 
     async def notify_user(self, user_id: str, text: str, *, dedupe_key: str | None = None) -> int:

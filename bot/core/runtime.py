@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.core.clock import Clock
+from bot.core.delivery import LateRoute
+from bot.core.messages import Event
 from bot.core.outbox import Outbox
 from bot.settings import Settings
 from bot.store import Store
 
 T = TypeVar("T")
-
-
-
-
-
-
 
 
 @dataclass(slots=True)
@@ -29,6 +26,10 @@ class Runtime:
     clock: Clock
     outbox: Outbox
     features: dict[type, Any] = field(default_factory=dict)
+    # per channel: how an answer that missed the callback's deadline reaches its sender (see core.delivery)
+    late_routes: dict[str, LateRoute] = field(default_factory=dict)
+    # heavy, side-effect-free preparation run before a message's transaction opens (e.g. embedding its text)
+    warmers: list[Callable[[Event], Awaitable[None]]] = field(default_factory=list)
 
     def add_feature(self, service: Any) -> None:
         """Register a feature service (e.g. the problem tracker) under its class."""
@@ -40,6 +41,14 @@ class Runtime:
             return self.features[cls]
         except KeyError:
             raise LookupError(f"feature {cls.__name__} is not registered") from None
+
+    async def warm(self, event: Event) -> None:
+        """Run the warmers for ``event`` (failures only cost speed)."""
+        for warmer in self.warmers:
+            try:
+                await warmer(event)
+            except Exception:  # a warmer only saves time later; the handler does the work anyway
+                continue
 
     def local_now(self) -> datetime:
         """The current time in the configured time zone."""

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.core.dispatcher import Caller, Context, Role, Router, UsageError, UserError
+from bot.core.dispatcher import Caller, Context, Role, Router, UsageError, UserError, split_command
+from bot.core.messages import Event
 from bot.core.middleware import dedupe_key
 from bot.core.runtime import Runtime
 from bot.routing import Judgement
@@ -157,6 +159,8 @@ async def _log(ctx: Context, text: str) -> str:
 
 # -- logging ---------------------------------------------------------------------------------------
 
+ASK_WORDS = ("ask", "提问")
+
 
 @router.command(
     "ask",
@@ -198,6 +202,24 @@ async def handle_message(ctx: Context) -> str | None:
             f"正在跟进，没有重复登记。查看进展：/问题 {earlier.id}；确实是新问题请发送 /提问 问题内容。"
         )
     return await _log(ctx, text)
+
+
+def _warmer(service: ProblemService) -> Callable[[Event], Awaitable[None]]:
+    async def warm(event: Event) -> None:
+        """Before a message's transaction: embed its text (a problem, most likely) in a worker thread, so
+        the handler finds the vector cached and holds its database connection only for database work."""
+        text = event.text.strip()
+        parsed = split_command(text)
+        if parsed is not None:  # only a problem is embedded: plain text, or the ask command's text
+            word, text = parsed
+            if word not in ASK_WORDS:
+                return
+        if not text or len(text) > MAX_TEXT:
+            return
+        index = await service.index()
+        await asyncio.to_thread(index.prepare, text)
+
+    return warm
 
 
 async def _who_can_help(ctx: Context, text: str) -> str:
@@ -543,6 +565,7 @@ async def setup(bot: BotApp) -> None:
     if ProblemService not in bot.runtime.features:
         bot.runtime.add_feature(ProblemService(bot.runtime))
     await bot.runtime.feature(ProblemService).index()
+    bot.runtime.warmers.append(_warmer(bot.runtime.feature(ProblemService)))
     bot.add_router(router)
     tz = bot.settings.tz
     bot.jobs.add(

@@ -42,6 +42,7 @@ class Store:
         """Finish writes still queued, then dispose of the engine's connections."""
         try:
             await self.dedupe.flush()
+            await self.members.flush()
         finally:
             await self.engine.dispose()
 

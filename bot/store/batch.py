@@ -9,6 +9,7 @@ go together in the next batch, so a lone caller waits for nothing but its own wr
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
@@ -51,7 +52,10 @@ class Coalescer(Generic[ItemT, ResultT]):
 
     def _kick(self) -> None:
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._drain(), name="group-commit")
+            # a context of its own: a batch serves many messages and must not join any one's unit of work
+            self._task = asyncio.get_running_loop().create_task(
+                self._drain(), name="group-commit", context=contextvars.Context()
+            )
 
     async def _drain(self) -> None:
         try:

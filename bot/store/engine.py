@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = logging.getLogger(__name__)
@@ -23,7 +27,7 @@ _MIGRATION_LOCK_ID = 7_310_001
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create the async engine; SQLite gets WAL, a busy timeout and foreign keys, and its folder is created."""
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}  # user text never lands in error logs
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -39,6 +43,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # the driver's own transaction handling cannot nest (SAVEPOINT): SQLAlchemy emits BEGIN itself
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -46,12 +52,195 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN")
+
     return engine
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """A session factory whose objects stay usable after commit."""
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+# --- one transaction per message ------------------------------------------------------------------------
+
+_unit: ContextVar[Unit | None] = ContextVar("unit_of_work", default=None)
+
+
+class Unit:
+    """The transaction a message is handled in: every repository write made while it is open joins it
+    (as a savepoint), so the message's effects, its outbound messages and its "done" mark commit together.
+
+    The connection is taken at the first database access, not when the unit opens: work that needs none
+    (waiting, computing) holds no connection — on SQLite there is only one."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        # only the task that opened the unit works in it: callbacks and tasks that inherit a copy of its
+        # context (a scheduler wake-up armed by a handler, a task it spawned) run on connections of their own
+        self.task = asyncio.current_task()
+        self.closed = False
+        self.after_commit: list[Callable[[], None]] = []
+        self.after_rollback: list[Callable[[], None]] = []
+        self._connection: AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    async def connection(self) -> AsyncConnection:
+        """The unit's connection, in its transaction (taken now if not yet)."""
+        if self._connection is None:
+            async with self._lock:
+                if self._connection is None:
+                    connection = await self.engine.connect()
+                    try:
+                        await connection.begin()
+                    except BaseException:
+                        await connection.close()
+                        raise
+                    self._connection = connection
+        return self._connection
+
+    async def discard(self) -> None:
+        """Roll back everything written in the unit so far (a handler failed); the unit stays open and takes
+        a fresh connection at its next database access."""
+        try:
+            await self._end(commit=False, final=False)
+        finally:
+            self.after_commit.clear()
+            _run(self.after_rollback)
+            self.after_rollback.clear()
+
+    async def _end(self, *, commit: bool, final: bool = True) -> None:
+        self.closed = self.closed or final
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if commit:
+                await connection.commit()
+            else:
+                await connection.rollback()
+        finally:
+            await connection.close()
+
+
+def current_unit() -> Unit | None:
+    """The unit of work open in this task, if any."""
+    unit = _unit.get()
+    if unit is None or unit.closed or unit.task is not asyncio.current_task():
+        return None
+    return unit
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the current unit commits (at once when there is none), e.g. to wake a worker
+    only when what it should see is visible."""
+    unit = current_unit()
+    if unit is None:
+        callback()
+    else:
+        unit.after_commit.append(callback)
+
+
+def after_rollback(callback: Callable[[], None]) -> None:
+    """Run ``callback`` if the current unit is rolled back (never when there is none): undo in-memory state
+    that was changed together with the database."""
+    unit = current_unit()
+    if unit is not None:
+        unit.after_rollback.append(callback)
+
+
+@asynccontextmanager
+async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[Unit]:
+    """Open one transaction for this task and everything it awaits; commit when the block ends, roll back
+    if it raises. Nested use joins the outer unit."""
+    outer = current_unit()
+    if outer is not None:
+        yield outer
+        return
+    unit = Unit(engine)
+    token = _unit.set(unit)
+    try:
+        try:
+            yield unit
+        finally:
+            _unit.reset(token)
+    except BaseException:
+        try:
+            await unit._end(commit=False)
+        finally:
+            _run(unit.after_rollback)
+        raise
+    try:
+        await unit._end(commit=True)
+    except BaseException:
+        _run(unit.after_rollback)
+        raise
+    _run(unit.after_commit)
+
+
+def _run(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("a unit-of-work hook failed")
+
+
+def outside_unit(coroutine: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+    """Await ``coroutine()`` on connections of its own even inside a unit (bookkeeping that must not fail or
+    wait for the message's transaction)."""
+
+    async def run() -> Any:
+        token = _unit.set(None)
+        try:
+            return await coroutine()
+        finally:
+            _unit.reset(token)
+
+    return run()
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction: the current unit's (in a savepoint), or a new one committed at the end."""
+    unit = current_unit()
+    if unit is None:
+        async with engine.begin() as connection:
+            yield connection
+        return
+    connection = await unit.connection()
+    async with connection.begin_nested():
+        yield connection
+
+
+class Sessions:
+    """The session factory repositories use (``async with sessions() as session``): inside a unit of work a
+    session joins its transaction (its ``begin``/``commit`` become a savepoint), outside it is an ordinary
+    session of its own."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.kw: dict[str, Any] = {"bind": engine}
+        self._plain = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+    def __call__(self) -> AbstractAsyncContextManager[AsyncSession]:
+        unit = current_unit()
+        if unit is None:
+            return self._plain()
+        return _joined(unit)
+
+
+@asynccontextmanager
+async def _joined(unit: Unit) -> AsyncIterator[AsyncSession]:
+    session = AsyncSession(
+        bind=await unit.connection(), join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+def session_factory(engine: AsyncEngine) -> Sessions:
+    """The repositories' session factory; objects stay usable after commit."""
+    return Sessions(engine)
 
 
 def alembic_config() -> Config:
@@ -87,5 +276,3 @@ async def current_revisions(engine: AsyncEngine) -> set[str]:
     async with engine.connect() as conn:
         return await conn.run_sync(_current)
 
-
-Sessions = async_sessionmaker[AsyncSession]

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, col, select
 
-from bot.store.engine import Sessions
+from bot.store.engine import Sessions, transaction
 from bot.store.types import UTCDateTime, utcnow
 
 
@@ -83,7 +83,7 @@ class OutboxRepo:
         engine = self._sessions.kw["bind"]
         insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
         statement = insert(table).on_conflict_do_nothing().returning(table.c.id)
-        async with engine.begin() as conn:  # executemany, sent as one multi-row statement ("insertmanyvalues")
+        async with transaction(engine) as conn:  # executemany, sent as one multi-row statement ("insertmanyvalues")
             return len((await conn.execute(statement, rows)).all())
 
     async def claim_due(

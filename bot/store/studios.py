@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Column, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, col, select
 
+from bot.store.batch import Coalescer
 from bot.store.engine import Sessions
 from bot.store.types import UTCDateTime, utcnow
 
@@ -228,27 +232,53 @@ class MemberRepo:
         self._sessions = sessions
         self._roles = roles or Generation()
         self._seen: dict[str, datetime] = {}
+        self._writes: Coalescer[tuple[str, datetime], None] = Coalescer(self._seen_batch)
 
     async def get(self, user_id: str) -> Member | None:
         """One member by user id."""
         async with self._sessions() as session:
             return await session.get(Member, user_id)
 
-    async def seen(self, user_id: str, at: datetime) -> None:
-        """Record that a user wrote to the bot (at most every few minutes per user and process: it is a
-        last-seen date, not a message log, and a burst of messages must not cost a write each)."""
+    def seen(self, user_id: str, at: datetime) -> None:
+        """Record, behind the message and in batches, that a user wrote to the bot (at most every few minutes
+        per user and process: it is a last-seen date, not a message log). Never fails or delays a message."""
         last = self._seen.get(user_id)
         if last is not None and timedelta(0) <= at - last < SEEN_PRECISION:
             return
         if len(self._seen) > 50_000:
             self._seen.clear()
         self._seen[user_id] = at
-        async with self._sessions() as session, session.begin():
-            member = await session.get(Member, user_id)
-            if member is None:
-                session.add(Member(user_id=user_id, first_seen_at=at, last_seen_at=at))
-            else:
-                member.last_seen_at = at
+        self._writes.submit_nowait((user_id, at))
+
+    async def record_seen(self, user_id: str, at: datetime) -> None:
+        """``seen``, waiting for the write (and raising its error)."""
+        self._seen[user_id] = at
+        await self._writes.submit((user_id, at))
+
+    async def flush(self) -> None:
+        """Wait for last-seen writes still queued."""
+        await self._writes.flush()
+
+    async def _seen_batch(self, items: Sequence[tuple[str, datetime]]) -> list[None]:
+        # one upsert for the batch: two first messages of a new user at two processes cannot collide
+        latest: dict[str, datetime] = {}
+        for user_id, at in items:
+            latest[user_id] = max(at, latest.get(user_id, at))
+        table = Member.__table__  # type: ignore[attr-defined]
+        engine = self._sessions.kw["bind"]
+        insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
+        statement = insert(table).values(
+            [
+                {"user_id": u, "role": MemberRole.MEMBER.value, "first_seen_at": at, "last_seen_at": at}
+                for u, at in latest.items()
+            ]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["user_id"], set_={"last_seen_at": statement.excluded.last_seen_at}
+        )
+        async with engine.begin() as conn:
+            await conn.execute(statement)
+        return [None] * len(items)
 
     async def grant(self, user_id: str, role: str, *, alliance_id: str | None = None) -> Member:
         """Grant a role (e.g. union staff as alliance lead)."""

@@ -144,15 +144,46 @@ class AibotStreamRepo:
         return None
 
     async def finish(
-        self, stream_id: str, content: str, now: datetime, *, delivered_via: str | None = None
+        self,
+        stream_id: str,
+        content: str,
+        now: datetime,
+        *,
+        delivered_via: str | None = None,
+        msg_id: str | None = None,
+        response_url: str | None = None,
     ) -> None:
-        """Store a stream's final content."""
+        """Store a stream's final content; with ``msg_id``, a stream not on record yet (its "later" answer is
+        still being written, or was lost with a crashed process) is recorded finished."""
         async with self._sessions() as session, session.begin():
-            await session.exec(
+            result = await session.exec(
                 update(AibotStream)
                 .where(col(AibotStream.stream_id) == stream_id)
                 .values(content=content, finished=True, finished_at=now, delivered_via=delivered_via)
             )
+            if result.rowcount or msg_id is None:
+                return
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(
+                    AibotStream(
+                        stream_id=stream_id,
+                        msg_id=msg_id,
+                        response_url=response_url,
+                        content=content,
+                        finished=True,
+                        created_at=now,
+                        finished_at=now,
+                        delivered_via=delivered_via,
+                    )
+                )
+        except IntegrityError:  # recorded meanwhile by the channel's "later" answer: fill it in
+            async with self._sessions() as session, session.begin():
+                await session.exec(
+                    update(AibotStream)
+                    .where(col(AibotStream.stream_id) == stream_id)
+                    .values(content=content, finished=True, finished_at=now, delivered_via=delivered_via)
+                )
 
     async def get(self, stream_id: str) -> AibotStream | None:
         """One stream by id."""

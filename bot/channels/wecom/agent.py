@@ -13,24 +13,24 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from aiohttp import web
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from bot.app import BotApp
 from bot.channels.wecom.callback import (
     DATABASE_DOWN,
     REPLY_WAIT,
     Background,
-    Late,
-    bounded,
+    Later,
+    handle_within,
     read_body,
     rejection,
-    settle,
     unavailable,
     verify_url,
 )
 from bot.channels.wecom.crypto import CallbackCrypto, CallbackRejected
 from bot.channels.wecom.senders import TEXT_BYTES, clip
-from bot.core.messages import Event, Reply
-from bot.core.middleware import message_key
+from bot.core.messages import Event
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,12 @@ UNSUPPORTED = "抱歉，我目前只能处理文字消息，请用文字描述�
 def parse_xml(data: bytes | str) -> dict[str, str]:
     """The child elements of an XML document's root as a dict; 400 when it is not plain, well-formed XML."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    if b"<!DOCTYPE" in raw.upper() or b"<!ENTITY" in raw.upper():
-        raise CallbackRejected(400, "XML with a DTD")  # no entity expansion tricks
     try:
-        root = ET.fromstring(raw)
-    except ET.ParseError:
-        raise CallbackRejected(400, "malformed XML") from None
+        # a hardened parser: no DTD, no entities, whatever the document's encoding (a UTF-16 envelope
+        # hides "<!DOCTYPE" from a byte search)
+        root = defused_fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (ET.ParseError, DefusedXmlException, ValueError, RecursionError):
+        raise CallbackRejected(400, "malformed XML or XML with a DTD") from None
     return {child.tag: (child.text or "") for child in root}
 
 
@@ -98,6 +98,7 @@ class AppChannel:
         self.crypto = crypto
         self.background = Background(bot)
         self.reply_wait = REPLY_WAIT
+        bot.runtime.late_routes[CHANNEL] = self._deliver_late
 
     async def idle(self) -> None:
         """Wait until late answers have been handled (tests, shutdown)."""
@@ -149,21 +150,13 @@ class AppChannel:
             received_at=self.bot.clock.now(),
             msg_id=message.dedupe_id,
         )
-        outcome = await self.background.within(
-            self.bot.handle(event), self.reply_wait, name=f"app:{message.dedupe_id}"
+        outcome = await handle_within(
+            self.background, self.bot, event, self.reply_wait, name=f"app:{message.dedupe_id}"
         )
-        if isinstance(outcome, Late):
-            # answered "later": a retry must neither run the handler again nor get the late result twice
-            await bounded(
-                self.background,
-                self.bot.store.dedupe.answered(message_key(CHANNEL, message.dedupe_id), "", event.received_at),
-                what=f"app-answered:{message.dedupe_id}",
-            )
-            self.background.spawn(
-                settle(outcome.task, lambda reply: self._deliver_late(message, reply), what="app"),
-                name=f"app-late:{message.dedupe_id}",
-            )
-            return web.Response(text="")  # an empty body: "no passive reply", WeCom does not retry
+        if isinstance(outcome, Later):
+            # the answer goes out through message/send when ready (``_deliver_late``, in the handler's
+            # transaction); an empty body means "no passive reply", and WeCom does not retry
+            return web.Response(text="")
         if outcome is None or not outcome.text:
             return web.Response(text="")
         return self._reply(message, outcome.text)
@@ -177,12 +170,9 @@ class AppChannel:
             return message.event_key  # a menu button whose key is a command
         return None
 
-    async def _deliver_late(self, message: AppMessage, reply: Reply | None) -> None:
-        if reply is None or not reply.text:
-            return
-        await self.bot.runtime.outbox.notify_user(
-            message.from_user, reply.text, dedupe_key=f"app:{message.dedupe_id}"
-        )
+    async def _deliver_late(self, event: Event, text: str) -> None:
+        """The late route: the answer as a personal message (queued in the message's unit of work)."""
+        await self.bot.runtime.outbox.notify_user(event.user_id, text, dedupe_key=f"app:{event.msg_id}")
 
     def _reply(self, message: AppMessage, text: str) -> web.Response:
         timestamp = str(int(self.bot.clock.now().timestamp()))

@@ -25,18 +25,17 @@ from bot.channels.wecom.callback import (
     DATABASE_DOWN,
     REPLY_WAIT,
     Background,
-    Late,
-    bounded,
+    Later,
+    handle_within,
     read_body,
     rejection,
-    settle,
     unavailable,
     verify_url,
 )
 from bot.channels.wecom.crypto import CallbackCrypto, CallbackRejected
 from bot.channels.wecom.senders import RESPONSE_URL_BYTES, clip
 from bot.core.messages import Event, Outbound, Target, TargetKind
-from bot.core.middleware import message_key
+from bot.core.middleware import RetryLater
 from bot.store.wecom import AibotStream, AibotStreamRepo, StreamDelivery
 
 log = logging.getLogger(__name__)
@@ -141,6 +140,7 @@ class AibotChannel:
         self.reply_wait = REPLY_WAIT
         # how long a late answer waits for a stream poll before it goes out through response_url
         self.stream_grace = 20.0
+        bot.runtime.late_routes[CHANNEL] = self._deliver_late
 
     async def idle(self) -> None:
         """Wait until late answers have been handled (tests, shutdown)."""
@@ -187,71 +187,66 @@ class AibotChannel:
         stream_id = stream_id_for(message.msg_id)
         if message.msg_type not in ("text", "mixed", "voice") or not message.text.strip():
             return self._stream(stream_id, UNSUPPORTED, finish=True)
-        outcome = await self.background.within(
-            self._answer(message, stream_id), self.reply_wait, name=f"aibot:{stream_id}"
-        )
-        if isinstance(outcome, Late):
-            # Only a late answer needs a stream on record: WeCom polls it (perhaps at another process) until
-            # the answer is stored there.
-            # answered "later": a retry must neither run the handler again nor get the late result twice
-            await bounded(self.background, self._answered_later(message, stream_id), what=f"aibot-later:{stream_id}")
-            self.background.spawn(
-                settle(outcome.task, lambda answer: self._deliver_late(message, answer), what="aibot"),
-                name=f"aibot-late:{stream_id}",
-            )
-            return self._stream(stream_id, PLACEHOLDER, finish=False)
-        if outcome.retry_of is not None:
-            return await self._stream_state(outcome.retry_of)
-        if not outcome.text:
-            return web.Response(text="")
-        return self._stream(stream_id, outcome.text, finish=True)
-
-    async def _answer(self, message: AibotMessage, stream_id: str) -> _Answer:
-        bot = self.bot
         event = Event(
             channel=CHANNEL,
             user_id=message.user_id,
             text=strip_mentions(message.text),
-            received_at=bot.clock.now(),
+            received_at=self.bot.clock.now(),
             chat_id=message.chat_id,
             msg_id=message.msg_id,
             response_url=message.response_url,
         )
-        # A retry of an answered message gets its answer again from the dispatcher's deduplication; a retry
-        # of one still being handled gets None, and is answered from its stream if it has one.
-        reply = await bot.handle(event)
-        if reply is None:
+        try:
+            outcome = await handle_within(
+                self.background,
+                self.bot,
+                event,
+                self.reply_wait,
+                name=f"aibot:{stream_id}",
+                on_later=lambda: self._stream_started(message, stream_id),
+            )
+        except RetryLater:
+            # a retry while the first delivery is still being handled: if that one was answered "later",
+            # its stream is on record and answers this one too; otherwise WeCom must try again (503)
+            existing = await self.streams.get(stream_id)
+            if existing is None:
+                raise
+            return await self._stream_state(existing)
+        if isinstance(outcome, Later):
+            # Only a late answer needs a stream on record (``on_later``): WeCom polls it (perhaps at another
+            # process) until the answer, queued by ``_deliver_late`` in the handler's transaction, is there.
+            return self._stream(stream_id, PLACEHOLDER, finish=False)
+        if outcome is None or not outcome.text:
+            # a retry of a message answered late (or answered with nothing): answer from its stream, if any
             existing = await self.streams.get(stream_id)
             if existing is not None:
                 log.info("aibot message retried; answering from its stream")
-                return _Answer("", retry_of=existing)
-            return _Answer("")
-        return _Answer(reply.text)
+                return await self._stream_state(existing)
+            return web.Response(text="")
+        return self._stream(stream_id, outcome.text, finish=True)
 
-    async def _answered_later(self, message: AibotMessage, stream_id: str) -> None:
-        now = self.bot.clock.now()
+    async def _stream_started(self, message: AibotMessage, stream_id: str) -> None:
         await self.streams.start(
-            stream_id=stream_id, msg_id=message.msg_id, response_url=message.response_url, now=now
+            stream_id=stream_id, msg_id=message.msg_id, response_url=message.response_url, now=self.bot.clock.now()
         )
-        await self.bot.store.dedupe.answered(message_key(CHANNEL, message.msg_id), "", now)
 
-    async def _deliver_late(self, message: AibotMessage, answer: _Answer) -> None:
-        if answer.retry_of is not None:
+    async def _deliver_late(self, event: Event, text: str) -> None:
+        """The late route (in the message's unit of work): the answer goes into the message's stream, which
+        WeCom's polls collect; the response URL is the fallback, held back a little. Whichever claims the
+        stream first delivers it (``AibotStreamRepo.claim_delivery``)."""
+        assert event.msg_id is not None
+        stream_id = stream_id_for(event.msg_id)
+        now = self.bot.clock.now()
+        await self.streams.finish(stream_id, text, now, msg_id=event.msg_id, response_url=event.response_url)
+        if not event.response_url:
             return
-        stream_id = stream_id_for(message.msg_id)
-        await self.streams.finish(stream_id, answer.text, self.bot.clock.now())
-        if not answer.text or not message.response_url:
-            return
-        # The stream poll usually collects the answer; the response URL is the fallback, held back a little.
-        # Whichever claims the stream first delivers it (``AibotStreamRepo.claim_delivery``).
-        not_before = self.bot.clock.now() + timedelta(seconds=self.stream_grace)
         await self.bot.runtime.outbox.send(
             Outbound(
-                Target(TargetKind.RESPONSE_URL, message.response_url),
-                answer.text,
-                dedupe_key=f"aibot:{message.msg_id}",
+                Target(TargetKind.RESPONSE_URL, event.response_url),
+                text,
+                dedupe_key=f"aibot:{event.msg_id}",
             ),
-            not_before=not_before,
+            not_before=now + timedelta(seconds=self.stream_grace),
         )
 
     async def _poll(self, message: AibotMessage) -> web.Response:
@@ -293,7 +288,7 @@ class AibotChannel:
 def _envelope(body: bytes) -> str:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise CallbackRejected(400, "body is not JSON") from None
     encrypt = data.get("encrypt") if isinstance(data, dict) else None
     if not isinstance(encrypt, str) or not encrypt:

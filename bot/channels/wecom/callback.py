@@ -1,7 +1,8 @@
 """What both WeCom callback channels share: reading and rejecting requests, URL verification, the deadline.
 
 Every callback is answered within WeCom's 5 s: the handler runs as a tracked background task and the request
-waits for it at most ``reply_wait`` seconds; a slower answer is delivered later by the channel. Bad input is
+waits for it at most ``reply_wait`` seconds; a slower answer is delivered later through the channel's late
+route, queued in the handler's own transaction (``handle_within``, ``bot.core.delivery``). Bad input is
 answered 400/403/413 and never reaches a handler; a database outage is answered 503 so that WeCom retries.
 """
 
@@ -19,13 +20,16 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from bot.app import BotApp
 from bot.channels.wecom.crypto import CallbackCrypto, CallbackRejected
-from bot.core.middleware import ServiceUnavailable
+from bot.core.delivery import Delivery
+from bot.core.messages import Event, Reply
+from bot.core.middleware import ServiceUnavailable, message_key
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 MAX_BODY = 64 * 1024
+BODY_TIMEOUT = 10.0  # seconds to receive a callback's body (WeCom sends it at once; a trickle is an attack)
 # How long a callback waits for its handler before answering "later"; WeCom allows 5 s in all, and the rest is
 # left for reading, decrypting and answering under load.
 REPLY_WAIT = 3.0
@@ -54,21 +58,17 @@ async def _captured(work: Coroutine[Any, Any, T]) -> Captured[T]:
         return Captured(error=exc)
 
 
-@dataclass(slots=True, frozen=True)
-class Late(Generic[T]):
-    """The handler did not finish within the wait; ``task`` is still running (tracked by the bot)."""
-
-    task: asyncio.Task[Captured[T]]
-
-
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     """The request body; 413 when it is larger than ``limit``."""
     if request.content_length is not None and request.content_length > limit:
         raise CallbackRejected(413, "body too large")
     try:
-        body = await request.read()
+        async with asyncio.timeout(BODY_TIMEOUT):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise CallbackRejected(413, "body too large") from None
+    except TimeoutError:
+        raise CallbackRejected(408, "body not received in time") from None
     if len(body) > limit:
         raise CallbackRejected(413, "body too large")
     return body
@@ -77,7 +77,7 @@ async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
 def rejection(channel: str, request: web.Request, exc: CallbackRejected) -> web.Response:
     """The answer to a rejected callback (plain text, no detail an attacker could use)."""
     log.warning("%s callback rejected (%d): %s, from %s", channel, exc.status, exc.reason, request.remote)
-    texts = {400: "bad request", 403: "forbidden", 413: "request entity too large"}
+    texts = {400: "bad request", 403: "forbidden", 408: "request timeout", 413: "request entity too large"}
     return web.Response(status=exc.status, text=texts.get(exc.status, "rejected"))
 
 
@@ -124,22 +124,64 @@ class Background:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def within(self, work: Coroutine[Any, Any, T], wait: float, *, name: str) -> T | Late[T]:
-        """Run ``work`` in the background; its result if it finishes within ``wait`` s, else ``Late``.
-
-        An exception from work that finished in time is raised here (``ServiceUnavailable`` → the caller
-        answers 503); a late one reaches ``settle``. Either way the bot does not log it as a crashed task.
-        """
-        task = self.spawn(_captured(work), name=name)
-        done, _ = await asyncio.wait({task}, timeout=wait)
-        if task in done:
-            return task.result().unwrap()
-        return Late(task)
-
     async def idle(self, within: float = 30.0) -> None:
         """Wait until the channel's background work (late answers) is done."""
         while self._tasks:
             await asyncio.wait(set(self._tasks), timeout=within)
+
+
+@dataclass(slots=True, frozen=True)
+class Later:
+    """The handler missed the wait: its answer goes out through the channel's late route, queued in the same
+    transaction as the message's effects (``bot.core.delivery``)."""
+
+    task: asyncio.Task[Captured[Reply | None]]
+
+
+async def handle_within(
+    background: Background,
+    bot: BotApp,
+    event: Event,
+    wait: float,
+    *,
+    name: str,
+    on_later: Callable[[], Awaitable[None]] | None = None,
+) -> Reply | Later | None:
+    """Dispatch ``event``; its reply if the handler finishes within ``wait`` s, else ``Later``.
+
+    When the wait ends just as the handler has settled on answering inline (its commit is under way), the
+    commit is given ``LATE_WRITE_BUDGET`` more; if it is still not done the callback is answered 503 and
+    WeCom's retry gets the recorded answer. Answering "later" is recorded in the inbox (a retry then waits
+    for this handler instead of taking the message over), together with the channel's ``on_later`` writes,
+    within ``LATE_WRITE_BUDGET``.
+    """
+    delivery = Delivery()
+    task = background.spawn(_captured(bot.handle(event, delivery=delivery)), name=name)
+    done, _ = await asyncio.wait({task}, timeout=wait)
+    if task not in done:
+        if delivery.give_up_waiting():
+            background.spawn(_report_late(task, name), name=f"{name}:late")
+            await bounded(background, _answered_later(bot, event, on_later), what=f"{name}:later")
+            return Later(task)
+        done, _ = await asyncio.wait({task}, timeout=LATE_WRITE_BUDGET)
+        if task not in done:
+            raise ServiceUnavailable("the answer's commit is still under way")
+    return task.result().unwrap()
+
+
+async def _answered_later(bot: BotApp, event: Event, on_later: Callable[[], Awaitable[None]] | None) -> None:
+    if event.msg_id:
+        await bot.store.dedupe.acknowledged(message_key(event.channel, event.msg_id), bot.clock.now())
+    if on_later is not None:
+        await on_later()
+
+
+async def _report_late(task: asyncio.Task[Captured[Reply | None]], name: str) -> None:
+    outcome = await task
+    if isinstance(outcome.error, DATABASE_DOWN):
+        log.warning("%s: database unavailable while finishing a late answer; the recovery worker will finish it", name)
+    elif outcome.error is not None:
+        log.error("%s: late answer failed", name, exc_info=outcome.error)
 
 
 # How long a channel waits for the writes behind a "later" answer before answering anyway (the writes carry on
@@ -158,16 +200,3 @@ async def _quietly(work: Coroutine[Any, Any, Any], what: str) -> None:
         await work
     except DATABASE_DOWN:
         log.warning("%s: database unavailable", what)
-
-
-async def settle(
-    task: asyncio.Task[Captured[T]], on_done: Callable[[T], Awaitable[None]], *, what: str
-) -> None:
-    """Wait for a late handler and pass its result on; failures are logged (the request was answered)."""
-    try:
-        result = (await task).unwrap()
-        await on_done(result)
-    except DATABASE_DOWN:
-        log.warning("%s: database unavailable while finishing a late answer", what)
-    except Exception:
-        log.exception("%s: late answer failed", what)
