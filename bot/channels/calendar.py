@@ -66,7 +66,8 @@ async def handle_activity_calendar(request: web.Request) -> web.Response:
     bot = request.app[BOT_KEY]
     raw = request.match_info["id"]
     service = bot.runtime.feature(ActivityService)
-    activity = await service.repo.get(int(raw)) if raw.isdigit() else None
+    valid = raw.isascii() and raw.isdigit() and len(raw) <= 9  # larger ids overflow the database's integers
+    activity = await service.repo.get(int(raw)) if valid else None
     if activity is None:
         raise web.HTTPNotFound(text="没有这个活动")
     names = {a.id: a.name for a in await bot.store.alliances.all()}

@@ -24,7 +24,8 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     bot = await BotApp.create(settings)
     app = build_web_app(bot)
-    runner = web.AppRunner(app, access_log=None)
+    # keep-alive connections idle for 15 s are closed (the proxy in front bounds header and body reads)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=15.0)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -143,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from bot.core.logs import install_repeat_filter
+
+    install_repeat_filter()  # a flood of one line (1,100 slow clients) is summarised, not written out
     if not args.verbose:
         logging.getLogger("bot").setLevel(logging.INFO)
         for noisy in ("jieba", "apscheduler", "aiosqlite", "alembic"):

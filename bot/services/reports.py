@@ -13,6 +13,7 @@ showing empty boxes, and the report still succeeds.
 from __future__ import annotations
 
 import logging
+import re
 import statistics
 import warnings
 from collections import Counter, defaultdict
@@ -517,8 +518,28 @@ def write_workbook(report: YearReport, path: Path) -> Path:
         for cell in ws[1]:
             cell.font = bold
     path.parent.mkdir(parents=True, exist_ok=True)
+    _no_formulas(book)
     book.save(path)
     return path
+
+
+def _no_formulas(book: Any) -> None:
+    """Every cell as data: the workbook holds no formula of its own, so a text that openpyxl would take for
+    one (a title or an award name starting with ``=``, e.g. ``=HYPERLINK(…)``) is written as the text it is."""
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if cell.data_type == "f":
+                    cell.data_type = "s"
+
+
+_UNSAFE_NAME = re.compile(r"[^\w.-]|^\.+")
+
+
+def report_file_name(year: int, scope: str | None) -> str:
+    """The workbook's file name; a roster id in it cannot name another directory (``../``, ``/``, ``\\``)."""
+    suffix = "-" + _UNSAFE_NAME.sub("_", scope) if scope else ""
+    return f"联盟年度报告-{year}{suffix}.xlsx"
 
 
 # -- the charts ------------------------------------------------------------------------------------
@@ -684,6 +705,5 @@ def write_charts(
 
 def write_report(report: YearReport, out: Path, *, use_cjk: bool = True) -> tuple[Path, list[Path]]:
     """The workbook ``联盟年度报告-YEAR[-ALLIANCE].xlsx`` and the charts, in ``out``."""
-    suffix = f"-{report.scope}" if report.scope else ""
-    workbook = write_workbook(report, out / f"联盟年度报告-{report.year}{suffix}.xlsx")
+    workbook = write_workbook(report, out / report_file_name(report.year, report.scope))
     return workbook, write_charts(report, out, use_cjk=use_cjk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -55,6 +56,16 @@ class Announce(_Strict):
     appchats: list[NonEmpty] = Field(default_factory=list)
 
 
+_ID = re.compile(r"^\w[\w.-]{0,63}$")
+
+
+def _check_id(value: str) -> str:
+    """Ids name files and URLs (``/calendar/ID.ics``, the report's file name): letters, digits, ``_ . -``."""
+    if not _ID.match(value) or ".." in value:
+        raise ValueError("编号 id 只能由字母、数字、汉字和 _ . - 组成（最长 64 个字符），例如 tunnel、T1")
+    return value
+
+
 class AllianceEntry(_Strict):
     """An alliance in the roster."""
 
@@ -63,6 +74,11 @@ class AllianceEntry(_Strict):
     lead: Person | None = None
     lead_since: date | None = None
     announce: Announce = Field(default_factory=Announce)
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        return _check_id(value)
 
 
 class StudioEntry(_Strict):
@@ -77,6 +93,11 @@ class StudioEntry(_Strict):
     lead: Person
     expertise: list[NonEmpty] = Field(min_length=1)
     description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        return _check_id(value)
 
     @field_validator("type")
     @classmethod

@@ -4,8 +4,10 @@ and AI-bot response URLs. Each declares the platform's rate limits; the outbox w
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.channels.wecom.client import WeComClient, WeComError, mask
 from bot.core.messages import Target
@@ -24,6 +26,21 @@ WEBHOOK_LIMITS = (RateLimit(20, 60),)
 TEXT_BYTES = 2048  # text messages
 MARKDOWN_BYTES = 4096  # robot markdown messages
 RESPONSE_URL_BYTES = 20480  # AI-bot markdown via response_url
+
+
+# WeCom markdown's live syntax, each replaced by a full-width look-alike: the bot's own texts use no markdown,
+# so everything sent as markdown is plain text made inert (a member's <@all>, [link](url) or <font> included)
+_MARKDOWN_LIVE = str.maketrans({"<": "＜", ">": "＞", "[": "［", "]": "］", "*": "＊", "`": "｀"})
+_LINE_START = re.compile(r"^([ \t]*)([#>\-+]|\d+\.)", re.MULTILINE)
+# hosts a late AI-bot answer may be posted to: WeCom's own (and the configured API base, e.g. a proxy)
+WECOM_HOSTS = ("qyapi.weixin.qq.com",)
+
+
+def markdown_plain(text: str) -> str:
+    """``text`` as WeCom markdown that shows exactly these characters and renders nothing: no mentions,
+    links, colours, emphasis, headings, quotes or lists."""
+    inert = text.translate(_MARKDOWN_LIVE)
+    return _LINE_START.sub(lambda m: m.group(1) + "\u200b" + m.group(2), inert)
 
 
 def clip(text: str, limit: int) -> str:
@@ -90,7 +107,7 @@ class WebhookSender:
 
     async def send(self, target: Target, text: str) -> None:
         """Post ``text`` (markdown) through the robot whose key is ``target.address``."""
-        payload = {"msgtype": "markdown", "markdown": {"content": clip(text, MARKDOWN_BYTES)}}
+        payload = {"msgtype": "markdown", "markdown": {"content": clip(markdown_plain(text), MARKDOWN_BYTES)}}
         url = f"{self._client.base_url}/cgi-bin/webhook/send"
         await _deliver(
             self._client.post(url, payload, params={"key": target.address}), f"webhook {mask(target.address)}"
@@ -109,11 +126,21 @@ class ResponseUrlSender:
     def __init__(self, client: WeComClient, streams: AibotStreamRepo) -> None:
         self._client = client
         self._streams = streams
+        self._hosts = {*WECOM_HOSTS, urlsplit(client.base_url).hostname or ""} - {""}
+
+    def allowed(self, url: str) -> bool:
+        """Whether ``url`` is a WeCom response URL (https on WeCom's host, or the configured API base)."""
+        parts = urlsplit(url)
+        if parts.hostname not in self._hosts:
+            return False
+        return parts.scheme == "https" or url.startswith(self._client.base_url + "/")
 
     async def send(self, target: Target, text: str) -> None:
         """Post ``text`` (markdown) to the response URL ``target.address`` unless the stream delivered it."""
+        if not self.allowed(target.address):
+            raise DeliveryError(f"response_url 不是企业微信的地址（{urlsplit(target.address).hostname}），拒绝发送", retry_after=None)
         if not await self._streams.claim_delivery(StreamDelivery.RESPONSE_URL, response_url=target.address):
             log.info("late AI-bot answer already collected by a stream poll; not posting it again")
             return
-        payload = {"msgtype": "markdown", "markdown": {"content": clip(text, RESPONSE_URL_BYTES)}}
+        payload = {"msgtype": "markdown", "markdown": {"content": clip(markdown_plain(text), RESPONSE_URL_BYTES)}}
         await _deliver(self._client.post(target.address, payload), "response_url")

@@ -100,16 +100,42 @@ def read_rows(path: Path) -> tuple[int, Iterator[SheetRow]]:
     return len(body), rows()
 
 
+MAX_ROWS = 20_000  # an achievements sheet is a few hundred rows; more is a mistake or an attack
+MAX_COLUMNS = 50
+MAX_UNPACKED = 50 * 1024 * 1024  # bytes of XML inside the .xlsx (a zip): a small file can unpack to gigabytes
+
+
 def _xlsx_table(path: Path) -> list[list[Any]]:
+    import zipfile
+
     from openpyxl import load_workbook
 
     try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ImportFileError(f"无法读取 Excel 文件 {path.name}：不是有效的 .xlsx 文件") from exc
+    if unpacked > MAX_UNPACKED:
+        raise ImportFileError(f"Excel 文件 {path.name} 解压后超过 {MAX_UNPACKED // 1024 // 1024} MB，请拆分后再导入。")
+    try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several kinds for a damaged or mislabelled file
-        raise ImportFileError(f"无法读取 Excel 文件 {path.name}：{exc}") from exc
+        raise ImportFileError(f"无法读取 Excel 文件 {path.name}：{type(exc).__name__}") from exc
     try:
         sheet = book.worksheets[0]
-        return [list(row) for row in sheet.iter_rows(values_only=True)]
+        # the sheet's declared dimension (A1:XFD1048576 fits in 5 KB): refuse before iterating over it
+        rows, columns = sheet.max_row or 0, sheet.max_column or 0
+        if rows > MAX_ROWS + 1 or columns > MAX_COLUMNS:
+            raise ImportFileError(
+                f"Excel 文件 {path.name} 的工作表声明了 {rows} 行、{columns} 列，超过上限（{MAX_ROWS} 行、"
+                f"{MAX_COLUMNS} 列）。请删除多余的空行空列（或把数据复制到新表）后再导入。"
+            )
+        table: list[list[Any]] = []
+        for row in sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS):
+            table.append(list(row))
+            if len(table) > MAX_ROWS + 1:
+                raise ImportFileError(f"Excel 文件 {path.name} 超过 {MAX_ROWS} 行，请拆分后再导入。")
+        return table
     finally:
         book.close()
 
