@@ -100,6 +100,25 @@ class AddRequest:
     topic_id: int | None
 
 
+def _within_reach(ctx: Context, studio_ids: tuple[str, ...], studios: dict[str, Studio]) -> None:
+    """A studio lead credits only the studios they lead, an alliance lead those of their alliances; an admin
+    any. Crediting other studios needs their lead (or the alliance lead): refused with the reason."""
+    caller = ctx.caller
+    if caller.at_least(Role.ADMIN):
+        return
+    if caller.at_least(Role.ALLIANCE_LEAD):
+        outside = [s for s in studio_ids if s in studios and studios[s].alliance_id not in caller.alliances]
+        who = "您负责的联盟"
+    else:
+        outside = [s for s in studio_ids if s not in caller.studios]
+        who = "您负责的工作室"
+    if outside:
+        raise UserError(
+            f"只能为{who}登记成果，{studio_list(outside, studios)}不在其中。"
+            "联合完成的成果请由对方负责人或联盟负责人登记。"
+        )
+
+
 def parse_add(args: str, studios: dict[str, Studio]) -> AddRequest:
     """``TYPE TITLE [工作室…] [年份] [#T-N]``: studios and year are read from the end; raises ``UsageError``."""
     word, _, rest = args.strip().partition(" ")
@@ -179,14 +198,22 @@ async def _add(ctx: Context, args: str) -> str:
     studio_ids = request.studios or tuple(ctx.caller.studios)
     if not studio_ids:
         raise UsageError("请写上完成成果的工作室编号，例如 T1。")
+    _within_reach(ctx, studio_ids, studios)
     year = request.year or ctx.runtime.local_now().year
     if not FIRST_YEAR <= year <= ctx.runtime.local_now().year + 1:
         raise UsageError(f"年份应在 {FIRST_YEAR} 到明年之间。")
     description = ""
     if request.topic_id is not None:
-        topic = await service.topics.get(request.topic_id)
-        if topic is None:
+        detail = await service.topics.detail(request.topic_id)
+        if detail is None:
             raise UserError(f"没有编号为 T-{request.topic_id} 的课题。")
+        topic = detail.topic
+        team = {topic.studio_id, *(m.studio_id for m in detail.members), *(s.studio_id for s in detail.supports)}
+        if not ctx.caller.at_least(Role.ADMIN) and not team & set(studio_ids):
+            raise UserError(
+                f"成果只能关联到完成工作室参与的课题：{topic_label(topic)} 的攻关团队里没有"
+                f"{studio_list(studio_ids, studios)}。"
+            )
         description = topic.conclusion
     existing = await service.achievements.find(type=request.type.value, title=request.title, year=year)
     if existing is not None:

@@ -210,13 +210,14 @@ class TopicRepo:
             return list((await session.exec(query)).all())
 
     async def support_counts(self, topic_ids: Iterable[int]) -> dict[int, int]:
-        """How many studios support each topic."""
+        """How many studios support each topic, counting each supporting person once: one lead who leads
+        several studios cannot reach a quorum alone."""
         ids = list(topic_ids)
         if not ids:
             return {}
         async with self._sessions() as session:
             rows = await session.exec(
-                select(TopicSupport.topic_id, func.count())
+                select(TopicSupport.topic_id, func.count(func.distinct(TopicSupport.user_id)))
                 .where(col(TopicSupport.topic_id).in_(ids))
                 .group_by(col(TopicSupport.topic_id))
             )

@@ -1,0 +1,40 @@
+"""Credit and quorum within the caller's reach: a studio lead credits only their studios and topics their
+studios work on; one person supporting a topic for several studios counts once towards its quorum."""
+
+from __future__ import annotations
+
+from tests.conftest import ADMIN
+from tests.harness import Chat
+
+T1_LEAD = "chenjuejin"  # 盾构掘进控制劳模创新工作室 (T1), 隧道联盟
+B1_LEAD = "zhanglali"  # 桥梁联盟
+B2_LEAD = "xuanbining"  # 挂篮悬浇与连续梁工匠工作室 (B2), 桥梁联盟
+TUNNEL_LEAD = "mushandong"  # 隧道联盟 lead, leads no studio
+PROPOSAL = "/立项 盾构管片拼装质量控制 研究管片错台、破损的成因与对策"
+
+
+async def test_a_studio_lead_credits_only_their_own_studios(chat: Chat) -> None:
+    refused = await chat.say(T1_LEAD, "/成果 登记 工法 挂篮悬浇线形控制工法 B2 2026")
+    assert "只能为您负责的工作室登记成果" in refused and "挂篮" in refused
+    assert "已登记" not in refused
+    assert "登记" in await chat.say(T1_LEAD, "/成果 登记 工法 盾构姿态控制工法 T1 2026")
+    # an alliance lead credits within their alliance; an admin anywhere
+    assert "只能为您负责的联盟登记成果" in await chat.say(TUNNEL_LEAD, "/成果 登记 工法 某桥梁工法 B2 2026")
+    assert "只能为" not in await chat.say(ADMIN, "/成果 登记 工法 某桥梁工法 B2 2026")
+
+
+async def test_an_achievement_attaches_only_to_a_topic_its_studios_work_on(chat: Chat) -> None:
+    await chat.say(T1_LEAD, PROPOSAL)
+    refused = await chat.say(B2_LEAD, "/成果 登记 工法 挂篮工法 B2 2026 #T-1")
+    assert "攻关团队里没有" in refused
+    assert "攻关团队里没有" not in await chat.say(T1_LEAD, "/成果 登记 工法 管片工法 T1 2026 #T-1")
+
+
+async def test_one_person_supporting_for_several_studios_counts_once(chat: Chat) -> None:
+    await chat.say(T1_LEAD, PROPOSAL)
+    first = await chat.say(TUNNEL_LEAD, "/附议 T-1 @T2")
+    assert "附议成功" in first, first
+    second = await chat.say(TUNNEL_LEAD, "/附议 T-1 @T3")
+    assert "附议成功" in second, second
+    assert "正式立项" not in second  # three studios, but only two people
+    assert "正式立项" in await chat.say(B2_LEAD, "/附议 T-1")
