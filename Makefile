@@ -7,13 +7,22 @@ BIN := $(VENV)/bin
 ME ?= demo
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve test lint bench clean
+.PHONY: install lock run serve test lint bench clean
 
-$(STAMP): pyproject.toml
+# Dependencies come from the lock file (exact versions, sha256-checked); the project itself is installed on top.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# After changing the ranges in pyproject.toml: install within them, then pin what was installed.
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade -e '.[dev]'
+	$(BIN)/python tools/lock.py
 
 install: $(STAMP)
 
