@@ -38,3 +38,11 @@ async def test_one_person_supporting_for_several_studios_counts_once(chat: Chat)
     assert "附议成功" in second, second
     assert "正式立项" not in second  # three studios, but only two people
     assert "正式立项" in await chat.say(B2_LEAD, "/附议 T-1")
+
+
+async def test_a_team_lead_credits_the_topics_team(chat: Chat) -> None:
+    await chat.say(T1_LEAD, PROPOSAL)
+    await chat.say("shibaopo", "/附议 T-1")  # T2's lead
+    assert "正式立项" in await chat.say(B2_LEAD, "/附议 T-1")
+    assert "已登记成果" in await chat.say(T1_LEAD, "/成果 登记 工法 管片拼装工法 T1 T2 B2 2026 #T-1")
+    assert "只能为您负责的工作室登记成果" in await chat.say(T1_LEAD, "/成果 登记 工法 另一工法 T1 U1 2026 #T-1")

@@ -198,7 +198,6 @@ async def _add(ctx: Context, args: str) -> str:
     studio_ids = request.studios or tuple(ctx.caller.studios)
     if not studio_ids:
         raise UsageError("请写上完成成果的工作室编号，例如 T1。")
-    _within_reach(ctx, studio_ids, studios)
     year = request.year or ctx.runtime.local_now().year
     if not FIRST_YEAR <= year <= ctx.runtime.local_now().year + 1:
         raise UsageError(f"年份应在 {FIRST_YEAR} 到明年之间。")
@@ -214,7 +213,12 @@ async def _add(ctx: Context, args: str) -> str:
                 f"成果只能关联到完成工作室参与的课题：{topic_label(topic)} 的攻关团队里没有"
                 f"{studio_list(studio_ids, studios)}。"
             )
+        # a topic's achievement belongs to its team: a lead on the team credits the team's studios
+        if not (set(studio_ids) <= team and team & set(ctx.caller.studios)):
+            _within_reach(ctx, studio_ids, studios)
         description = topic.conclusion
+    else:
+        _within_reach(ctx, studio_ids, studios)
     existing = await service.achievements.find(type=request.type.value, title=request.title, year=year)
     if existing is not None:
         raise UserError(f"已登记过：{achievement_label(existing)}。发送 /成果 {existing.id} 查看。")
