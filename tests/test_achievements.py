@@ -181,3 +181,12 @@ async def test_award_refusals(chat: Chat) -> None:
     assert "没有编号为 X1 的工作室或成果" in await chat.say(TUNNEL_LEAD, "/奖励 X1 20000")
     assert "年份「明年」看不懂" in await chat.say("someone", "/奖励列表 明年")
     assert "2026年还没有记录奖励" in await chat.say("someone", "/奖励列表")
+
+
+async def test_award_amount_errors_say_why_and_show_the_usage_once(chat: Chat) -> None:
+    negative = await chat.say(TUNNEL_LEAD, "/奖励 T1 -100")
+    assert "金额要大于 0" in negative and negative.count("用法") == 1, negative
+    huge = await chat.say(TUNNEL_LEAD, "/奖励 T1 999999999")
+    assert "最多 1,000 万元" in huge and "看不懂" not in huge and huge.count("用法") == 1, huge
+    missing = await chat.say(TUNNEL_LEAD, "/奖励 T1")
+    assert missing.count("用法") == 1, missing

@@ -171,21 +171,29 @@ def strip_controls(text: str) -> str:
     return text.translate(_CONTROLS)
 
 
-def normalise(text: str) -> str:
-    """NFKC-normalise (full-width → half-width) and trim a message."""
+def fold(text: str) -> str:
+    """``text`` NFKC-normalised (full-width → half-width) and trimmed: for what parsing reads (command words,
+    numbers, ids, keywords), never for what is stored or shown — that stays as the user wrote it."""
     return unicodedata.normalize("NFKC", text).strip()
 
 
+def first_word(text: str) -> tuple[str, str]:
+    """``"５ 混凝土5.5m³"`` → ``("5", "混凝土5.5m³")``: the first word folded for parsing, the rest exactly as
+    written (trimmed). Any whitespace separates, the ideographic space included."""
+    parts = text.strip().split(maxsplit=1)
+    if not parts:
+        return "", ""
+    return fold(parts[0]), parts[1].strip() if len(parts) > 1 else ""
+
+
 def split_command(text: str) -> tuple[str, str] | None:
-    """``"/help studios"`` → ``("help", "studios")``; None when the text is not a command."""
+    """``"/help studios"`` → ``("help", "studios")``; None when the text is not a command. The command word is
+    folded and lowercased; the arguments are kept as written."""
     stripped = text.strip()
     if not stripped.startswith(COMMAND_PREFIXES):
         return None
-    body = normalise(stripped[1:])
-    if not body:
-        return ("", "")
-    word, _, rest = body.partition(" ")
-    return word.lower(), rest.strip()
+    word, rest = first_word(stripped[1:])
+    return word.lower(), rest
 
 
 class Dispatcher:

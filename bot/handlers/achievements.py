@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.core.dispatcher import Context, Role, Router, UsageError, UserError
+from bot.core.dispatcher import Context, Role, Router, UsageError, UserError, first_word, fold
 from bot.services.achievements.novelty import NEAR_DUPLICATE, describe
 from bot.services.achievements.service import AchievementService, achievement_label
 from bot.services.studios import studio_list
@@ -68,25 +68,30 @@ def service_of(ctx: Context) -> AchievementService:
 
 def parse_year(word: str) -> int | None:
     """``2026`` or ``2026年`` → 2026; None for anything else."""
-    match = _YEAR.match(word.strip())
+    match = _YEAR.match(fold(word))
     return int(match.group(1)) if match else None
 
 
 def parse_amount(word: str) -> int:
-    """``20000``, ``20,000``, ``2万``, ``1.5万元`` → yuan; raises ``ValueError``."""
-    match = _AMOUNT.match(word.replace(",", "").strip())
+    """``20000``, ``20,000``, ``2万``, ``1.5万元`` → yuan; raises ``ValueError`` with the reason in Chinese."""
+    folded = fold(word).replace(",", "")
+    match = _AMOUNT.match(folded.removeprefix("-"))
     if not match:
-        raise ValueError(word)
+        raise ValueError(f"金额「{word}」看不懂，请写元数，例如 20000 或 2万")
     value = float(match.group(1)) * (10_000 if match.group(2) else 1)
-    if value != int(value) or not 0 < value <= MAX_AMOUNT:
-        raise ValueError(word)
+    if folded.startswith("-") or value == 0:
+        raise ValueError(f"金额要大于 0，「{word}」不行")
+    if value != int(value):
+        raise ValueError(f"金额请写到元，「{word}」有零头")
+    if value > MAX_AMOUNT:
+        raise ValueError(f"单项奖励最多 {MAX_AMOUNT // 10_000:,} 万元（{MAX_AMOUNT:,} 元），「{word}」超出了")
     return int(value)
 
 
 def find_studio(word: str, studios: dict[str, Studio]) -> Studio | None:
     """A studio by id (any case) or exact name."""
-    lowered = word.lower()
-    return next((s for s in studios.values() if s.id.lower() == lowered or s.name == word), None)
+    lowered = fold(word).lower()
+    return next((s for s in studios.values() if s.id.lower() == lowered or s.name == word.strip()), None)
 
 
 @dataclass(slots=True, frozen=True)
@@ -121,7 +126,7 @@ def _within_reach(ctx: Context, studio_ids: tuple[str, ...], studios: dict[str, 
 
 def parse_add(args: str, studios: dict[str, Studio]) -> AddRequest:
     """``TYPE TITLE [工作室…] [年份] [#T-N]``: studios and year are read from the end; raises ``UsageError``."""
-    word, _, rest = args.strip().partition(" ")
+    word, rest = first_word(args)
     if not word:
         raise UsageError("请写明成果类型和名称。")
     try:
@@ -131,7 +136,7 @@ def parse_add(args: str, studios: dict[str, Studio]) -> AddRequest:
     tokens = rest.split()
     topic_id = None
     for token in list(tokens):
-        match = _TOPIC_REF.match(token)
+        match = _TOPIC_REF.match(fold(token))
         if match:
             topic_id = int(match.group(1))
             tokens.remove(token)
@@ -143,7 +148,7 @@ def parse_add(args: str, studios: dict[str, Studio]) -> AddRequest:
             year = parse_year(last)
             tokens.pop()
             continue
-        parts = [p for p in _SEPARATORS.split(last) if p]
+        parts = [p for p in _SEPARATORS.split(fold(last)) if p]
         matched = [find_studio(p, studios) for p in parts]
         if parts and all(m is not None for m in matched):
             found[:0] = [m.id for m in matched if m is not None]
@@ -164,7 +169,7 @@ def parse_add(args: str, studios: dict[str, Studio]) -> AddRequest:
 @router.command("achieve", "成果", summary="创新成果库：登记、查询、查新、详情", usage=ACHIEVE_USAGE)
 async def handle_achieve(ctx: Context) -> str:
     """``/achieve`` with a sub-command or an achievement number."""
-    word, _, rest = ctx.args.strip().partition(" ")
+    word, rest = first_word(ctx.args)
     if not word:
         return await _recent(ctx)
     sub = _SUBCOMMANDS.get(word.lower())
@@ -178,7 +183,7 @@ async def handle_achieve(ctx: Context) -> str:
         return await _award(ctx, rest)
     if sub == "list":
         return await _recent(ctx)
-    if word.lstrip("#").isdigit():
+    if word.lstrip("#").isdigit() and len(word.lstrip("#")) <= 9:
         return await _details(ctx, int(word.lstrip("#")))
     raise UsageError(f"不认识的子命令「{word}」。")
 
@@ -343,14 +348,12 @@ async def _award(ctx: Context, args: str) -> str:
     _need(ctx, Role.ALLIANCE_LEAD, "奖励")
     tokens = args.split()
     if len(tokens) < 2:
-        raise UsageError(f"请写明奖励对象和金额。\n用法：{AWARD_USAGE}")
+        raise UserError(f"请写明奖励对象和金额。\n用法：{AWARD_USAGE}")
     target, amount_word, *rest = tokens
     try:
         amount = parse_amount(amount_word)
-    except ValueError:
-        raise UsageError(
-            f"金额「{amount_word}」看不懂，请写元数，例如 20000 或 2万。\n用法：{AWARD_USAGE}"
-        ) from None
+    except ValueError as exc:
+        raise UserError(f"{exc}。\n用法：{AWARD_USAGE}") from None
     year = ctx.runtime.local_now().year
     if rest and parse_year(rest[0]) is not None:
         year = parse_year(rest.pop(0)) or year
@@ -359,10 +362,11 @@ async def _award(ctx: Context, args: str) -> str:
     studios = await service.studio_names()
     achievement: Achievement | None = None
     studio: Studio | None = None
-    if target.lstrip("#").isdigit():
-        achievement = await service.achievements.get(int(target.lstrip("#")))
+    number = fold(target).lstrip("#")
+    if number.isdigit() and len(number) <= 9:
+        achievement = await service.achievements.get(int(number))
         if achievement is None:
-            raise UserError(f"没有编号为 {target.lstrip('#')} 的成果。")
+            raise UserError(f"没有编号为 {number} 的成果。")
         alliances = {studios[s].alliance_id for s in achievement.studios if s in studios}
         name = name or "成果奖励"
     else:

@@ -15,7 +15,7 @@ from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.core.dispatcher import Caller, Context, Role, Router, UsageError, UserError
+from bot.core.dispatcher import Caller, Context, Role, Router, UsageError, UserError, first_word
 from bot.core.middleware import dedupe_key
 from bot.core.runtime import Runtime
 from bot.services.activities.dates import WhenError, format_when, parse_when, split_when
@@ -78,16 +78,16 @@ class AddRequest:
     capacity: int | None
 
 
-_ALLIANCE_OPT = re.compile(r"(?:^|\s)@(\S+)")
+_ALLIANCE_OPT = re.compile(r"(?:^|\s)[@＠](\S+)")
 _CAPACITY_OPT = re.compile(
-    r"(?:^|\s)(?:名额|限额|人数|capacity|cap)\s*:?\s*(\d+)\s*人?(?=\s|$)", re.IGNORECASE
+    r"(?:^|\s)(?:名额|限额|人数|capacity|cap)\s*[:：]?\s*(\d+)\s*人?(?=\s|$)", re.IGNORECASE
 )
-_PLACE_OPT = re.compile(r"(?:^|\s)(?:地点|place)\s*:?\s*(.*)$", re.IGNORECASE)
+_PLACE_OPT = re.compile(r"(?:^|\s)(?:地点|place)\s*[:：]?\s*(.*)$", re.IGNORECASE)
 
 
 def parse_add(args: str) -> AddRequest:
     """Split ``TYPE WHEN TITLE [@ALLIANCE] [地点 PLACE] [名额 N]``; raises ``UsageError``."""
-    word, _, body = args.strip().partition(" ")
+    word, body = first_word(args)
     if not word:
         raise UsageError("请写明活动类型、时间和标题。")
     try:
@@ -118,7 +118,7 @@ def parse_add(args: str) -> AddRequest:
 
 def parse_activity_id(text: str) -> int:
     """``3`` or ``#3`` → 3; raises ``UsageError``."""
-    word = text.strip().split(" ", 1)[0].lstrip("#")
+    word = first_word(text)[0].lstrip("#")
     if not word.isdigit() or len(word) > 9:
         raise UsageError("请写活动编号（数字），例如 3。发送 /活动列表 查看编号。")
     return int(word)
@@ -191,7 +191,7 @@ def calendar_base(ctx: Context) -> str:
 @router.command("event", "活动", summary="活动：查看详情、添加、改期、取消", usage=EVENT_USAGE)
 async def handle_event(ctx: Context) -> str:
     """``/event`` with a sub-command (add, cancel, move, list) or an activity number."""
-    word, _, rest = ctx.args.strip().partition(" ")
+    word, rest = first_word(ctx.args)
     if not word:
         return await _listing(ctx, "")
     sub = _SUBCOMMANDS.get(word.lower())
@@ -352,7 +352,7 @@ async def _cancel(ctx: Context, args: str) -> str:
     if not args.strip():
         raise UsageError("请写要取消的活动编号。")
     activity_id = parse_activity_id(args)
-    reason = args.strip().partition(" ")[2].strip()
+    reason = first_word(args)[1]
     activity = await _activity_or_error(ctx, activity_id)
     if not may_manage(ctx.caller, activity):
         raise UserError("只有活动的发布者、该联盟负责人或管理员可以取消这个活动。")
@@ -370,7 +370,7 @@ async def _cancel(ctx: Context, args: str) -> str:
 
 async def _move(ctx: Context, args: str) -> str:
     _need_lead(ctx, "改期")
-    activity_id_text, _, phrase = args.strip().partition(" ")
+    activity_id_text, phrase = first_word(args)
     if not activity_id_text or not phrase.strip():
         raise UsageError("请写活动编号和新时间，例如 /活动 改期 3 12月8日 14:00。")
     activity = await _activity_or_error(ctx, parse_activity_id(activity_id_text))

@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.core.dispatcher import Caller, Context, Role, Router, UsageError, UserError, split_command
+from bot.core.dispatcher import (
+    Caller,
+    Context,
+    Role,
+    Router,
+    UsageError,
+    UserError,
+    first_word,
+    split_command,
+)
 from bot.core.messages import Event
 from bot.core.middleware import dedupe_key
 from bot.core.runtime import Runtime
@@ -42,7 +51,7 @@ if TYPE_CHECKING:
 router = Router("技术问题")
 
 _NUMBER = re.compile(r"^#?(\d{1,9})$")
-_STUDIO_OPT = re.compile(r"(?:^|\s)@(\S+)")
+_STUDIO_OPT = re.compile(r"(?:^|\s)[@＠](\S+)")
 _ACTIONS = {
     "logged": "登记问题",
     "routed": "推荐并通知",
@@ -73,7 +82,7 @@ def service_of(ctx: Context) -> ProblemService:
 
 def parse_number(args: str) -> tuple[int, str]:
     """``"5 其余文字"`` or ``"#5"`` → (5, rest); raises ``UsageError``."""
-    word, _, rest = args.strip().partition(" ")
+    word, rest = first_word(args)
     match = _NUMBER.match(word)
     if not match:
         raise UsageError("请写问题编号，例如 5 或 #5。发送 /问题 查看未解决的问题。")
@@ -249,7 +258,7 @@ async def _studio_for(ctx: Context, problem: Problem, args: str) -> Studio:
     caller = ctx.caller
     match = _STUDIO_OPT.search(args)
     if match:
-        studio = await store.studios.get(match.group(1))
+        studio = await store.studios.find(match.group(1))
         if studio is None:
             raise UserError(f"没有编号为 {match.group(1)} 的工作室。发送 /工作室 查看编号。")
         if not (
@@ -325,11 +334,8 @@ async def handle_transfer(ctx: Context) -> str:
         raise UserError(
             _ended(problem) if problem.state.final else f"问题 {problem_label(problem)}已经答复，不能再转派。"
         )
-    studios = await service_of(ctx).studios()
-    key = rest.split()[0].lstrip("@")
-    studio = studios.get(key) or next(
-        (s for s in studios.values() if s.id.lower() == key.lower() or s.name == key), None
-    )
+    key = rest.split()[0].lstrip("@＠")
+    studio = await ctx.runtime.store.studios.find(key)
     if studio is None:
         raise UserError(f"没有找到工作室「{key}」。发送 /工作室 查看编号。")
     caller = ctx.caller

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core.dispatcher import Context, Router, UsageError, UserError
+from bot.core.dispatcher import Context, Router, UsageError, UserError, fold
 from bot.store.studios import Studio
 
 router = Router("工作室")
@@ -26,7 +26,7 @@ async def handle_studios(ctx: Context) -> str:
     alliances = await store.alliances.all()
     if ctx.args:
         alliance = await store.alliances.find(ctx.args)
-        if alliance is None and await store.studios.get(ctx.args.split()[0]) is not None:
+        if alliance is None and await store.studios.get(fold(ctx.args.split()[0])) is not None:
             return str(await handle_studio(ctx))
         if alliance is None:
             names = "、".join(a.name for a in alliances) or "（尚未导入花名册）"
@@ -55,7 +55,7 @@ async def handle_studio(ctx: Context) -> str:
     """Show one studio's profile."""
     if not ctx.args:
         raise UsageError()
-    key = ctx.args.split()[0]
+    key = fold(ctx.args.split()[0])
     store = ctx.runtime.store
     studio = await store.studios.get(key)
     if studio is None:

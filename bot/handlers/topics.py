@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.core.dispatcher import Context, Role, Router, UsageError, UserError
+from bot.core.dispatcher import Context, Role, Router, UsageError, UserError, first_word, fold
 from bot.core.runtime import Runtime
 from bot.services.achievements.novelty import NEAR_DUPLICATE, describe
 from bot.services.achievements.service import AchievementService
@@ -30,7 +30,7 @@ router = Router("联合攻关")
 MAX_TITLE = 200
 MAX_TEXT = 2000
 _TOPIC_ID = re.compile(r"^#?(?:t-?)?(\d{1,9})$", re.IGNORECASE)
-_STUDIO_OPT = re.compile(r"(?:^|\s)@(\S+)")
+_STUDIO_OPT = re.compile(r"(?:^|\s)[@＠](\S+)")
 _MINE = ("mine", "我的", "本工作室")
 
 
@@ -41,12 +41,12 @@ def service_of(ctx: Context) -> TopicService:
 
 def is_topic_ref(args: str) -> bool:
     """Whether ``/join`` arguments name a topic (``T-3``, ``t3``, ``#T-3``) rather than an event."""
-    return args.strip().lstrip("#").upper().startswith("T")
+    return fold(args).lstrip("#").upper().startswith("T")
 
 
 def parse_topic_id(text: str) -> int:
     """``3``, ``T-3``, ``t3`` or ``#T-3`` → 3; raises ``UsageError``."""
-    word = text.strip().split(maxsplit=1)[0] if text.strip() else ""
+    word = first_word(text)[0]
     match = _TOPIC_ID.match(word)
     if not match:
         raise UsageError("请写课题编号，例如 T-3。发送 /课题列表 查看编号。")
@@ -56,12 +56,12 @@ def parse_topic_id(text: str) -> int:
 def split_title(text: str) -> tuple[str, str]:
     """``标题 说明…`` → (标题, 说明); a colon or a line break ends a title that contains spaces."""
     text = text.strip()
-    for separator in ("\n", ":"):
+    for separator in ("\n", ":", "："):
         if separator in text:
             title, _, rest = text.partition(separator)
             return title.strip(), rest.strip()
-    title, _, rest = text.partition(" ")
-    return title.strip(), rest.strip()
+    parts = text.split(maxsplit=1)
+    return (parts[0], parts[1].strip()) if len(parts) > 1 else (text, "")
 
 
 async def choose_studio(ctx: Context, args: str) -> tuple[Studio, str]:
@@ -71,9 +71,7 @@ async def choose_studio(ctx: Context, args: str) -> tuple[Studio, str]:
     if match:
         word = match.group(1)
         args = (args[: match.start()] + " " + args[match.end() :]).strip()
-        studio = await store.studios.get(word)
-        if studio is None:
-            studio = next((s for s in await store.studios.all() if s.name == word), None)
+        studio = await store.studios.find(word)
         if studio is None:
             raise UserError(f"没有编号为 {word} 的工作室。发送 /工作室 查看编号。")
         allowed = (
@@ -147,7 +145,7 @@ async def handle_propose(ctx: Context) -> str:
     """Propose a topic; near-duplicates are shown first and need ``/propose!`` to go ahead."""
     args = ctx.args
     confirmed = False
-    if args.startswith("!"):
+    if args.startswith(("!", "！")):
         confirmed, args = True, args[1:].strip()
     return await _propose(ctx, args, confirmed=confirmed)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -110,10 +111,10 @@ class AllianceRepo:
 
     async def find(self, word: str) -> Alliance | None:
         """An alliance by id, exact name, or a unique part of its name (``隧道`` → 隧道与地下工程联盟)."""
-        word = word.strip()
+        word = unicodedata.normalize("NFKC", word).strip().lstrip("@")
         alliances = await self.all()
         for alliance in alliances:
-            if word in (alliance.id, alliance.name):
+            if word.lower() == alliance.id.lower() or word == alliance.name:
                 return alliance
         partial = [a for a in alliances if word and (word in a.name or word.lower() in a.id.lower())]
         return partial[0] if len(partial) == 1 else None
@@ -148,6 +149,22 @@ class StudioRepo:
                 rows = await session.exec(select(Studio).where(func.lower(Studio.id) == studio_id.lower()))
                 found = rows.first()
             return found
+
+    async def find(self, word: str) -> Studio | None:
+        """A studio by id (any case, full-width folded), exact name, or a unique part of its name
+        (``盾构`` → the one studio whose name contains it)."""
+        folded = unicodedata.normalize("NFKC", word).strip().lstrip("@")
+        if not folded:
+            return None
+        found = await self.get(folded)
+        if found is not None:
+            return found
+        studios = await self.all()
+        exact = [s for s in studios if s.name == folded]
+        if exact:
+            return exact[0]
+        partial = [s for s in studios if folded in s.name]
+        return partial[0] if len(partial) == 1 else None
 
     async def led_by(self, user_id: str) -> list[Studio]:
         """Studios whose lead is this user."""
