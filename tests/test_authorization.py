@@ -46,3 +46,22 @@ async def test_a_team_lead_credits_the_topics_team(chat: Chat) -> None:
     assert "正式立项" in await chat.say(B2_LEAD, "/附议 T-1")
     assert "已登记成果" in await chat.say(T1_LEAD, "/成果 登记 工法 管片拼装工法 T1 T2 B2 2026 #T-1")
     assert "只能为您负责的工作室登记成果" in await chat.say(T1_LEAD, "/成果 登记 工法 另一工法 T1 U1 2026 #T-1")
+
+
+async def test_grant_studio_lead_needs_the_studio_and_then_claims_for_it(chat: Chat) -> None:
+    assert "请指定工作室" in await chat.say(ADMIN, "/授权 deputy 工作室负责人")
+    assert "没有找到工作室「X9」" in await chat.say(ADMIN, "/授权 deputy 工作室负责人 X9")
+    granted = await chat.say(ADMIN, "/授权 deputy 工作室负责人 盾构掘进")
+    assert granted == "已将 deputy 设为「工作室负责人」：盾构掘进控制劳模创新工作室（T1）。", granted
+    reply = await chat.say("foreman1", "盾构始发时土压波动很大，掘进参数应该怎么调整？", group="隧道联盟群")
+    number = int(reply.split("#", 1)[1].split("。", 1)[0])
+    assert "已认领" in await chat.say("deputy", f"/认领 {number}")
+    assert "负责工作室：盾构掘进控制劳模创新工作室（T1）" in await chat.say("deputy", "/我是谁")
+    revoked = await chat.say(ADMIN, "/授权 deputy 成员")
+    assert "已撤销 deputy 的授权" in revoked, revoked
+    assert "身份：成员" in await chat.say("deputy", "/我是谁")
+
+
+async def test_grant_reply_names_people_the_roster_knows(chat: Chat) -> None:
+    reply = await chat.say(ADMIN, "/授权 chenjuejin 联盟负责人 tunnel")
+    assert reply == "已将 陈掘进（chenjuejin）设为「联盟负责人」：隧道联盟。", reply

@@ -232,7 +232,7 @@ async def test_wrong_arguments_and_unknown_numbers(chat: Chat) -> None:
     assert "请写上答复内容" in await chat.say(T1_LEAD, f"/答复 {number}")
     assert "用法：/问题详情" in await chat.say(ASKER, "/problem")
     assert "不认识「某某」" in await chat.say(ASKER, "/问题 某某")
-    assert "没有编号为 X9 的工作室" in await chat.say(ASKER, "/问题 studio X9")
+    assert "没有编号或名称为「X9」的工作室" in await chat.say(ASKER, "/问题 studio X9")
 
 
 async def test_listings(chat: Chat) -> None:
@@ -342,3 +342,30 @@ async def test_who_can_help_is_answered_with_studios_and_not_logged(chat: Chat) 
     assert reply.startswith("这些工作室做过相关工作：") and "（B3）" in reply and "负责人" in reply
     assert await chat.bot.runtime.feature(ProblemService).repo.get(1) is None
     assert not any(chat.to_user(u) for u in (T1_LEAD, T2_LEAD, T3_LEAD, P1_LEAD))
+
+
+async def test_listing_filters_by_alliance_name_status_age_and_pages(chat: Chat) -> None:
+    numbers = [await logged(chat, f"/提问 {SHIELD}（第{i}环）", user=f"foreman{i}") for i in range(23)]
+    power = await logged(chat, CATENARY, user=OTHER, group=None)
+    await chat.say(T1_LEAD, f"/认领 {numbers[0]}")
+    tunnel = await chat.say(ASKER, "/问题 隧道")
+    assert tunnel.startswith("隧道联盟未解决的问题（23 个，第 1/2 页）"), tunnel
+    assert f"#{power}「" not in tunnel and "下一页：/问题 隧道 2页" in tunnel
+    second_page = await chat.say(ASKER, "/问题 隧道 2页")
+    assert second_page.count("\n· ") == 3 and "第 2/2 页" in second_page and "下一页" not in second_page, second_page
+    assert "只有 2 页" in await chat.say(ASKER, "/问题 隧道 第9页")
+    unclaimed = await chat.say(ASKER, "/问题 待认领 tunnel")
+    assert "（22 个" in unclaimed and f"#{numbers[0]}「" not in unclaimed
+    claimed = await chat.say(ASKER, "/问题 已认领")
+    assert "（1 个）" in claimed and f"#{numbers[0]}「" in claimed
+    assert "提出超过 3 天的问题" not in await chat.say(ASKER, "/问题 超过3天")
+    assert "暂无" in await chat.say(ASKER, "/问题 超过3天")
+    by_name = await chat.say(ASKER, "/问题 接触网")
+    assert f"#{power}「" in by_name and "（1 个）" in by_name, by_name
+
+
+async def test_mine_for_an_alliance_lead_lists_the_alliances_problems(chat: Chat) -> None:
+    number = await logged(chat)
+    power = await logged(chat, CATENARY, user=OTHER, group=None)
+    mine = await chat.say(TUNNEL_LEAD, "/问题 我的")
+    assert f"#{number}「" in mine and f"#{power}「" not in mine, mine

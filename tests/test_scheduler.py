@@ -59,6 +59,6 @@ async def test_grant_role(chat: Chat) -> None:
     assert "用法" in await chat.say(ADMIN, "/grant wang")
     assert "不认识的角色" in await chat.say(ADMIN, "/grant wang 大王")
     assert "请指定联盟" in await chat.say(ADMIN, "/授权 wang 联盟负责人")
-    assert "已将 wang 设为「联盟负责人」（tunnel）" in await chat.say(ADMIN, "/授权 wang 联盟负责人 隧道")
+    assert "已将 wang 设为「联盟负责人」：隧道联盟" in await chat.say(ADMIN, "/授权 wang 联盟负责人 隧道")
     assert "身份：联盟负责人" in await chat.say("wang", "/whoami")
     assert "需要「管理员」" in await chat.say("wang", "/grant x 管理员")

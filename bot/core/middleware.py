@@ -153,6 +153,8 @@ async def resolve_caller(runtime: Runtime, user_id: str) -> Caller:
         and member.alliance_id not in alliances
     ):
         alliances = (*alliances, member.alliance_id)
+    if member and member.studio_id and granted == MemberRole.STUDIO_LEAD.value and member.studio_id not in studios:
+        studios = (*studios, member.studio_id)
     if user_id in runtime.settings.admins or granted == MemberRole.ADMIN.value:
         role = Role.ADMIN
     elif alliances or granted == MemberRole.ALLIANCE_LEAD.value:

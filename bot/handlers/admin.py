@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.core.dispatcher import Context, Role, Router, UsageError, UserError
+from bot.core.dispatcher import Context, Role, Router, UsageError, UserError, fold
 from bot.core.scheduler import JobRegistry, JobStatus
 from bot.store.studios import MemberRole
 
@@ -51,32 +51,65 @@ async def job_report(registry: JobRegistry, tz: object) -> str:
     return "\n".join([format_job_status(await registry.status(), tz), *await registry.report()])
 
 
+GRANT_USAGE = (
+    "/授权 账号 角色 [联盟或工作室]，角色为 成员/工作室负责人/联盟负责人/管理员；工作室负责人要写工作室，"
+    "联盟负责人要写联盟，例如 /授权 wanggong 联盟负责人 隧道、/授权 lisi 工作室负责人 T1、/授权 lisi 成员（撤销）"
+)
+
+
+async def person_label(ctx: Context, user_id: str) -> str:
+    """``陈掘进（chenjuejin）`` when the roster knows the name, else the account alone."""
+    store = ctx.runtime.store
+    member = await store.members.get(user_id)
+    name = member.name if member and member.name else None
+    if name is None:
+        name = next((s.lead_name for s in await store.studios.led_by(user_id)), None)
+    if name is None:
+        name = next((a.lead_name for a in await store.alliances.led_by(user_id) if a.lead_name), None)
+    return f"{name}（{user_id}）" if name else user_id
+
+
 @router.command(
     "grant",
     "授权",
-    summary="授予成员角色（联盟负责人需指定联盟）",
-    usage="/授权 账号 角色 [联盟]，角色为 成员/工作室负责人/联盟负责人/管理员，例如 /授权 wanggong 联盟负责人 隧道",
+    summary="授予或撤销成员角色（工作室负责人需指定工作室，联盟负责人需指定联盟）",
+    usage=GRANT_USAGE,
     role=Role.ADMIN,
 )
 async def handle_grant(ctx: Context) -> str:
-    """Grant a role to a user who is not in the roster (e.g. union staff)."""
+    """Grant a role to a user who is not in the roster (e.g. union staff), or take it back (成员)."""
     parts = ctx.args.split()
     if len(parts) < 2:
         raise UsageError()
     user_id, role_word, *rest = parts
+    user_id = fold(user_id)
     try:
-        role = Role.parse(role_word)
+        role = Role.parse(fold(role_word))
     except ValueError:
         raise UsageError(f"不认识的角色「{role_word}」。") from None
-    alliance_id = None
+    store = ctx.runtime.store
+    alliance_id = studio_id = None
+    scope = ""
     if role == Role.ALLIANCE_LEAD:
         if not rest:
-            raise UsageError("授予联盟负责人时请指定联盟。")
-        alliance = await ctx.runtime.store.alliances.find(rest[0])
+            raise UsageError("授予联盟负责人时请指定联盟，例如 隧道。")
+        alliance = await store.alliances.find(rest[0])
         if alliance is None:
-            raise UserError(f"没有找到联盟「{rest[0]}」。")
-        alliance_id = alliance.id
-    await ctx.runtime.store.members.grant(
-        user_id, MemberRole(role.name.lower()).value, alliance_id=alliance_id
+            names = "、".join(a.name for a in await store.alliances.all())
+            raise UserError(f"没有找到联盟「{rest[0]}」。现有联盟：{names}")
+        alliance_id, scope = alliance.id, f"：{alliance.name}"
+    elif role == Role.STUDIO_LEAD:
+        if not rest:
+            raise UsageError("授予工作室负责人时请指定工作室（编号或名称），例如 T1。")
+        studio = await store.studios.find(rest[0])
+        if studio is None:
+            raise UserError(f"没有找到工作室「{rest[0]}」。发送 /工作室 查看编号。")
+        studio_id, scope = studio.id, f"：{studio.name}（{studio.id}）"
+    await store.members.grant(
+        user_id, MemberRole(role.name.lower()).value, alliance_id=alliance_id, studio_id=studio_id
     )
-    return f"已将 {user_id} 设为「{role.label}」" + (f"（{alliance_id}）" if alliance_id else "") + "。"
+    who = await person_label(ctx, user_id)
+    gap = "" if who.endswith("）") else " "
+    if role == Role.MEMBER:
+        return f"已撤销 {who}{gap}的授权，现为「成员」（花名册里登记的负责人身份不受影响）。"
+    return f"已将 {who}{gap}设为「{role.label}」{scope}。"

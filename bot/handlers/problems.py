@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -25,6 +26,7 @@ from bot.core.dispatcher import (
     UsageError,
     UserError,
     first_word,
+    fold,
     split_command,
 )
 from bot.core.messages import Event
@@ -43,7 +45,7 @@ from bot.services.problems import (
     studio_label,
 )
 from bot.store.problems import ACTIVE, UNCLAIMED, Problem, ProblemStatus
-from bot.store.studios import Studio
+from bot.store.studios import Alliance, Studio
 
 if TYPE_CHECKING:
     from bot.app import BotApp
@@ -510,47 +512,160 @@ async def _details(ctx: Context, number: int) -> str:
     return "\n".join(lines)
 
 
+PROBLEMS_USAGE = (
+    "/问题 [问题编号|筛选…] [N页]。筛选可组合：未解决（默认）/待认领/已认领/已答复/已解决/已关闭/全部、"
+    "我的、联盟名、工作室编号或名称、超过N天；例如 /问题 5、/问题 我的、/问题 隧道 待认领、/问题 T1 全部 2页、"
+    "/问题 超过3天"
+)
+_STATUS_WORDS: dict[str, tuple[ProblemStatus, ...] | None] = {
+    "open": ACTIVE,
+    "未解决": ACTIVE,
+    "待解决": ACTIVE,
+    "unclaimed": UNCLAIMED,
+    "待认领": UNCLAIMED,
+    "待分派": (ProblemStatus.OPEN,),
+    "claimed": (ProblemStatus.CLAIMED,),
+    "已认领": (ProblemStatus.CLAIMED,),
+    "answered": (ProblemStatus.ANSWERED,),
+    "已答复": (ProblemStatus.ANSWERED,),
+    "solved": (ProblemStatus.SOLVED,),
+    "已解决": (ProblemStatus.SOLVED,),
+    "closed": (ProblemStatus.CLOSED,),
+    "已关闭": (ProblemStatus.CLOSED,),
+    "all": None,
+    "全部": None,
+}
+_STATUS_NAMES = {ACTIVE: "未解决", UNCLAIMED: "待认领"}
+_PAGE = re.compile(r"^(?:第?(\d{1,4})页|p(\d{1,4}))$", re.IGNORECASE)
+_OLDER = re.compile(r"^(?:超过|大于|>)?(\d{1,3})天(?:以上|前)?$")
+
+
+@dataclass(slots=True)
+class ProblemQuery:
+    """What ``/问题`` was asked to list."""
+
+    statuses: tuple[ProblemStatus, ...] | None = ACTIVE
+    explicit_status: bool = False
+    mine: bool = False
+    alliance: Alliance | None = None
+    studio: Studio | None = None
+    older_days: int | None = None
+    page: int = 1
+
+    def heading(self) -> str:
+        """``隧道联盟 待认领的问题（超过 3 天）`` and the like."""
+        parts = []
+        if self.mine:
+            parts.append("我的")
+        if self.alliance:
+            parts.append(self.alliance.name)
+        if self.studio:
+            parts.append(self.studio.name)
+        if self.statuses is None:
+            status = "" if parts else "全部"
+        else:
+            status = _STATUS_NAMES.get(self.statuses, self.statuses[0].label)
+        if not parts:
+            heading = f"{status}的技术问题"
+        elif status:
+            heading = "".join(parts) + f"{status}的问题"
+        else:
+            heading = "".join(parts) + ("问题" if parts[-1] == "我的" else "的问题")
+        return heading + (f"（提出超过 {self.older_days} 天）" if self.older_days else "")
+
+
+async def parse_problem_query(ctx: Context, words: list[str]) -> ProblemQuery:
+    """Read ``/问题`` filters in any order; raises ``UsageError`` naming the word not understood."""
+    query = ProblemQuery()
+    store = ctx.runtime.store
+    pending = list(words)
+    while pending:
+        raw = pending.pop(0)
+        word = fold(raw).lower()
+        if word in _STATUS_WORDS:
+            query.statuses, query.explicit_status = _STATUS_WORDS[word], True
+        elif word in ("mine", "我的"):
+            query.mine = True
+        elif word in ("studio", "工作室"):
+            if not pending:
+                raise UsageError("请写工作室编号或名称，例如 /问题 工作室 T1。")
+            query.studio = await _studio_or_error(ctx, pending.pop(0))
+        elif match := _PAGE.match(word):
+            query.page = max(1, int(match.group(1) or match.group(2)))
+        elif match := _OLDER.match(word):
+            query.older_days = int(match.group(1))
+        elif (alliance := await store.alliances.find(raw)) is not None:
+            query.alliance = alliance
+        elif (studio := await store.studios.find(raw)) is not None:
+            query.studio = studio
+        else:
+            raise UsageError(f"不认识「{raw}」：它不是状态、联盟、工作室或页码。")
+    if not query.explicit_status and (query.mine or query.studio):
+        query.statuses = None  # my problems and a studio's: every state unless one is named
+    return query
+
+
+async def _studio_or_error(ctx: Context, word: str) -> Studio:
+    studio = await ctx.runtime.store.studios.find(word)
+    if studio is None:
+        raise UserError(f"没有编号或名称为「{word}」的工作室。发送 /工作室 查看编号。")
+    return studio
+
+
 @router.command(
     "problems",
     "问题",
     "问题列表",
-    summary="查看技术问题：未解决的、我的、某工作室的",
-    usage="/问题 [open|mine|studio 编号|问题编号]，例如 /问题、/问题 我的、/问题 studio T1、/问题 5",
+    summary="查看技术问题：未解决的、我的、某联盟或工作室的，可筛选、翻页",
+    usage=PROBLEMS_USAGE,
 )
 async def handle_problems(ctx: Context) -> str:
-    """Lists problems; a number shows one problem's details."""
+    """Lists problems by filters, a page at a time; a number shows one problem's details."""
     words = ctx.args.split()
     service = service_of(ctx)
-    if words and _NUMBER.match(words[0]):
-        return await _details(ctx, int(words[0].lstrip("#")))
-    kind = words[0].lower() if words else "open"
-    if kind in ("open", "未解决", "待解决"):
-        problems = await service.repo.find(statuses=ACTIVE)
-        heading = "未解决的技术问题"
-    elif kind in ("mine", "我的"):
-        problems = await service.repo.find(asker=ctx.caller.user_id, studio_ids=ctx.caller.studios or None)
-        heading = "我的问题（我提出的和本工作室相关的）"
-    elif kind in ("studio", "工作室"):
-        if len(words) < 2:
-            raise UsageError("请写工作室编号，例如 /问题 studio T1。")
-        studio = await ctx.runtime.store.studios.get(words[1])
-        if studio is None:
-            raise UserError(f"没有编号为 {words[1]} 的工作室。发送 /工作室 查看编号。")
-        problems = await service.repo.find(studio_ids=[studio.id])
-        heading = f"{studio.name}的问题（认领或被请求的）"
-    else:
-        raise UsageError(f"不认识「{words[0]}」。")
+    if len(words) == 1 and _NUMBER.match(fold(words[0])):
+        return await _details(ctx, int(fold(words[0]).lstrip("#")))
+    query = await parse_problem_query(ctx, words)
+    caller = ctx.caller
+    mine: dict[str, Any] = {}
+    if query.mine:
+        # what I asked, what my studios were asked or took, and — for an alliance lead — my alliances' problems
+        mine = {
+            "asker": caller.user_id,
+            "studio_ids": caller.studios or None,
+            "alliance_ids": caller.alliances or None,
+        }
+    created_before = None
+    if query.older_days:
+        created_before = ctx.runtime.clock.now() - timedelta(days=query.older_days)
+    if not query.mine and query.studio:
+        mine = {"studio_ids": [query.studio.id]}
+    problems = await service.repo.find(
+        statuses=query.statuses,
+        alliance_id=query.alliance.id if query.alliance else None,
+        created_before=created_before,
+        **mine,
+    )
+    if query.mine and query.studio:  # both: my problems that concern that studio
+        ids = {p.id for p in await service.repo.find(statuses=query.statuses, studio_ids=[query.studio.id])}
+        problems = [p for p in problems if p.id in ids]
+    heading = query.heading()
     if not problems:
         return f"{heading}：暂无。"
+    pages = (len(problems) + LIST_LIMIT - 1) // LIST_LIMIT
+    if query.page > pages:
+        return f"{heading}共 {len(problems)} 个，只有 {pages} 页。"
+    shown = problems[(query.page - 1) * LIST_LIMIT : query.page * LIST_LIMIT]
     studios = await service.studios()
-    lines = [f"{heading}（{len(problems)} 个）："]
-    for problem in problems[:LIST_LIMIT]:
+    lines = [f"{heading}（{len(problems)} 个" + (f"，第 {query.page}/{pages} 页）：" if pages > 1 else "）：")]
+    for problem in shown:
         owner = f"，{studios[problem.studio_id].name}" if problem.studio_id in studios else ""
         lines.append(
             f"· {problem_label(problem, 30)}｜{problem.state.label}{owner}｜{cn_time(problem.created_at, service.tz)}"
         )
-    if len(problems) > LIST_LIMIT:
-        lines.append(f"……另有 {len(problems) - LIST_LIMIT} 个未列出。")
+    if query.page < pages:
+        again = " ".join(w for w in words if not _PAGE.match(fold(w).lower()))
+        lines.append(f"下一页：/问题 {again} {query.page + 1}页".replace("  ", " "))
     lines.append("发送 /问题 编号 查看详情。")
     return "\n".join(lines)
 

@@ -272,11 +272,13 @@ class ProblemRepo:
         asker: str | None = None,
         studio_ids: Sequence[str] | None = None,
         alliance_id: str | None = None,
+        alliance_ids: Sequence[str] | None = None,
         created_before: datetime | None = None,
         limit: int | None = None,
     ) -> list[Problem]:
         """Problems, newest first; filters combine. ``studio_ids`` matches the claiming studio or a studio
-        asked; with ``asker`` as well, problems matching either are returned (``/problems mine``)."""
+        asked; ``asker``, ``studio_ids`` and ``alliance_ids`` together return problems matching any of them
+        (``/problems mine``: what I asked, what my studios were asked, my alliances' problems)."""
         query = select(Problem).order_by(col(Problem.id).desc())
         if statuses is not None:
             query = query.where(col(Problem.status).in_([s.value for s in statuses]))
@@ -292,6 +294,8 @@ class ProblemRepo:
             asked = select(ProblemRequest.problem_id).where(col(ProblemRequest.studio_id).in_(ids))
             conditions.append(col(Problem.studio_id).in_(ids))
             conditions.append(col(Problem.id).in_(asked))
+        if alliance_ids is not None:
+            conditions.append(col(Problem.alliance_id).in_(list(alliance_ids)))
         if conditions:
             condition = conditions[0]
             for other in conditions[1:]:

@@ -66,6 +66,7 @@ class Member(SQLModel, table=True):
     name: str | None = Field(default=None, max_length=100)
     role: str = Field(default=MemberRole.MEMBER.value, max_length=32)
     alliance_id: str | None = Field(default=None, max_length=64)
+    studio_id: str | None = Field(default=None, max_length=64)
     first_seen_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     last_seen_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
@@ -297,14 +298,16 @@ class MemberRepo:
             await conn.execute(statement)
         return [None] * len(items)
 
-    async def grant(self, user_id: str, role: str, *, alliance_id: str | None = None) -> Member:
-        """Grant a role (e.g. union staff as alliance lead)."""
+    async def grant(
+        self, user_id: str, role: str, *, alliance_id: str | None = None, studio_id: str | None = None
+    ) -> Member:
+        """Grant a role (e.g. union staff as alliance lead of ``alliance_id``, a deputy as lead of ``studio_id``)."""
         try:
-            return await self._grant(user_id, role, alliance_id=alliance_id)
+            return await self._grant(user_id, role, alliance_id=alliance_id, studio_id=studio_id)
         finally:
             self._roles.bump()
 
-    async def _grant(self, user_id: str, role: str, *, alliance_id: str | None) -> Member:
+    async def _grant(self, user_id: str, role: str, *, alliance_id: str | None, studio_id: str | None) -> Member:
         async with self._sessions() as session, session.begin():
             member = await session.get(Member, user_id)
             if member is None:
@@ -312,4 +315,5 @@ class MemberRepo:
                 session.add(member)
             member.role = role
             member.alliance_id = alliance_id
+            member.studio_id = studio_id
             return member
