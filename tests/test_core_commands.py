@@ -167,3 +167,9 @@ async def test_plain_text_without_feature_gets_hint(chat: Chat) -> None:
 @pytest.mark.parametrize("text", ["/help", "/工作室", "/studio B1", "/whoami"])
 async def test_commands_never_empty(chat: Chat, text: str) -> None:
     assert (await chat.say("someone", text)).strip()
+
+
+async def test_did_you_mean_prefers_the_verb_the_word_begins_with(chat: Chat) -> None:
+    reply = await chat.say("someone", "/报名活动 1")
+    assert "您是不是想用 /报名？" in reply, reply
+    assert "您是不是想用 /认领？" in await chat.say("someone", "/认领问题 3")

@@ -226,8 +226,13 @@ class Dispatcher:
         return candidates[0] if candidates else None
 
     def suggest(self, word: str) -> str | None:
-        """The closest known command word to a mistyped one."""
-        matches = difflib.get_close_matches(word.lower(), list(self._by_word), n=1, cutoff=0.5)
+        """The closest known command word to a mistyped one: the longest command word it begins with
+        (``报名活动`` → ``报名``: people add the object to the verb), else the most similar one."""
+        word = word.lower()
+        prefixes = [w for w in self._by_word if len(w) >= 2 and word.startswith(w) and w != word]
+        if prefixes:
+            return max(prefixes, key=len)
+        matches = difflib.get_close_matches(word, list(self._by_word), n=1, cutoff=0.5)
         return matches[0] if matches else None
 
     async def dispatch(
