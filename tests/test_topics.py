@@ -199,3 +199,27 @@ async def test_topic_listings(chat: Chat) -> None:
     assert "状态：征集附议中" in await chat.say("someone", "/topic 2")
     assert "没有编号为 T-7 的课题" in await chat.say("someone", "/topic T-7")
     assert "用法：/课题 T-编号" in await chat.say("someone", "/topic")
+
+
+async def test_a_one_word_title_is_refused(chat: Chat) -> None:
+    reply = await chat.say(T1_LEAD, "/立项 盾")
+    assert "课题标题「盾」太短" in reply, reply
+    assert not group_texts(chat, TUNNEL_GROUP)
+
+
+async def test_proposer_withdraws_before_approval_and_supporters_hear_of_it(chat: Chat) -> None:
+    await chat.say(T1_LEAD, PROPOSAL)
+    await chat.say(T2_LEAD, "/附议 T-1")
+    assert "只有课题提出人" in await chat.say(B2_LEAD, "/撤回课题 T-1")
+    reply = await chat.say(T1_LEAD, "/撤回课题 T-1 与集团课题重复")
+    assert reply.startswith("已撤回课题 #T-1「盾构管片拼装质量控制」"), reply
+    assert any("【课题撤回】" in t and "与集团课题重复" in t for t in group_texts(chat, TUNNEL_GROUP))
+    assert any("您附议的课题 #T-1" in t for t in chat.to_user(T2_LEAD))
+    assert "已撤回，只有征集附议中的课题可以撤回" in await chat.say(T1_LEAD, "/撤回课题 T-1")
+    assert "已撤回，不能再附议" in await chat.say(B2_LEAD, "/附议 T-1")
+    assert "暂无" in await chat.say("someone", "/课题列表")
+
+
+async def test_an_approved_topic_cannot_be_withdrawn(chat: Chat) -> None:
+    await approved_topic(chat)
+    assert "只有征集附议中的课题可以撤回" in await chat.say(T1_LEAD, "/撤回课题 T-1")

@@ -107,7 +107,7 @@ async def test_sweep_approves_when_the_quorum_was_lowered(
 async def test_two_processes_sweeping_at_once_lapse_and_notify_once(
     bot: BotApp, chat: Chat, small_quorum_bot: BotApp, clock: ManualClock
 ) -> None:
-    for title in ("课题甲", "课题乙", "课题丙"):
+    for title in ("盾构课题甲", "盾构课题乙", "盾构课题丙"):
         await chat.say(T1_LEAD, f"/立项! {title}")
     clock.advance(days=15)
     now = clock.now()

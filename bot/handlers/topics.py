@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 router = Router("联合攻关")
 
 MAX_TITLE = 200
+MIN_TITLE = 4  # a topic worth a quorum of studios is named in more than a word or two
 MAX_TEXT = 2000
 _TOPIC_ID = re.compile(r"^#?(?:t-?)?(\d{1,9})$", re.IGNORECASE)
 _STUDIO_OPT = re.compile(r"(?:^|\s)[@＠](\S+)")
@@ -168,6 +169,10 @@ async def _propose(ctx: Context, args: str, *, confirmed: bool) -> str:
     title, description = split_title(args)
     if not title:
         raise UsageError("请写上课题标题。")
+    if len(title) < MIN_TITLE:
+        raise UsageError(
+            f"课题标题「{title}」太短，请至少写 {MIN_TITLE} 个字，说清攻关对象，例如「盾构管片拼装质量控制」。"
+        )
     if len(title) > MAX_TITLE or len(description) > MAX_TEXT:
         raise UsageError(f"标题请不超过 {MAX_TITLE} 字，说明不超过 {MAX_TEXT} 字。")
     service = service_of(ctx)
@@ -296,6 +301,29 @@ async def handle_progress(ctx: Context) -> str:
 
 
 @router.command(
+    "withdraw",
+    "撤回课题",
+    summary="撤回自己提出、尚未立项的课题",
+    usage="/撤回课题 课题编号 [原因]，例如 /撤回课题 T-3 与 T-2 重复",
+    role=Role.STUDIO_LEAD,
+)
+async def handle_withdraw(ctx: Context) -> str:
+    """The proposer (or a lead of its alliance, or an admin) takes back a topic still gathering support."""
+    if not ctx.args.strip():
+        raise UsageError()
+    topic = await topic_or_error(ctx, ctx.args)
+    reason = _rest(ctx.args)[:MAX_TEXT]
+    if not may_manage(ctx, topic):
+        raise UserError("只有课题提出人、本联盟负责人或管理员可以撤回课题。")
+    if topic.state != TopicStatus.PROPOSED:
+        raise UserError(f"课题 {topic_label(topic)}{topic.state.label}，只有征集附议中的课题可以撤回。")
+    withdrawn = await service_of(ctx).withdraw(topic, reason=reason)
+    if withdrawn is None:
+        raise UserError(f"课题 {topic_label(topic)}刚刚状态已变，未能撤回。发送 /课题 T-{topic.id} 查看。")
+    return f"已撤回课题 {topic_label(withdrawn)}，已通知本联盟群和已附议的工作室。"
+
+
+@router.command(
     "conclude",
     "结题",
     summary="课题结题（可随后登记为创新成果）",
@@ -382,7 +410,7 @@ async def handle_topics(ctx: Context) -> str:
 
 def parse_topic_ref(word: str) -> int | None:
     """The topic number in ``word``, or None."""
-    match = _TOPIC_ID.match(word.split(maxsplit=1)[0])
+    match = _TOPIC_ID.match(fold(word.split(maxsplit=1)[0]))
     return int(match.group(1)) if match else None
 
 

@@ -182,6 +182,29 @@ class TopicService:
             )
         return closed
 
+    async def withdraw(self, topic: Topic, *, reason: str) -> Topic | None:
+        """Withdraw a topic still gathering support and tell the groups that were asked to support it, and
+        the studios that already did; None if it was not proposed any more."""
+        assert topic.id is not None
+        withdrawn = await self.topics.withdraw(topic.id, reason=reason, at=self.runtime.clock.now())
+        if withdrawn is None:
+            return None
+        why = f"（{reason}）" if reason else ""
+        await self.runtime.outbox.announce(
+            withdrawn.alliance_id,
+            f"【课题撤回】{topic_label(withdrawn)}已由提出方撤回{why}，不再征集附议。",
+            dedupe_key=f"topic:{topic.id}:withdrawn",
+        )
+        detail = await self.topics.detail(topic.id)
+        for supporter in _unique(s.user_id for s in detail.supports) if detail else []:
+            if supporter != withdrawn.proposer:
+                await self.runtime.outbox.notify_user(
+                    supporter,
+                    f"您附议的课题 {topic_label(withdrawn)}已由提出方撤回{why}。",
+                    dedupe_key=f"topic:{topic.id}:withdrawn:{supporter}",
+                )
+        return withdrawn
+
     # -- the sweep -------------------------------------------------------------------------------
 
     async def sweep(self, now: datetime) -> str:

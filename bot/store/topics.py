@@ -29,6 +29,7 @@ class TopicStatus(StrEnum):
     APPROVED = "approved"  # quorum reached: the team works on it
     LAPSED = "lapsed"  # not enough support in time
     CONCLUDED = "concluded"  # closed with a result
+    WITHDRAWN = "withdrawn"  # taken back by its proposer before approval
 
     @property
     def label(self) -> str:
@@ -41,6 +42,7 @@ _STATUS_LABELS = {
     TopicStatus.APPROVED: "已立项攻关",
     TopicStatus.LAPSED: "未获足够附议，已失效",
     TopicStatus.CONCLUDED: "已结题",
+    TopicStatus.WITHDRAWN: "已撤回",
 }
 
 
@@ -279,6 +281,14 @@ class TopicRepo:
             topic_id,
             from_status=TopicStatus.PROPOSED,
             values={"status": TopicStatus.LAPSED.value, "closed_at": at},
+        )
+
+    async def withdraw(self, topic_id: int, *, reason: str, at: datetime) -> Topic | None:
+        """Withdraw a proposed topic; None if it was not proposed any more (approved meanwhile, or lapsed)."""
+        return await self._transition(
+            topic_id,
+            from_status=TopicStatus.PROPOSED,
+            values={"status": TopicStatus.WITHDRAWN.value, "closed_at": at, "conclusion": reason or None},
         )
 
     async def conclude(self, topic_id: int, *, text: str, at: datetime) -> Topic | None:
