@@ -178,3 +178,33 @@ async def test_help_lists_event_commands(chat: Chat) -> None:
     assert "【活动】" in member and "/events（/活动列表）" in member and "/join（/报名）" in member
     usage = await chat.say("someone", "/help event")
     assert "/活动 添加 类型 时间 标题" in usage
+
+
+async def test_a_leads_only_meeting_is_told_to_the_leads_and_only_they_sign_up(chat: Chat) -> None:
+    reply = await chat.say(LEAD, "/活动 添加 年会 下周三下午3点 隧道联盟理事会 对象 负责人 地点 3楼会议室")
+    assert "对象：仅负责人" in reply and "已逐一私信通知" in reply, reply
+    assert not group_texts(chat), "a leads-only meeting is not announced in the member group"
+    # the tunnel studios' leads (T1..T3) hear of it directly; a bridge studio's lead does not
+    assert any("隧道联盟理事会" in t and "对象：仅负责人" in t for t in chat.to_user("chenjuejin"))
+    assert not any("隧道联盟理事会" in t for t in chat.to_user("xuanbining"))
+    assert "面向仅负责人，您不在其中，无法报名" in await chat.say("foreman1", "/报名 1")
+    assert "报名成功" in await chat.say("chenjuejin", "/报名 1")
+    assert "对象：仅负责人" in await chat.say("foreman1", "/活动 1")
+
+
+async def test_an_invited_list_by_name_or_account(chat: Chat) -> None:
+    reply = await chat.say(LEAD, "/活动 添加 大脑汇 下周三下午3点 盾构难题会诊 邀请 陈掘进、shibaopo")
+    assert "对象：受邀人员（2 人" in reply, reply
+    assert any("盾构难题会诊" in t for t in chat.to_user("chenjuejin"))
+    assert any("盾构难题会诊" in t for t in chat.to_user("shibaopo"))
+    assert not group_texts(chat)
+    assert "无法报名" in await chat.say("fangshuiqing", "/报名 1")
+    assert "报名成功" in await chat.say("shibaopo", "/报名 1")
+    assert "花名册里没有找到「张三」" in await chat.say(LEAD, "/活动 添加 大脑汇 下周四15:00 另一会 邀请 张三")
+    assert "「对象」请写 全体 或 负责人" in await chat.say(LEAD, "/活动 添加 讲座 下周四15:00 讲座 对象 路人")
+
+
+async def test_an_open_activity_is_still_announced_in_the_group(chat: Chat) -> None:
+    await add_lecture(chat, "对象 全体")
+    assert any("盾构施工新技术" in t for t in group_texts(chat))
+    assert "报名成功" in await chat.say("foreman1", "/报名 1")

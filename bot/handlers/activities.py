@@ -15,14 +15,14 @@ from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.core.dispatcher import Caller, Context, Role, Router, UsageError, UserError, first_word
+from bot.core.dispatcher import Caller, Context, Role, Router, UsageError, UserError, first_word, fold
 from bot.core.middleware import dedupe_key
 from bot.core.runtime import Runtime
 from bot.services.activities.dates import WhenError, format_when, parse_when, split_when
 from bot.services.activities.duties import check_annual_meetings, check_lead_rotation, weekly_digest
 from bot.services.activities.service import ALL_ALLIANCES, SWEEP_JOB, ActivityService, type_label
 from bot.services.activities.types import TYPE_NAMES, ActivityType, offset_label
-from bot.store.activities import Activity, ActivityReminder, AttendeeStatus
+from bot.store.activities import Activity, ActivityAudience, ActivityReminder, AttendeeStatus
 from bot.store.studios import Alliance
 
 if TYPE_CHECKING:
@@ -32,8 +32,9 @@ router = Router("活动")
 
 MAX_CAPACITY = 10_000
 EVENT_USAGE = (
-    "/活动 添加 类型 时间 标题 [@联盟] [地点 地点] [名额 人数]，"
+    "/活动 添加 类型 时间 标题 [@联盟] [地点 地点] [名额 人数] [对象 全体|负责人] [邀请 账号或姓名,…]，"
     "例如 /活动 添加 讲座 下周三下午3点 盾构施工新技术 @隧道 地点 郑州会议中心 名额 50；"
+    "负责人会议加「对象 负责人」，只请部分人加「邀请 陈掘进,shibaopo」；"
     "/活动 编号 查看详情；/活动 改期 编号 新时间；/活动 取消 编号 [原因]。"
     f"类型：{TYPE_NAMES}"
 )
@@ -76,12 +77,29 @@ class AddRequest:
     alliance: str | None
     place: str | None
     capacity: int | None
+    audience: ActivityAudience = ActivityAudience.ALL
+    invited: tuple[str, ...] = ()
 
 
 _ALLIANCE_OPT = re.compile(r"(?:^|\s)[@＠](\S+)")
 _CAPACITY_OPT = re.compile(
     r"(?:^|\s)(?:名额|限额|人数|capacity|cap)\s*[:：]?\s*(\d+)\s*人?(?=\s|$)", re.IGNORECASE
 )
+_AUDIENCE_OPT = re.compile(r"(?:^|\s)(?:对象|范围|audience)(?:\s*[:：]\s*|\s+)(\S+)", re.IGNORECASE)
+_INVITE_OPT = re.compile(r"(?:^|\s)(?:邀请|invite)(?:\s*[:：]\s*|\s+)(\S+)", re.IGNORECASE)
+_AUDIENCE_WORDS = {
+    "全体": ActivityAudience.ALL,
+    "全员": ActivityAudience.ALL,
+    "所有人": ActivityAudience.ALL,
+    "all": ActivityAudience.ALL,
+    "负责人": ActivityAudience.LEADS,
+    "仅负责人": ActivityAudience.LEADS,
+    "leads": ActivityAudience.LEADS,
+    "邀请": ActivityAudience.INVITED,
+    "受邀": ActivityAudience.INVITED,
+    "invited": ActivityAudience.INVITED,
+}
+_LIST_SEPARATORS = re.compile(r"[,，、;；]+")
 _PLACE_OPT = re.compile(r"(?:^|\s)(?:地点|place)\s*[:：]?\s*(.*)$", re.IGNORECASE)
 
 
@@ -104,6 +122,21 @@ def parse_add(args: str) -> AddRequest:
     if match:
         capacity = int(match.group(1))
         body = body[: match.start()] + " " + body[match.end() :]
+    invited: tuple[str, ...] = ()
+    match = _INVITE_OPT.search(body)
+    if match:
+        invited = tuple(w for w in _LIST_SEPARATORS.split(match.group(1)) if w)
+        body = body[: match.start()] + " " + body[match.end() :]
+    audience = ActivityAudience.INVITED if invited else ActivityAudience.ALL
+    match = _AUDIENCE_OPT.search(body)
+    if match:
+        word = fold(match.group(1)).lower()
+        if word not in _AUDIENCE_WORDS:
+            raise UsageError(f"「对象」请写 全体 或 负责人（只请部分人时用「邀请 姓名,…」），「{match.group(1)}」看不懂。")
+        audience = _AUDIENCE_WORDS[word]
+        body = body[: match.start()] + " " + body[match.end() :]
+    if audience == ActivityAudience.INVITED and not invited:
+        raise UsageError("只请部分人参加时，请用「邀请 姓名或账号,…」写明邀请谁，例如 邀请 陈掘进,shibaopo。")
     place = None
     match = _PLACE_OPT.search(body)
     if match:
@@ -113,7 +146,7 @@ def parse_add(args: str) -> AddRequest:
             raise UsageError("「地点」后面请写上地点。")
     if capacity is not None and not 1 <= capacity <= MAX_CAPACITY:
         raise UsageError(f"名额应在 1 到 {MAX_CAPACITY} 之间。")
-    return AddRequest(kind, " ".join(body.split()), alliance, place, capacity)
+    return AddRequest(kind, " ".join(body.split()), alliance, place, capacity, audience, invited)
 
 
 def parse_activity_id(text: str) -> int:
@@ -179,6 +212,38 @@ async def display_names(ctx: Context, user_ids: list[str]) -> dict[str, str]:
     return {u: names.get(u, u) for u in user_ids}
 
 
+_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+async def resolve_people(ctx: Context, words: tuple[str, ...]) -> list[str]:
+    """Accounts for invitees written as accounts, lead names from the roster, or a studio (its lead);
+    raises ``UserError`` naming who could not be found."""
+    store = ctx.runtime.store
+    by_name: dict[str, str] = {}
+    for alliance in await store.alliances.all():
+        if alliance.lead_userid and alliance.lead_name:
+            by_name[alliance.lead_name] = alliance.lead_userid
+    for studio in await store.studios.all():
+        by_name.setdefault(studio.lead_name, studio.lead_userid)
+    found: list[str] = []
+    unknown: list[str] = []
+    for word in words:
+        folded = fold(word).lstrip("@")
+        if folded in by_name:
+            found.append(by_name[folded])
+        elif (named := await store.studios.get(folded)) is not None:
+            found.append(named.lead_userid)
+        elif _ACCOUNT.match(folded):
+            found.append(folded)
+        else:
+            unknown.append(word)
+    if unknown:
+        raise UserError(
+            f"花名册里没有找到「{'、'.join(unknown)}」。请写企业微信账号（如 chenjuejin）或花名册里负责人的姓名。"
+        )
+    return list(dict.fromkeys(found))
+
+
 def calendar_base(ctx: Context) -> str:
     """Where the calendar feeds are served (``BOT_PUBLIC_URL`` or ``http://HOST:PORT``)."""
     settings = ctx.runtime.settings
@@ -237,6 +302,11 @@ async def handle_join(ctx: Context) -> str:
         raise UserError(f"活动 #{activity.id}「{activity.title}」已取消，无法报名。")
     if activity.start <= ctx.runtime.clock.now():
         raise UserError(f"活动 #{activity.id}「{activity.title}」已经开始或结束，无法报名。")
+    if not await service.may_join(activity, ctx.caller.user_id, is_lead=ctx.caller.at_least(Role.STUDIO_LEAD)):
+        raise UserError(
+            f"活动 #{activity.id}「{activity.title}」面向{activity.for_whom.label}，您不在其中，无法报名。"
+            "如需参加，请联系组织者。"
+        )
     result = await service.join(activity, ctx.caller.user_id)
     what = f"{type_label(activity.type)}「{activity.title}」（#{activity.id}）"
     when = format_when(service.local(activity.start))
@@ -311,6 +381,7 @@ async def _add(ctx: Context, args: str) -> str:
         raise UsageError("请在时间后面写上活动标题。")
     if len(title) > 200 or (request.place is not None and len(request.place) > 200):
         raise UsageError("标题和地点请各不超过 200 字。")
+    invited = await resolve_people(ctx, request.invited) if request.invited else []
     activity = Activity(
         type=request.type.value,
         title=title,
@@ -318,22 +389,27 @@ async def _add(ctx: Context, args: str) -> str:
         start=when.start,
         place=request.place,
         capacity=request.capacity,
+        audience=request.audience.value,
+        invited=invited,
         organizer=ctx.caller.user_id,
         message_key=dedupe_key(ctx.event),
     )
     activity, reminders = await service.create(activity)
     lines = [
         f"已添加活动 #{activity.id}：{type_label(activity.type)}「{activity.title}」",
-        f"时间：{format_when(service.local(activity.start))}"
-        + ("（未写具体时刻，按 9:00 安排）" if not when.has_time else ""),
+        f"时间：{service.when_text(activity)}" + ("（未写具体时刻，按 9:00 安排）" if not when.has_time else ""),
         f"联盟：{alliance.name if alliance else ALL_ALLIANCES}",
     ]
+    audience = await service.audience_users(activity)
+    if activity.for_whom != ActivityAudience.ALL:
+        lines.append(f"对象：{activity.for_whom.label}（{len(audience)} 人，已逐一私信通知，不在群里公布）")
     if activity.place:
         lines.append(f"地点：{activity.place}")
     lines.append(f"名额：{activity.capacity} 人" if activity.capacity else "名额：不限")
     lines.append(_reminder_summary(service, activity, reminders))
+    told = "已通知联盟群，成员" if activity.for_whom == ActivityAudience.ALL else "受邀者"
     lines.append(
-        f"请核对时间；如有误，发送 /活动 改期 {activity.id} 正确时间。已通知联盟群，成员发送 /报名 {activity.id} 即可报名。"
+        f"请核对时间；如有误，发送 /活动 改期 {activity.id} 正确时间。{told}发送 /报名 {activity.id} 即可报名。"
     )
     return "\n".join(lines)
 
@@ -444,11 +520,13 @@ async def _details(ctx: Context, activity_id: int) -> str:
     base = calendar_base(ctx)
     lines = [
         f"#{activity.id} {type_label(activity.type)}「{activity.title}」{status}",
-        f"时间：{format_when(service.local(activity.start))}",
+        f"时间：{service.when_text(activity)}",
         f"联盟：{alliance.name if alliance else ALL_ALLIANCES}",
     ]
     if activity.place:
         lines.append(f"地点：{activity.place}")
+    if activity.for_whom != ActivityAudience.ALL:
+        lines.append(f"对象：{activity.for_whom.label}")
     lines.append(f"发布者：{names[activity.organizer]}")
     if activity.cancelled and activity.note:
         lines.append(f"取消原因：{activity.note}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint, and_, func, or_, update
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint, and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,6 +29,19 @@ class ActivityStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ActivityAudience(StrEnum):
+    """Who an activity is for: announced to, reminded and allowed to sign up."""
+
+    ALL = "all"  # every member of its alliance (or of every alliance): announced in the member groups
+    LEADS = "leads"  # studio and alliance leads only: announced to them by direct message
+    INVITED = "invited"  # the invited list only: announced to them by direct message
+
+    @property
+    def label(self) -> str:
+        """The audience in Chinese."""
+        return {"all": "联盟全体成员", "leads": "仅负责人", "invited": "受邀人员"}[self.value]
+
+
 class Activity(SQLModel, table=True):
     """A meeting of the alliance: lecture, annual meeting, site visit, …; ``sequence`` counts changes (iCal)."""
 
@@ -40,6 +53,9 @@ class Activity(SQLModel, table=True):
     title: str = Field(max_length=200)
     alliance_id: str | None = Field(default=None, foreign_key="alliance.id", index=True, max_length=64)
     start: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    ends_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    audience: str = Field(default=ActivityAudience.ALL.value, max_length=16)
+    invited: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     place: str | None = Field(default=None, max_length=200)
     capacity: int | None = None
     organizer: str = Field(max_length=64)
@@ -55,6 +71,11 @@ class Activity(SQLModel, table=True):
     def cancelled(self) -> bool:
         """Whether the activity was cancelled."""
         return self.status == ActivityStatus.CANCELLED.value
+
+    @property
+    def for_whom(self) -> ActivityAudience:
+        """The audience as an enum."""
+        return ActivityAudience(self.audience)
 
 
 class AttendeeStatus(StrEnum):
@@ -260,15 +281,18 @@ class ActivityRepo:
             return activity
 
     async def move(
-        self, activity_id: int, *, start: datetime, at: datetime
+        self, activity_id: int, *, start: datetime, at: datetime, ends_at: datetime | None = None
     ) -> tuple[datetime, Activity] | None:
-        """Move a scheduled activity (sequence + 1), cancelling its pending reminders; returns the old start."""
+        """Move a scheduled activity (sequence + 1), cancelling its pending reminders; returns the old start.
+        Without a new ``ends_at`` an end time keeps its distance from the start."""
         async with self._sessions() as session, session.begin():
             activity = await session.get(Activity, activity_id, with_for_update=self._postgres)
             if activity is None or activity.cancelled:
                 return None
             old = activity.start
-            activity.start = start
+            if ends_at is None and activity.ends_at is not None:
+                ends_at = start + (activity.ends_at - activity.start)
+            activity.start, activity.ends_at = start, ends_at
             activity.sequence += 1
             activity.updated_at = at
             await self._cancel_reminders(session, activity_id, at=at, detail="活动已改期")

@@ -298,6 +298,12 @@ class MemberRepo:
             await conn.execute(statement)
         return [None] * len(items)
 
+    async def granted(self, *roles: str) -> list[Member]:
+        """Members holding one of the granted ``roles`` (``MemberRole`` values)."""
+        async with self._sessions() as session:
+            rows = await session.exec(select(Member).where(col(Member.role).in_(roles)))
+            return list(rows.all())
+
     async def grant(
         self, user_id: str, role: str, *, alliance_id: str | None = None, studio_id: str | None = None
     ) -> Member:

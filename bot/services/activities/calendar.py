@@ -53,7 +53,9 @@ def render_calendar(
         entry.add("last-modified", activity.updated_at)
         start = activity.start.astimezone(tz)
         entry.add("dtstart", start)
-        entry.add("dtend", start + DURATIONS.get(activity.type, DEFAULT_DURATION))
+        default_end = start + DURATIONS.get(activity.type, DEFAULT_DURATION)
+        end = activity.ends_at.astimezone(tz) if activity.ends_at else default_end
+        entry.add("dtend", end)
         entry.add("summary", f"【{activity.type}】{activity.title}")
         if activity.place:
             entry.add("location", activity.place)

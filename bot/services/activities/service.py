@@ -27,6 +27,7 @@ from bot.services.activities.types import (
 )
 from bot.store.activities import (
     Activity,
+    ActivityAudience,
     ActivityReminder,
     ActivityRepo,
     AttendeeStatus,
@@ -34,6 +35,7 @@ from bot.store.activities import (
     LeaveResult,
     ReminderStatus,
 )
+from bot.store.studios import MemberRole
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +89,43 @@ class ActivityService:
         return ReminderPlan(group=group, attendee=self._attendee)
 
     async def group_targets(self, activity: Activity) -> list[str]:
-        """Alliance targets of an activity's group reminders: its alliance, or every alliance for a joint one."""
+        """Alliance targets of an activity's announcements and group reminders: its alliance, or every alliance
+        for a joint one; none when the activity is for its leads or an invited list (they are told directly)."""
+        if activity.for_whom != ActivityAudience.ALL:
+            return []
         if activity.alliance_id is not None:
             return [f"alliance:{activity.alliance_id}"]
         return [f"alliance:{a.id}" for a in await self.runtime.store.alliances.all()]
+
+    async def audience_users(self, activity: Activity) -> list[str]:
+        """The people a leads-only or invited activity is for (told directly); empty for an open one."""
+        if activity.for_whom == ActivityAudience.INVITED:
+            return list(dict.fromkeys(activity.invited))
+        if activity.for_whom != ActivityAudience.LEADS:
+            return []
+        return await self.leads_of(activity.alliance_id)
+
+    async def leads_of(self, alliance_id: str | None) -> list[str]:
+        """Studio and alliance leads of one alliance (every alliance when None), roster and granted ones."""
+        store = self.runtime.store
+        alliances = await store.alliances.all()
+        wanted = {a.id for a in alliances if alliance_id is None or a.id == alliance_id}
+        studios = await store.studios.all()
+        in_scope = {s.id for s in studios if s.alliance_id in wanted}
+        users = [a.lead_userid for a in alliances if a.id in wanted and a.lead_userid]
+        users += [s.lead_userid for s in studios if s.id in in_scope and s.lead_userid]
+        for member in await store.members.granted(MemberRole.ALLIANCE_LEAD.value, MemberRole.STUDIO_LEAD.value):
+            if member.alliance_id in wanted or member.studio_id in in_scope:
+                users.append(member.user_id)
+        return list(dict.fromkeys(users))
+
+    async def may_join(self, activity: Activity, user_id: str, *, is_lead: bool) -> bool:
+        """Whether this person is in the activity's audience (the organiser always is)."""
+        if activity.for_whom == ActivityAudience.ALL or user_id == activity.organizer:
+            return True
+        if activity.for_whom == ActivityAudience.LEADS:
+            return is_lead
+        return user_id in activity.invited
 
     async def plan_group_reminders(self, activity: Activity, now: datetime) -> list[ActivityReminder]:
         """Plan the group reminders still in the future, plus attendee reminders for those with a seat."""
@@ -149,10 +184,12 @@ class ActivityService:
         await self._announce(activity, self.announcement(activity), key=f"event:{activity.id}:created")
         return activity, reminders
 
-    async def move(self, activity_id: int, start: datetime) -> tuple[datetime, Activity] | None:
+    async def move(
+        self, activity_id: int, start: datetime, ends_at: datetime | None = None
+    ) -> tuple[datetime, Activity] | None:
         """Move an activity: new reminders, and attendees and groups are told."""
         now = self.runtime.clock.now()
-        moved = await self.repo.move(activity_id, start=start, at=now)
+        moved = await self.repo.move(activity_id, start=start, ends_at=ends_at, at=now)
         if moved is None:
             return None
         old, activity = moved
@@ -160,7 +197,7 @@ class ActivityService:
         text = (
             f"【活动改期】{type_label(activity.type)}「{activity.title}」（#{activity.id}）改期了：\n"
             f"原定：{format_when(old.astimezone(self.runtime.settings.tz))}\n"
-            f"改为：{format_when(self.local(activity.start))}"
+            f"改为：{self.when_text(activity)}"
             + (f"\n地点：{activity.place}" if activity.place else "")
         )
         key = f"event:{activity.id}:moved:{activity.sequence}"
@@ -287,7 +324,7 @@ class ActivityService:
         assert activity.id is not None
         lines = [
             f"【活动提醒】{type_label(activity.type)}「{activity.title}」",
-            f"时间：{format_when(self.local(activity.start))}（还有{duration_label(activity.start - now)}）",
+            f"时间：{self.when_text(activity)}（还有{duration_label(activity.start - now)}）",
         ]
         if activity.place:
             lines.append(f"地点：{activity.place}")
@@ -317,16 +354,29 @@ class ActivityService:
         """The message a new activity is announced with."""
         lines = [
             f"【新活动】{type_label(activity.type)}「{activity.title}」（#{activity.id}）",
-            f"时间：{format_when(self.local(activity.start))}",
+            f"时间：{self.when_text(activity)}",
         ]
         if activity.place:
             lines.append(f"地点：{activity.place}")
         if activity.capacity is not None:
             lines.append(f"名额：{activity.capacity} 人")
+        if activity.for_whom != ActivityAudience.ALL:
+            lines.append(f"对象：{activity.for_whom.label}（本通知单独发给您）")
         lines.append(f"发送 /报名 {activity.id} 报名。")
         return "\n".join(lines)
 
+    def when_text(self, activity: Activity) -> str:
+        """``2026年12月9日（星期三）15:00`` or, with an end time, ``…15:00–17:00``."""
+        text = format_when(self.local(activity.start))
+        if activity.ends_at is not None:
+            end = self.local(activity.ends_at)
+            same_day = end.date() == self.local(activity.start).date()
+            text += f"–{end:%H:%M}" if same_day else f" 至 {format_when(end)}"
+        return text
+
     async def _announce(self, activity: Activity, text: str, *, key: str) -> None:
+        for user_id in await self.audience_users(activity):
+            await self.runtime.outbox.notify_user(user_id, text, dedupe_key=f"{key}:user:{user_id}")
         for target in await self.group_targets(activity):
             alliance_id = target.partition(":")[2]
             try:
