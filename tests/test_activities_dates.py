@@ -155,6 +155,39 @@ def test_phrases(phrase: str, now: datetime, expected: datetime, has_time: bool)
     assert (match.start, match.consumed, match.rest, match.has_time) == (expected, phrase, "", has_time)
 
 
+# --------------------------------------------------------------------------- phrases from the issue
+
+
+@pytest.mark.parametrize(
+    ("phrase", "now", "expected"),
+    [
+        ("下周三15点", TUE, at(2026, 12, 2, 15)),
+        ("下周三14:00", TUE, at(2026, 12, 2, 14)),
+        ("下周五14点", TUE, at(2026, 12, 4, 14)),
+        ("周五9点", TUE, at(2026, 11, 27, 9)),
+        ("周三15点", TUE, at(2026, 11, 25, 15)),
+        ("周二15点", TUE, at(2026, 11, 24, 15)),  # today, still ahead
+        ("周二9点", TUE, at(2026, 12, 1, 9)),  # today has passed: next week
+        ("下周三１５点", TUE, at(2026, 12, 2, 15)),
+        ("周五１４：００", TUE, at(2026, 11, 27, 14)),
+        ("下周一8:30", SAT, at(2026, 11, 30, 8, 30)),
+        ("星期三15点", TUE, at(2026, 11, 25, 15)),
+        ("下礼拜五10点", TUE, at(2026, 12, 4, 10)),
+        ("周日9点", SUN, at(2026, 12, 27, 9)),  # today (Sunday) at 9:00 has passed
+    ],
+)
+def test_weekday_directly_followed_by_a_time(phrase: str, now: datetime, expected: datetime) -> None:
+    assert parse_when(phrase, now=now) == expected
+    match = split_when(phrase + " 讲座", now=now)
+    assert (match.start, match.consumed, match.rest, match.has_time) == (expected, phrase, "讲座", True)
+
+
+@pytest.mark.parametrize("phrase", ["周15点", "下周15点"])
+def test_an_arabic_weekday_digit_glued_to_more_digits_is_not_read(phrase: str) -> None:
+    with pytest.raises(WhenError):
+        parse_when(phrase, now=TUE)
+
+
 def test_default_hour_is_used_for_dates_only() -> None:
     assert parse_when("明天", now=TUE, default_hour=14) == at(2026, 11, 25, 14)
     assert parse_when("明天8点", now=TUE, default_hour=14) == at(2026, 11, 25, 8)

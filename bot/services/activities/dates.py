@@ -397,7 +397,8 @@ _DAY_WORD_RE = re.compile("|".join(sorted(_DAY_WORDS, key=len, reverse=True)))
 _WEEK_WORD = r"(?:周|週|星期|礼拜|禮拜)"
 _WEEKDAY_CHARS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
 _WEEKDAY_CHARS |= {str(n): n - 1 for n in range(1, 8)}
-_WD = r"[一二三四五六日天1-7](?![0-9])"
+# A Chinese weekday may be followed directly by a clock ("周五9点"); an Arabic one may not ("周15点").
+_WD = r"(?:[一二三四五六日天]|[1-7](?![0-9]))"
 # "本/这/这个" this week, "下/下个" next, "下下/下下个" the one after, "上/上个" last week
 _WEEK_MODIFIERS = {
     "本": 0,
