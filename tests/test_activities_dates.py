@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.services.activities.dates import WhenError, WhenMatch, format_when, parse_when, split_when
+from bot.services.activities.dates import (
+    PERIOD_DEFAULTS,
+    WhenError,
+    WhenMatch,
+    format_when,
+    parse_when,
+    split_when,
+)
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -188,6 +195,64 @@ def test_an_arabic_weekday_digit_glued_to_more_digits_is_not_read(phrase: str) -
         parse_when(phrase, now=TUE)
 
 
+@pytest.mark.parametrize(
+    ("phrase", "now", "expected", "note"),
+    [
+        ("后天上午", TUE, at(2026, 11, 26, 9), "上午未写几点，按 9:00"),
+        ("本周五下午", TUE, at(2026, 11, 27, 14, 30), "下午未写几点，按 14:30"),
+        ("明天晚上", TUE, at(2026, 11, 25, 19), "晚上未写几点，按 19:00"),
+        ("明天下午", TUE, at(2026, 11, 25, 14, 30), "下午未写几点，按 14:30"),
+        ("明天早上", TUE, at(2026, 11, 25, 8), "早上未写几点，按 8:00"),
+        ("明天中午", TUE, at(2026, 11, 25, 12), "中午未写几点，按 12:00"),
+        ("下午", TUE, at(2026, 11, 24, 14, 30), "下午未写几点，按 14:30"),  # today
+        ("今晚", TUE, at(2026, 11, 24, 19), "今晚未写几点，按 19:00"),
+        ("明早", TUE, at(2026, 11, 25, 8), "明早未写几点，按 8:00"),
+        ("下周三 下午", TUE, at(2026, 12, 2, 14, 30), "下午未写几点，按 14:30"),
+        ("周二上午", TUE, at(2026, 12, 1, 9), "上午未写几点，按 9:00"),  # today's morning has passed
+        ("12月5日晚上", TUE, at(2026, 12, 5, 19), "晚上未写几点，按 19:00"),
+    ],
+)
+def test_a_period_word_alone_takes_its_stated_default(
+    phrase: str, now: datetime, expected: datetime, note: str
+) -> None:
+    assert parse_when(phrase, now=now) == expected
+    match = split_when(phrase + " 讲座", now=now)
+    assert (match.start, match.consumed, match.rest, match.defaulted) == (expected, phrase, "讲座", note)
+    assert match.has_time  # a time of day was written, if only roughly; has_time=False means a date only
+
+
+def test_period_defaults_are_constants_and_can_be_overridden() -> None:
+    assert PERIOD_DEFAULTS == {
+        "早上": time(8, 0),
+        "上午": time(9, 0),
+        "中午": time(12, 0),
+        "下午": time(14, 30),
+        "晚上": time(19, 0),
+    }
+    override = {"下午": time(15, 0)}
+    assert parse_when("明天下午", now=TUE, period_defaults=override) == at(2026, 11, 25, 15)
+    assert parse_when("明天上午", now=TUE, period_defaults=override) == at(2026, 11, 25, 9)  # others kept
+    match = split_when("明天下午 讲座", now=TUE, period_defaults=override)
+    assert match.defaulted == "下午未写几点，按 15:00"
+    with pytest.raises(ValueError, match="period_defaults"):
+        parse_when("明天下午", now=TUE, period_defaults={"傍晚": time(18, 0)})
+
+
+def test_no_default_note_when_the_time_is_written_or_only_a_date_is() -> None:
+    assert split_when("明天下午3点", now=TUE).defaulted is None
+    match = split_when("明天", now=TUE)
+    assert (match.defaulted, match.has_time) == (None, False)
+
+
+@pytest.mark.parametrize(("phrase", "example"), [("明天凌晨", "凌晨5点"), ("明天傍晚", "傍晚6点")])
+def test_periods_without_a_default_still_ask_for_the_hour_with_a_natural_example(
+    phrase: str, example: str
+) -> None:
+    with pytest.raises(WhenError, match="要写明几点") as info:
+        parse_when(phrase, now=TUE)
+    assert f"例如「{example}」" in str(info.value)
+
+
 def test_default_hour_is_used_for_dates_only() -> None:
     assert parse_when("明天", now=TUE, default_hour=14) == at(2026, 11, 25, 14)
     assert parse_when("明天8点", now=TUE, default_hour=14) == at(2026, 11, 25, 8)
@@ -287,8 +352,8 @@ def assert_helpful(message: str) -> None:
         ("上午15点", TUE, "上午只有0到12点"),
         ("凌晨8点", TUE, "前后矛盾"),
         ("晚上2点", TUE, "歧义"),
-        ("明天下午", TUE, "要写明几点"),
-        ("今晚", TUE, "要写明几点"),
+        ("明天凌晨", TUE, "要写明几点"),
+        ("傍晚", TUE, "要写明几点"),
         ("下周", TUE, "星期几"),
         ("本月", TUE, "几号"),
         ("12月5日（周五）", TUE, "星期六，不是星期五"),

@@ -27,14 +27,46 @@ Pure functions only: the caller injects ``now`` (timezone-aware) and every phras
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from types import MappingProxyType
 from typing import Literal
 
-__all__ = ["WhenError", "WhenMatch", "format_when", "parse_when", "split_when"]
+__all__ = [
+    "AFTERNOON_DEFAULT",
+    "EARLY_MORNING_DEFAULT",
+    "EVENING_DEFAULT",
+    "MORNING_DEFAULT",
+    "NOON_DEFAULT",
+    "PERIOD_DEFAULTS",
+    "WhenError",
+    "WhenMatch",
+    "format_when",
+    "parse_when",
+    "split_when",
+]
 
 EXAMPLES = "下周三下午3点、明天14:00、12月5日 9:30、2026-12-05 09:30、周五晚上7点半"
 _WEEKDAY_NAMES = "一二三四五六日"
+
+# The time a period word stands for when no hour follows it (``明天下午`` -> 14:30).  Synonyms use the
+# default of their key: 早晨/清晨/今早/明早 that of 早上, 午后 that of 下午, 晚间/夜里/今晚/明晚 that of 晚上.
+# 凌晨 and 傍晚 have none: they still need an hour.
+EARLY_MORNING_DEFAULT = time(8, 0)  # 早上
+MORNING_DEFAULT = time(9, 0)  # 上午
+NOON_DEFAULT = time(12, 0)  # 中午
+AFTERNOON_DEFAULT = time(14, 30)  # 下午
+EVENING_DEFAULT = time(19, 0)  # 晚上
+PERIOD_DEFAULTS: Mapping[str, time] = MappingProxyType(
+    {
+        "早上": EARLY_MORNING_DEFAULT,
+        "上午": MORNING_DEFAULT,
+        "中午": NOON_DEFAULT,
+        "下午": AFTERNOON_DEFAULT,
+        "晚上": EVENING_DEFAULT,
+    }
+)
 
 
 class WhenError(ValueError):
@@ -49,6 +81,8 @@ class WhenMatch:
     consumed: str  # the exact text prefix (after leading whitespace) that was read as the time
     rest: str  # the remaining text, stripped
     has_time: bool  # False when the phrase had only a date (then the default hour was used)
+    # When a period word stood for its default time, a note for the user, e.g. 「下午未写几点，按 14:30」
+    defaulted: str | None = None
 
 
 def format_when(dt: datetime) -> str:
@@ -56,20 +90,28 @@ def format_when(dt: datetime) -> str:
     return f"{dt.year}年{dt.month}月{dt.day}日（星期{_WEEKDAY_NAMES[dt.weekday()]}）{dt:%H:%M}"
 
 
-def parse_when(text: str, *, now: datetime, default_hour: int = 9, allow_past: bool = False) -> datetime:
+def parse_when(
+    text: str,
+    *,
+    now: datetime,
+    default_hour: int = 9,
+    allow_past: bool = False,
+    period_defaults: Mapping[str, time] | None = None,
+) -> datetime:
     """Read ``text``, which must be entirely a time expression, relative to the aware ``now``.
 
+    ``period_defaults`` overrides some of ``PERIOD_DEFAULTS`` (keys 早上/上午/中午/下午/晚上).
     Raises ``WhenError`` (with a Chinese message and examples) when the text is not readable, names an
     impossible date or time, or lies in the past (unless ``allow_past``).
     """
-    tz = _check_args(now, default_hour)
+    tz, defaults = _check_args(now, default_hour, period_defaults)
     s = _normalise(text)
     if not s.strip():
         raise _fail("没有写时间")
-    read = _read(s, now, tz, default_hour)
+    read = _read(s, now, tz, default_hour, defaults)
     if read is None:
         raise _fail(f"看不懂时间「{text.strip()}」")
-    _begin, end, start, _has_time = read
+    _begin, end, start, _has_time, _note = read
     rest = _clean_rest(text[end:])
     if rest:
         raise _fail(f"时间「{text.strip()}」里的「{rest}」看不懂")
@@ -77,23 +119,36 @@ def parse_when(text: str, *, now: datetime, default_hour: int = 9, allow_past: b
     return start
 
 
-def split_when(text: str, *, now: datetime, default_hour: int = 9, allow_past: bool = False) -> WhenMatch:
+def split_when(
+    text: str,
+    *,
+    now: datetime,
+    default_hour: int = 9,
+    allow_past: bool = False,
+    period_defaults: Mapping[str, time] | None = None,
+) -> WhenMatch:
     """Read the longest prefix of ``text`` that is a time expression, for commands like ``WHEN TITLE``.
 
     ``rest`` is the remaining text with surrounding whitespace and a leading separator (``，,、;；：``)
     removed.  Raises ``WhenError`` when no prefix is a time expression or the time read is invalid or
-    in the past (unless ``allow_past``).
+    in the past (unless ``allow_past``).  ``period_defaults`` is as for ``parse_when``.
     """
-    tz = _check_args(now, default_hour)
+    tz, defaults = _check_args(now, default_hour, period_defaults)
     s = _normalise(text)
     if not s.strip():
         raise _fail("没有写时间")
-    read = _read(s, now, tz, default_hour)
+    read = _read(s, now, tz, default_hour, defaults)
     if read is None:
         raise _fail(f"开头没有找到时间：「{text.strip()}」")
-    begin, end, start, has_time = read
+    begin, end, start, has_time, note = read
     _check_future(start, now, allow_past)
-    return WhenMatch(start=start, consumed=text[begin:end], rest=_clean_rest(text[end:]), has_time=has_time)
+    return WhenMatch(
+        start=start,
+        consumed=text[begin:end],
+        rest=_clean_rest(text[end:]),
+        has_time=has_time,
+        defaulted=note,
+    )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -103,13 +158,21 @@ def _fail(reason: str) -> WhenError:
     return WhenError(f"{reason}。可以这样写：{EXAMPLES}。")
 
 
-def _check_args(now: datetime, default_hour: int) -> tzinfo:
+def _check_args(
+    now: datetime, default_hour: int, period_defaults: Mapping[str, time] | None
+) -> tuple[tzinfo, Mapping[str, time]]:
     tz = now.tzinfo
     if tz is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     if not 0 <= default_hour <= 23:
         raise ValueError(f"default_hour must be 0..23, not {default_hour}")
-    return tz
+    if not period_defaults:
+        return tz, PERIOD_DEFAULTS
+    if unknown := set(period_defaults) - set(PERIOD_DEFAULTS):
+        raise ValueError(f"period_defaults keys must be among {sorted(PERIOD_DEFAULTS)}, not {sorted(unknown)}")
+    if not all(isinstance(t, time) and t.tzinfo is None for t in period_defaults.values()):
+        raise ValueError("period_defaults values must be naive datetime.time objects")
+    return tz, {**PERIOD_DEFAULTS, **period_defaults}
 
 
 def _check_future(start: datetime, now: datetime, allow_past: bool) -> None:
@@ -234,6 +297,30 @@ _PERIODS: dict[str, _PeriodKind] = {
 # One-character periods are only read when a clock follows (``晚8点``), so ``早会`` stays a title.
 _SHORT_PERIODS: dict[str, _PeriodKind] = {"早": "am", "晚": "night"}
 _PERIOD_RE = re.compile("|".join(sorted(_PERIODS, key=len, reverse=True)))
+# Which entry of PERIOD_DEFAULTS a period word (or a day word implying one, 今晚) takes without an hour.
+_DEFAULT_KEY = {
+    "清晨": "早上",
+    "早晨": "早上",
+    "早上": "早上",
+    "今早": "早上",
+    "今晨": "早上",
+    "明早": "早上",
+    "明晨": "早上",
+    "上午": "上午",
+    "中午": "中午",
+    "正午": "中午",
+    "下午": "下午",
+    "午后": "下午",
+    "晚上": "晚上",
+    "晚间": "晚上",
+    "夜里": "晚上",
+    "夜间": "晚上",
+    "今晚": "晚上",
+    "今夜": "晚上",
+    "明晚": "晚上",
+}
+# Periods without a default still need an hour; the refusal shows one that fits them.
+_HOUR_EXAMPLES = {"凌晨": "凌晨5点", "傍晚": "傍晚6点"}
 _SHORT_PERIOD_RE = re.compile("|".join(_SHORT_PERIODS))
 
 _COLON_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})(?![0-9])")
@@ -251,6 +338,7 @@ class _Clock:
     hour: int
     minute: int
     day_offset: int  # 1 for 晚上12点 (midnight at the end of that evening)
+    defaulted: str | None = None  # the note when a period word alone stood for its default time
 
 
 def _match_clock(s: str, i: int, dot_ok: bool) -> tuple[int, int, int, bool] | None:
@@ -284,7 +372,12 @@ def _match_clock(s: str, i: int, dot_ok: bool) -> tuple[int, int, int, bool] | N
 
 
 def _match_time(
-    s: str, i: int, implied: tuple[_PeriodKind, str] | None, *, after_date: bool
+    s: str,
+    i: int,
+    implied: tuple[_PeriodKind, str] | None,
+    *,
+    after_date: bool,
+    defaults: Mapping[str, time],
 ) -> _Clock | None:
     """A time of day at ``s[i:]``, optionally after a period word; raises WhenError if it is invalid."""
     period = implied
@@ -298,10 +391,12 @@ def _match_time(
     if clock is None:
         if period is None:
             return None
-        kind, word = period
-        if kind == "noon":
-            return _Clock(end=period_end, hour=12, minute=0, day_offset=0)  # "中午" alone is 12:00
-        raise _fail(f"「{word}」要写明几点，例如「{word}7点」")
+        word = period[1]
+        if (key := _DEFAULT_KEY.get(word)) is None:
+            raise _fail(f"「{word}」要写明几点，例如「{_HOUR_EXAMPLES.get(word, word + '9点')}」")
+        t = defaults[key]
+        note = f"{word}未写几点，按 {t.hour}:{t.minute:02d}"
+        return _Clock(end=period_end, hour=t.hour, minute=t.minute, day_offset=0, defaulted=note)
     end, hour, minute, colon = clock
     raw = s[i:end]
     if hour > 23:
@@ -517,7 +612,7 @@ def _match_date_core(s: str, i: int, now: datetime, today: date, tz: tzinfo) -> 
         if after == len(s):
             if m.group(2) == ".":
                 return None
-        elif _match_time(s, after, None, after_date=True) is None:
+        elif _match_time(s, after, None, after_date=True, defaults=PERIOD_DEFAULTS) is None:
             return None
         month, day = int(m.group(1)), int(m.group(3))
         _check_month_day(month, day)
@@ -543,20 +638,25 @@ def _resolve_date(spec: _DateSpec, today: date) -> date:
 # --------------------------------------------------------------------------- the reader
 
 
-def _read(s: str, now: datetime, tz: tzinfo, default_hour: int) -> tuple[int, int, datetime, bool] | None:
-    """The longest time expression at the start of ``s``: (begin, end, start, has_time), or None."""
+def _read(
+    s: str, now: datetime, tz: tzinfo, default_hour: int, defaults: Mapping[str, time]
+) -> tuple[int, int, datetime, bool, str | None] | None:
+    """The longest time expression at the start of ``s``: (begin, end, start, has_time, note), or None."""
     begin = _skip_ws(s, 0)
     today = now.date()
     hit = _match_date(s, begin, now, tz)
     if hit is not None and hit.instant is not None:
-        return begin, hit.end, hit.instant, True
+        return begin, hit.end, hit.instant, True, None
     if hit is not None:
-        # raises for a period without a clock, e.g. a bare 今晚/明早
-        clock = _match_time(s, _skip_joiner(s, hit.end), hit.period, after_date=True)
+        # a bare 今晚/明早 takes the period's default (or raises for one without, e.g. 凌晨)
+        clock = _match_time(s, _skip_joiner(s, hit.end), hit.period, after_date=True, defaults=defaults)
         spec = hit.spec
-        end = clock.end if clock else hit.end
+        if clock is not None and clock.defaulted and hit.period is not None:
+            end = hit.end  # 今晚 alone: the period is in the day word, nothing after it was read
+        else:
+            end = clock.end if clock else hit.end
     else:
-        clock = _match_time(s, begin, None, after_date=False)
+        clock = _match_time(s, begin, None, after_date=False, defaults=defaults)
         if clock is None:
             return None
         spec = _DateSpec("fixed", fixed=today)
@@ -573,7 +673,7 @@ def _read(s: str, now: datetime, tz: tzinfo, default_hour: int) -> tuple[int, in
     start = _at(day + timedelta(days=offset), hour, minute, tz)
     if spec.kind == "weekday" and start < now:
         start = _at(day + timedelta(days=7 + offset), hour, minute, tz)
-    return begin, end, start, clock is not None
+    return begin, end, start, clock is not None, clock.defaulted if clock else None
 
 
 def _at(day: date, hour: int, minute: int, tz: tzinfo) -> datetime:
