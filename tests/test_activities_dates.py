@@ -15,7 +15,9 @@ from bot.services.activities.dates import (
     WhenError,
     WhenMatch,
     format_when,
+    parse_span,
     parse_when,
+    read_when,
     split_when,
 )
 
@@ -31,6 +33,7 @@ LEAP = datetime(2028, 2, 27, 10, 0, tzinfo=SH)  # Sunday in a leap year
 NON_LEAP = datetime(2027, 2, 27, 10, 0, tzinfo=SH)  # Saturday in a common year
 EARLY_2026 = datetime(2026, 1, 10, 10, 0, tzinfo=SH)  # Saturday
 MARCH_2027 = datetime(2027, 3, 1, 10, 0, tzinfo=SH)  # Monday
+TUE_7 = datetime(2026, 11, 24, 7, 0, tzinfo=SH)  # the same Tuesday, early in the morning
 
 
 def at(y: int, mo: int, d: int, h: int = 9, mi: int = 0) -> datetime:
@@ -251,6 +254,71 @@ def test_periods_without_a_default_still_ask_for_the_hour_with_a_natural_example
     with pytest.raises(WhenError, match="要写明几点") as info:
         parse_when(phrase, now=TUE)
     assert f"例如「{example}」" in str(info.value)
+
+
+# (phrase, now, start, end)
+RANGES = [
+    ("9点到11点", TUE_7, at(2026, 11, 24, 9), at(2026, 11, 24, 11)),
+    ("14:00-16:00", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),
+    ("下午2点至4点", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),  # the end inherits 下午
+    ("下午2点到4点", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),
+    ("14:00~16:30", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16, 30)),
+    ("明天9:00—11:00", TUE, at(2026, 11, 25, 9), at(2026, 11, 25, 11)),
+    ("１４：００～１６：００", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),
+    ("明天 9点 到 11点半", TUE, at(2026, 11, 25, 9), at(2026, 11, 25, 11, 30)),
+    ("明天上午10点到下午2点", TUE, at(2026, 11, 25, 10), at(2026, 11, 25, 14)),
+    ("2点到4点", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),  # bare 1..6 o'clock is the afternoon
+    ("5点到7点", TUE, at(2026, 11, 24, 17), at(2026, 11, 24, 19)),  # ... and the end follows the start
+    ("明天11点到1点", TUE, at(2026, 11, 25, 11), at(2026, 11, 25, 13)),
+    ("下午两点到四点", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),
+    ("下午2-4点", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),
+    ("明天9到11点", TUE, at(2026, 11, 25, 9), at(2026, 11, 25, 11)),
+    ("周五9点到11点", TUE, at(2026, 11, 27, 9), at(2026, 11, 27, 11)),
+    ("周二9点到11点", TUE, at(2026, 12, 1, 9), at(2026, 12, 1, 11)),  # today's has begun: next week
+    ("晚上7点到9点", TUE, at(2026, 11, 24, 19), at(2026, 11, 24, 21)),
+    ("晚上8点到12点", TUE, at(2026, 11, 24, 20), at(2026, 11, 25, 0)),  # until the end of the evening
+    ("明天9.30-11.30", TUE, at(2026, 11, 25, 9, 30), at(2026, 11, 25, 11, 30)),
+]
+
+
+@pytest.mark.parametrize(("phrase", "now", "start", "end"), RANGES)
+def test_ranges_set_an_end_time(phrase: str, now: datetime, start: datetime, end: datetime) -> None:
+    assert parse_span(phrase, now=now) == (start, end)
+    assert parse_when(phrase, now=now) == start  # existing callers keep getting the start
+    match = split_when(phrase + " 讲座", now=now)
+    assert (match.start, match.end, match.consumed, match.rest) == (start, end, phrase, "讲座")
+    assert read_when(phrase, now=now) == WhenMatch(start, phrase, "", True, end=end)
+
+
+def test_without_a_range_there_is_no_end() -> None:
+    assert parse_span("明天9点", now=TUE) == (at(2026, 11, 25, 9), None)
+    assert split_when("明天9点 讲座", now=TUE).end is None
+    # "到" not followed by a time is not a range
+    assert split_when("明天9点到会议室集合", now=TUE).rest == "到会议室集合"
+    assert split_when("下午3点-5号楼集合", now=TUE).rest == "-5号楼集合"
+
+
+@pytest.mark.parametrize(
+    ("phrase", "fragment"),
+    [
+        ("明天11点到9点", "结束时间要晚于开始时间"),
+        ("明天14:00-14:00", "结束时间要晚于开始时间"),
+        ("明天晚上7点到凌晨1点", "不能跨天"),
+        ("明天下午2点到25点", "没有25点"),
+    ],
+)
+def test_impossible_ranges_are_refused(phrase: str, fragment: str) -> None:
+    with pytest.raises(WhenError, match=fragment) as info:
+        parse_span(phrase, now=TUE)
+    assert_helpful(str(info.value))
+
+
+def test_read_when_needs_the_whole_text_and_carries_the_default_note() -> None:
+    assert read_when("明天下午", now=TUE) == WhenMatch(
+        at(2026, 11, 25, 14, 30), "明天下午", "", True, defaulted="下午未写几点，按 14:30"
+    )
+    with pytest.raises(WhenError, match="「讲座」看不懂"):
+        read_when("明天下午 讲座", now=TUE)
 
 
 def test_default_hour_is_used_for_dates_only() -> None:

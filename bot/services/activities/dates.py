@@ -43,7 +43,9 @@ __all__ = [
     "WhenError",
     "WhenMatch",
     "format_when",
+    "parse_span",
     "parse_when",
+    "read_when",
     "split_when",
 ]
 
@@ -81,6 +83,7 @@ class WhenMatch:
     consumed: str  # the exact text prefix (after leading whitespace) that was read as the time
     rest: str  # the remaining text, stripped
     has_time: bool  # False when the phrase had only a date (then the default hour was used)
+    end: datetime | None = None  # for a range (``14:00-16:00``): its end, later on the same day
     # When a period word stood for its default time, a note for the user, e.g. 「下午未写几点，按 14:30」
     defaulted: str | None = None
 
@@ -98,25 +101,49 @@ def parse_when(
     allow_past: bool = False,
     period_defaults: Mapping[str, time] | None = None,
 ) -> datetime:
-    """Read ``text``, which must be entirely a time expression, relative to the aware ``now``.
+    """Read ``text``, which must be entirely a time expression, relative to the aware ``now``: its start.
 
-    ``period_defaults`` overrides some of ``PERIOD_DEFAULTS`` (keys 早上/上午/中午/下午/晚上).
-    Raises ``WhenError`` (with a Chinese message and examples) when the text is not readable, names an
-    impossible date or time, or lies in the past (unless ``allow_past``).
+    A range (``明天9点到11点``) is accepted and its start returned; ``parse_span`` also gives the end and
+    ``read_when`` everything (the end and the default note).  ``period_defaults`` overrides some of
+    ``PERIOD_DEFAULTS`` (keys 早上/上午/中午/下午/晚上).  Raises ``WhenError`` (with a Chinese message and
+    examples) when the text is not readable, names an impossible date or time, or lies in the past
+    (unless ``allow_past``).
     """
-    tz, defaults = _check_args(now, default_hour, period_defaults)
-    s = _normalise(text)
-    if not s.strip():
-        raise _fail("没有写时间")
-    read = _read(s, now, tz, default_hour, defaults)
-    if read is None:
-        raise _fail(f"看不懂时间「{text.strip()}」")
-    _begin, end, start, _has_time, _note = read
-    rest = _clean_rest(text[end:])
+    return read_when(
+        text, now=now, default_hour=default_hour, allow_past=allow_past, period_defaults=period_defaults
+    ).start
+
+
+def parse_span(
+    text: str,
+    *,
+    now: datetime,
+    default_hour: int = 9,
+    allow_past: bool = False,
+    period_defaults: Mapping[str, time] | None = None,
+) -> tuple[datetime, datetime | None]:
+    """Like ``parse_when``, but (start, end): end is None unless the text is a range (``14:00-16:00``)."""
+    match = read_when(
+        text, now=now, default_hour=default_hour, allow_past=allow_past, period_defaults=period_defaults
+    )
+    return match.start, match.end
+
+
+def read_when(
+    text: str,
+    *,
+    now: datetime,
+    default_hour: int = 9,
+    allow_past: bool = False,
+    period_defaults: Mapping[str, time] | None = None,
+) -> WhenMatch:
+    """Like ``parse_when``, but the whole ``WhenMatch`` (``rest`` is always empty)."""
+    reading = _read_text(text, now, default_hour, period_defaults, "看不懂时间")
+    rest = _clean_rest(text[reading.end :])
     if rest:
         raise _fail(f"时间「{text.strip()}」里的「{rest}」看不懂")
-    _check_future(start, now, allow_past)
-    return start
+    _check_future(reading.start, now, allow_past)
+    return _match(text, reading)
 
 
 def split_when(
@@ -133,25 +160,36 @@ def split_when(
     removed.  Raises ``WhenError`` when no prefix is a time expression or the time read is invalid or
     in the past (unless ``allow_past``).  ``period_defaults`` is as for ``parse_when``.
     """
+    reading = _read_text(text, now, default_hour, period_defaults, "开头没有找到时间：")
+    _check_future(reading.start, now, allow_past)
+    return _match(text, reading)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _read_text(
+    text: str, now: datetime, default_hour: int, period_defaults: Mapping[str, time] | None, unreadable: str
+) -> _Reading:
     tz, defaults = _check_args(now, default_hour, period_defaults)
     s = _normalise(text)
     if not s.strip():
         raise _fail("没有写时间")
-    read = _read(s, now, tz, default_hour, defaults)
-    if read is None:
-        raise _fail(f"开头没有找到时间：「{text.strip()}」")
-    begin, end, start, has_time, note = read
-    _check_future(start, now, allow_past)
+    reading = _read(s, now, tz, default_hour, defaults)
+    if reading is None:
+        raise _fail(f"{unreadable}「{text.strip()}」")
+    return reading
+
+
+def _match(text: str, reading: _Reading) -> WhenMatch:
     return WhenMatch(
-        start=start,
-        consumed=text[begin:end],
-        rest=_clean_rest(text[end:]),
-        has_time=has_time,
-        defaulted=note,
+        start=reading.start,
+        consumed=text[reading.begin : reading.end],
+        rest=_clean_rest(text[reading.end :]),
+        has_time=reading.has_time,
+        end=reading.until,
+        defaulted=reading.note,
     )
-
-
-# --------------------------------------------------------------------------- helpers
 
 
 def _fail(reason: str) -> WhenError:
@@ -330,6 +368,10 @@ _HALF_RE = re.compile(r"半")
 _QUARTER_RE = re.compile(r"([一二两三123])刻")
 _MINUTE_RE = re.compile(rf"({_N})(分(?:钟)?)?")
 _SHARP_RE = re.compile(r"整")
+# Between the two ends of a range: 9点到11点, 下午2点至4点, 14:00-16:00, 14:00~16:30, 9:00—11:00.
+_RANGE_SEP_RE = re.compile(r"\s*(?:到|至|~|〜|-|—{1,2}|–|―)\s*")
+# The start of a range written once with 点: 下午2-4点, 9到11点.
+_SHORT_RANGE_START_RE = re.compile(rf"({_N})(?={_RANGE_SEP_RE.pattern}(?:{_N})\s*[点點时時])")
 
 
 @dataclass(slots=True, frozen=True)
@@ -339,18 +381,25 @@ class _Clock:
     minute: int
     day_offset: int  # 1 for 晚上12点 (midnight at the end of that evening)
     defaulted: str | None = None  # the note when a period word alone stood for its default time
+    until: tuple[int, int, int] | None = None  # the end of a range: (hour, minute, day_offset)
 
 
-def _match_clock(s: str, i: int, dot_ok: bool) -> tuple[int, int, int, bool] | None:
-    """``HH:MM``, ``N点[半|一刻|M分|整]`` or (if ``dot_ok``) ``H.MM``: (end, hour, minute, is_24h), unvalidated."""
+def _match_clock(s: str, i: int, dot_ok: bool, range_start: bool) -> tuple[int, int, int, bool, bool] | None:
+    """``HH:MM``, ``N点[半|一刻|M分|整]`` or (if ``dot_ok``) ``H.MM``: (end, hour, minute, is_24h, bare).
+
+    Unvalidated.  With ``range_start`` a bare ``N`` is read when a range ending in 点 follows (``2-4点``);
+    then ``bare`` is True and the caller must read the end of the range too.
+    """
     m = _COLON_RE.match(s, i)
     if m:
-        return m.end(), int(m.group(1)), int(m.group(2)), True
+        return m.end(), int(m.group(1)), int(m.group(2)), True, False
     if dot_ok and (m := _DOT_RE.match(s, i)):
         # the informal "9.30" (a dot for 点); without a date or period before it, "9.30" could be a date
-        return m.end(), int(m.group(1)), int(m.group(2)), False
+        return m.end(), int(m.group(1)), int(m.group(2)), False, False
     m = _HOUR_RE.match(s, i)
     if m is None:
+        if range_start and (m := _SHORT_RANGE_START_RE.match(s, i)) and (hour := _to_int(m.group(1))) is not None:
+            return m.end(), hour, 0, False, True
         return None
     hour = _to_int(m.group(1))
     if hour is None:
@@ -368,7 +417,7 @@ def _match_clock(s: str, i: int, dot_ok: bool) -> tuple[int, int, int, bool] | N
             end, minute = mm.end(), value
     elif mm := _SHARP_RE.match(s, end):
         end = mm.end()
-    return end, hour, minute, False
+    return end, hour, minute, False, False
 
 
 def _match_time(
@@ -378,18 +427,24 @@ def _match_time(
     *,
     after_date: bool,
     defaults: Mapping[str, time],
+    range_end: bool = False,
 ) -> _Clock | None:
-    """A time of day at ``s[i:]``, optionally after a period word; raises WhenError if it is invalid."""
+    """A time of day (or a range) at ``s[i:]``, optionally after a period word; raises WhenError if invalid.
+
+    With ``range_end`` (reading the end of a range) a period word alone is not a time and no further range
+    is read.
+    """
     period = implied
     period_end = i
     if period is None:
         if m := _PERIOD_RE.match(s, i):
             period, period_end = (_PERIODS[m.group()], m.group()), m.end()
-        elif (m := _SHORT_PERIOD_RE.match(s, i)) and _match_clock(s, _skip_ws(s, m.end()), True):
+        elif (m := _SHORT_PERIOD_RE.match(s, i)) and _match_clock(s, _skip_ws(s, m.end()), True, True):
             period, period_end = (_SHORT_PERIODS[m.group()], m.group()), m.end()
-    clock = _match_clock(s, _skip_ws(s, period_end), after_date or period is not None)
+    dot_ok = after_date or period is not None
+    clock = _match_clock(s, _skip_ws(s, period_end), dot_ok, not range_end)
     if clock is None:
-        if period is None:
+        if period is None or range_end:
             return None
         word = period[1]
         if (key := _DEFAULT_KEY.get(word)) is None:
@@ -397,18 +452,56 @@ def _match_time(
         t = defaults[key]
         note = f"{word}未写几点，按 {t.hour}:{t.minute:02d}"
         return _Clock(end=period_end, hour=t.hour, minute=t.minute, day_offset=0, defaulted=note)
-    end, hour, minute, colon = clock
+    end, hour, minute, colon, bare = clock
     raw = s[i:end]
     if hour > 23:
         raise _fail(f"「{raw}」不成立：没有{hour}点，小时应在0到23之间")
     if minute > 59:
         raise _fail(f"「{raw}」不成立：没有{minute}分，分钟应在0到59之间")
+    offset = 0
+    inherited = period
     if period is None:
         if not colon and 1 <= hour <= 6:
             hour += 12  # "3点" at an activity means the afternoon; see the module docstring
-        return _Clock(end, hour, minute, 0)
-    hour, offset = _apply_period(period, hour, raw)
-    return _Clock(end, hour, minute, offset)
+            inherited = ("pm", "下午")  # ... and so does the end of "3点到5点"
+    else:
+        hour, offset = _apply_period(period, hour, raw)
+    start = _Clock(end, hour, minute, offset)
+    if range_end:
+        return start
+    return _with_range_end(s, i, start, inherited, bare=bare, dot_ok=dot_ok, defaults=defaults)
+
+
+def _with_range_end(
+    s: str,
+    i: int,
+    start: _Clock,
+    inherited: tuple[_PeriodKind, str] | None,
+    *,
+    bare: bool,
+    dot_ok: bool,
+    defaults: Mapping[str, time],
+) -> _Clock | None:
+    """``start`` extended by the end of a range after it, if one follows (required when ``bare``).
+
+    The end takes the period of the start unless it names its own (``下午2点到4点`` ends at 16:00,
+    ``上午10点到下午2点`` at 14:00); it must be later on the same day, or midnight at its end.
+    """
+    sep = _RANGE_SEP_RE.match(s, start.end)
+    if sep is None:
+        return None if bare else start
+    j = sep.end()
+    own_period = _PERIOD_RE.match(s, j) or _SHORT_PERIOD_RE.match(s, j)
+    stop = _match_time(
+        s, j, None if own_period else inherited, after_date=dot_ok, defaults=defaults, range_end=True
+    )
+    if stop is None:
+        return None if bare else start
+    first = (start.day_offset, start.hour, start.minute)
+    last = (stop.day_offset, stop.hour, stop.minute)
+    if last <= first or (last[0] != first[0] and last != (first[0] + 1, 0, 0)):
+        raise _fail(f"「{s[i:stop.end]}」不成立：结束时间要晚于开始时间，且不能跨天")
+    return replace(start, end=stop.end, until=(stop.hour, stop.minute, stop.day_offset))
 
 
 def _apply_period(period: tuple[_PeriodKind, str], hour: int, raw: str) -> tuple[int, int]:
@@ -638,15 +731,23 @@ def _resolve_date(spec: _DateSpec, today: date) -> date:
 # --------------------------------------------------------------------------- the reader
 
 
-def _read(
-    s: str, now: datetime, tz: tzinfo, default_hour: int, defaults: Mapping[str, time]
-) -> tuple[int, int, datetime, bool, str | None] | None:
-    """The longest time expression at the start of ``s``: (begin, end, start, has_time, note), or None."""
+@dataclass(slots=True, frozen=True)
+class _Reading:
+    begin: int
+    end: int
+    start: datetime
+    has_time: bool
+    until: datetime | None = None  # the end of a range
+    note: str | None = None  # see WhenMatch.defaulted
+
+
+def _read(s: str, now: datetime, tz: tzinfo, default_hour: int, defaults: Mapping[str, time]) -> _Reading | None:
+    """The longest time expression at the start of ``s``, or None."""
     begin = _skip_ws(s, 0)
     today = now.date()
     hit = _match_date(s, begin, now, tz)
     if hit is not None and hit.instant is not None:
-        return begin, hit.end, hit.instant, True, None
+        return _Reading(begin, hit.end, hit.instant, True)
     if hit is not None:
         # a bare 今晚/明早 takes the period's default (or raises for one without, e.g. 凌晨)
         clock = _match_time(s, _skip_joiner(s, hit.end), hit.period, after_date=True, defaults=defaults)
@@ -670,10 +771,16 @@ def _read(
             f"日期和星期对不上：{day.year}年{day.month}月{day.day}日是星期{_WEEKDAY_NAMES[day.weekday()]}，"
             f"不是星期{_WEEKDAY_NAMES[spec.check_weekday]}"
         )
+    if spec.kind == "weekday" and _at(day + timedelta(days=offset), hour, minute, tz) < now:
+        day += timedelta(days=7)
     start = _at(day + timedelta(days=offset), hour, minute, tz)
-    if spec.kind == "weekday" and start < now:
-        start = _at(day + timedelta(days=7 + offset), hour, minute, tz)
-    return begin, end, start, clock is not None, clock.defaulted if clock else None
+    if clock is None:
+        return _Reading(begin, end, start, False)
+    until = None
+    if clock.until is not None:
+        until_hour, until_minute, until_offset = clock.until
+        until = _at(day + timedelta(days=until_offset), until_hour, until_minute, tz)
+    return _Reading(begin, end, start, True, until, clock.defaulted)
 
 
 def _at(day: date, hour: int, minute: int, tz: tzinfo) -> datetime:
