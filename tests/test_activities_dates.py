@@ -321,6 +321,56 @@ def test_read_when_needs_the_whole_text_and_carries_the_default_note() -> None:
         read_when("明天下午 讲座", now=TUE)
 
 
+DEC_1_EARLY = datetime(2026, 12, 1, 8, 0, tzinfo=SH)  # Tuesday, the first of the month, before 9:00
+NATIONAL_DAY_LATE = datetime(2026, 10, 1, 16, 0, tzinfo=SH)  # Thursday, National Day afternoon
+
+
+@pytest.mark.parametrize(
+    ("phrase", "now", "expected", "has_time"),
+    [
+        ("月底", TUE, at(2026, 11, 30), False),
+        ("月末", TUE, at(2026, 11, 30), False),
+        ("月底", MON, at(2026, 12, 31), False),  # today is the last day but 9:00 has passed
+        ("月底下午3点", MON, at(2026, 11, 30, 15), True),  # ... and 15:00 has not
+        ("本月底", TUE, at(2026, 11, 30), False),
+        ("这个月底下午4点", TUE, at(2026, 11, 30, 16), True),
+        ("下月底", TUE, at(2026, 12, 31), False),
+        ("下个月底", WED_END, at(2027, 1, 31), False),
+        ("下个月底", NON_LEAP, at(2027, 3, 31), False),
+        ("下月初", TUE, at(2026, 12, 1), False),
+        ("下个月初", TUE, at(2026, 12, 1), False),
+        ("下个月初", WED_END, at(2027, 1, 1), False),
+        ("下个月初上午10点", TUE, at(2026, 12, 1, 10), True),
+        ("月初", TUE, at(2026, 12, 1), False),  # this month's first has passed
+        ("月初", DEC_1_EARLY, at(2026, 12, 1), False),  # today is the first, 9:00 is ahead
+        ("元旦", TUE, at(2027, 1, 1), False),
+        ("元旦上午10点", WED_END, at(2027, 1, 1, 10), True),
+        ("国庆", TUE, at(2027, 10, 1), False),
+        ("国庆节", EARLY_2026, at(2026, 10, 1), False),
+        ("国庆节下午3点", NATIONAL_DAY_LATE, at(2027, 10, 1, 15), True),  # today's 15:00 has passed
+        ("国庆节晚上8点", NATIONAL_DAY_LATE, at(2026, 10, 1, 20), True),
+        ("五一", TUE, at(2027, 5, 1), False),
+        ("劳动节", EARLY_2026, at(2026, 5, 1), False),
+        ("五一劳动节 9:30", EARLY_2026, at(2026, 5, 1, 9, 30), True),
+    ],
+)
+def test_month_ends_and_fixed_holidays(phrase: str, now: datetime, expected: datetime, has_time: bool) -> None:
+    assert parse_when(phrase, now=now) == expected
+    match = split_when(phrase + " 总结会", now=now)
+    assert (match.start, match.consumed, match.rest, match.has_time) == (expected, phrase, "总结会", has_time)
+
+
+@pytest.mark.parametrize("phrase", ["春节", "中秋节", "端午", "除夕晚上7点", "清明节"])
+def test_lunar_holidays_are_refused_with_an_example_that_works(phrase: str) -> None:
+    with pytest.raises(WhenError, match="公历") as info:
+        parse_when(phrase, now=TUE)
+    message = str(info.value)
+    assert_helpful(message)
+    example = re.search(r"例如「([^」]+)」", message)
+    assert example is not None, message
+    assert parse_when(example.group(1), now=TUE) > TUE
+
+
 def test_default_hour_is_used_for_dates_only() -> None:
     assert parse_when("明天", now=TUE, default_hour=14) == at(2026, 11, 25, 14)
     assert parse_when("明天8点", now=TUE, default_hour=14) == at(2026, 11, 25, 8)

@@ -540,15 +540,18 @@ def _apply_period(period: tuple[_PeriodKind, str], hour: int, raw: str) -> tuple
 
 # --------------------------------------------------------------------------- dates
 
-_DateKind = Literal["fixed", "month_day", "day_of_month", "weekday"]
+# "month_day" (1月5日), "day_of_month" (5号), "weekday" (a bare 周三), "month_end" (月底), "month_start"
+# (月初), "holiday" (元旦: month and day).  The last four roll to their next occurrence when in the past.
+_DateKind = Literal["fixed", "month_day", "day_of_month", "weekday", "month_end", "month_start", "holiday"]
+_ROLLING_KINDS = frozenset({"weekday", "month_end", "month_start", "holiday"})
 
 
 @dataclass(slots=True, frozen=True)
 class _DateSpec:
     kind: _DateKind
     fixed: date | None = None  # kind == "fixed"
-    month: int = 0  # kind == "month_day"
-    day: int = 0  # kinds "month_day" and "day_of_month"
+    month: int = 0  # kinds "month_day" and "holiday"
+    day: int = 0  # kinds "month_day", "day_of_month" and "holiday"
     weekday: int = 0  # kind == "weekday": 0 = Monday
     check_weekday: int | None = None  # an explicit weekday written after the date, e.g. （周六）
 
@@ -607,7 +610,21 @@ _YEAR_MD_RE = re.compile(
     rf"(?:([0-9]{{4}}|[零〇一二三四五六七八九]{{4}})\s*年|(今年|明年|后年))\s*({_N})\s*月\s*({_N})(?:\s*([日号]))?"
 )
 _MD_RE = re.compile(rf"({_N})\s*月\s*({_N})(?:\s*([日号]))?")
-_MONTH_DAY_RE = re.compile(rf"(下下个?月|下个?月|本月|这个?月)(?:\s*({_N})\s*([日号]))?")
+_MONTH_DAY_RE = re.compile(rf"(下下个?月|下个?月|本月|这个?月)(?:\s*({_N})\s*([日号])|\s*(初|底|末))?")
+_MONTH_EDGE_RE = re.compile(r"月(初|底|末)")
+# Holidays on a fixed day of the Gregorian calendar: (month, day).
+_HOLIDAYS = {
+    "元旦": (1, 1),
+    "五一劳动节": (5, 1),
+    "五一": (5, 1),
+    "劳动节": (5, 1),
+    "国庆节": (10, 1),
+    "国庆": (10, 1),
+}
+_HOLIDAY_RE = re.compile("|".join(sorted(_HOLIDAYS, key=len, reverse=True)))
+# Lunar holidays (and 清明, a solar term) move in the Gregorian calendar; they are refused with advice.
+_MOVING_HOLIDAYS = ("春节", "除夕", "元宵", "清明", "端午", "七夕", "中秋", "重阳", "腊八", "小年")
+_MOVING_HOLIDAY_RE = re.compile(rf"(?:{'|'.join(_MOVING_HOLIDAYS)})节?")
 _DOM_RE = re.compile(rf"({_N})\s*([日号])")
 _SLASH_MD_RE = re.compile(r"([0-9]{1,2})([/.-])([0-9]{1,2})(?![0-9])")
 _RELATIVE_RE = re.compile(rf"(?:({_N})\s*个?|(半)个?)\s*(天|周|星期|礼拜|小时|钟头|分钟)\s*(?:以后|之后|后)")
@@ -653,6 +670,9 @@ def _match_date_core(s: str, i: int, now: datetime, today: date, tz: tzinfo) -> 
         word = m.group(1)
         months = 2 if word.startswith("下下") else 1 if word.startswith("下") else 0
         year, month = _add_months(today, months)
+        if edge := m.group(4):
+            d = date(year, month, 1 if edge == "初" else _month_end(year, month))
+            return _DateHit(m.end(), _DateSpec("fixed", fixed=d))
         if m.group(2) is None:
             if months == 0:
                 raise _fail(f"「{word}」要写明几号，例如「{word}15号」")
@@ -662,6 +682,16 @@ def _match_date_core(s: str, i: int, now: datetime, today: date, tz: tzinfo) -> 
             return None
         d = _make_date(year, month, _num(m.group(2)))
         return _DateHit(m.end(), _DateSpec("fixed", fixed=d))
+
+    if m := _MONTH_EDGE_RE.match(s, i):
+        return _DateHit(m.end(), _DateSpec("month_start" if m.group(1) == "初" else "month_end"))
+
+    if m := _HOLIDAY_RE.match(s, i):
+        month, day = _HOLIDAYS[m.group()]
+        return _DateHit(m.end(), _DateSpec("holiday", month=month, day=day))
+
+    if m := _MOVING_HOLIDAY_RE.match(s, i):
+        raise _fail(f"「{m.group()}」每年的公历日期不同，暂时认不出，请直接写公历日期，例如「2月6日上午9点」")
 
     if m := _DAY_WORD_RE.match(s, i):
         days, period = _DAY_WORDS[m.group()]
@@ -715,7 +745,7 @@ def _match_date_core(s: str, i: int, now: datetime, today: date, tz: tzinfo) -> 
 
 
 def _resolve_date(spec: _DateSpec, today: date) -> date:
-    """The calendar day a date spec names (for bare weekdays: the first candidate, today included)."""
+    """The calendar day a date spec names (for rolling kinds: the first candidate, today included)."""
     if spec.kind == "fixed":
         assert spec.fixed is not None
         return spec.fixed
@@ -725,7 +755,27 @@ def _resolve_date(spec: _DateSpec, today: date) -> date:
     if spec.kind == "day_of_month":
         year, month = _add_months(today, 1 if spec.day < today.day else 0)
         return _make_date(year, month, spec.day)
+    if spec.kind == "month_end":
+        return date(today.year, today.month, _month_end(today.year, today.month))
+    if spec.kind == "month_start":
+        return today if today.day == 1 else _next_occurrence(spec, today)
+    if spec.kind == "holiday":
+        year = today.year + (1 if (spec.month, spec.day) < (today.month, today.day) else 0)
+        return date(year, spec.month, spec.day)
     return today + timedelta(days=(spec.weekday - today.weekday()) % 7)
+
+
+def _next_occurrence(spec: _DateSpec, day: date) -> date:
+    """For a rolling kind: the occurrence after ``day`` (used when the one on ``day`` is in the past)."""
+    if spec.kind == "weekday":
+        return day + timedelta(days=7)
+    year, month = _add_months(day, 1)
+    if spec.kind == "month_end":
+        return date(year, month, _month_end(year, month))
+    if spec.kind == "month_start":
+        return date(year, month, 1)
+    assert spec.kind == "holiday"
+    return date(day.year + 1, spec.month, spec.day)
 
 
 # --------------------------------------------------------------------------- the reader
@@ -771,8 +821,8 @@ def _read(s: str, now: datetime, tz: tzinfo, default_hour: int, defaults: Mappin
             f"日期和星期对不上：{day.year}年{day.month}月{day.day}日是星期{_WEEKDAY_NAMES[day.weekday()]}，"
             f"不是星期{_WEEKDAY_NAMES[spec.check_weekday]}"
         )
-    if spec.kind == "weekday" and _at(day + timedelta(days=offset), hour, minute, tz) < now:
-        day += timedelta(days=7)
+    if spec.kind in _ROLLING_KINDS and _at(day + timedelta(days=offset), hour, minute, tz) < now:
+        day = _next_occurrence(spec, day)
     start = _at(day + timedelta(days=offset), hour, minute, tz)
     if clock is None:
         return _Reading(begin, end, start, False)
