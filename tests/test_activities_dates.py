@@ -371,6 +371,38 @@ def test_lunar_holidays_are_refused_with_an_example_that_works(phrase: str) -> N
     assert parse_when(example.group(1), now=TUE) > TUE
 
 
+@pytest.mark.parametrize(
+    ("phrase", "now", "expected"),
+    [
+        # these already worked before the issue and are kept as regression tests
+        ("１５点", TUE, at(2026, 11, 24, 15)),
+        ("十五点", TUE, at(2026, 11, 24, 15)),
+        ("下午三点半", TUE, at(2026, 11, 24, 15, 30)),
+        ("九点一刻", TUE_7, at(2026, 11, 24, 9, 15)),
+        ("明天 十五点", TUE, at(2026, 11, 25, 15)),
+        ("明天　下午　３点", TUE, at(2026, 11, 25, 15)),
+        ("下午 ３ 点", TUE, at(2026, 11, 24, 15)),
+        ("十二月五日下午三点", TUE, at(2026, 12, 5, 15)),
+        ("明天九点四十五", TUE, at(2026, 11, 25, 9, 45)),
+        ("下午两点一刻", TUE, at(2026, 11, 24, 14, 15)),
+        ("周五十四点", TUE, at(2026, 11, 27, 14)),  # 周五 + 十四点
+        ("下周三 十五点半", TUE, at(2026, 12, 2, 15, 30)),
+        ("下周三十五点", TUE, at(2026, 12, 2, 15)),
+        # these did not
+        ("周五１４点", TUE, at(2026, 11, 27, 14)),
+        ("明天9点 半", TUE, at(2026, 11, 25, 9, 30)),
+        ("明天 9 点 30 分", TUE, at(2026, 11, 25, 9, 30)),
+        ("明天九点 一刻", TUE, at(2026, 11, 25, 9, 15)),
+    ],
+)
+def test_digit_forms_and_spacing(phrase: str, now: datetime, expected: datetime) -> None:
+    assert parse_when(phrase, now=now) == expected
+
+
+def test_a_number_after_a_space_is_not_taken_for_minutes() -> None:
+    assert split_when("明天9点 30人参加", now=TUE).rest == "30人参加"
+
+
 def test_default_hour_is_used_for_dates_only() -> None:
     assert parse_when("明天", now=TUE, default_hour=14) == at(2026, 11, 25, 14)
     assert parse_when("明天8点", now=TUE, default_hour=14) == at(2026, 11, 25, 8)

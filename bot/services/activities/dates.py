@@ -366,7 +366,7 @@ _DOT_RE = re.compile(r"([0-9]{1,2})\.([0-9]{2})(?![0-9])")
 _HOUR_RE = re.compile(rf"({_N})\s*[点點时時](?:钟|鐘)?")
 _HALF_RE = re.compile(r"半")
 _QUARTER_RE = re.compile(r"([一二两三123])刻")
-_MINUTE_RE = re.compile(rf"({_N})(分(?:钟)?)?")
+_MINUTE_RE = re.compile(rf"({_N})(?:\s*(分(?:钟)?))?")
 _SHARP_RE = re.compile(r"整")
 # Between the two ends of a range: 9点到11点, 下午2点至4点, 14:00-16:00, 14:00~16:30, 9:00—11:00.
 _RANGE_SEP_RE = re.compile(r"\s*(?:到|至|~|〜|-|—{1,2}|–|―)\s*")
@@ -405,17 +405,18 @@ def _match_clock(s: str, i: int, dot_ok: bool, range_start: bool) -> tuple[int, 
     if hour is None:
         return None
     end, minute = m.end(), 0
-    if mm := _HALF_RE.match(s, end):
+    k = _skip_ws(s, end)  # "9点 半", "9点 30分"; but after a space a bare number is not minutes ("9点 30人")
+    if mm := _HALF_RE.match(s, k):
         end, minute = mm.end(), 30
-    elif mm := _QUARTER_RE.match(s, end):
+    elif mm := _QUARTER_RE.match(s, k):
         end, minute = mm.end(), 15 * _num(mm.group(1))
-    elif mm := _MINUTE_RE.match(s, end):
+    elif mm := _MINUTE_RE.match(s, k):
         token, unit = mm.group(1), mm.group(2)
         value = _to_int(token)
         # "3点5" is not a time people write; accept "3点05", "3点15", "三点零五", "三点五分".
-        if value is not None and (unit or len(token) >= 2):
+        if value is not None and (unit or (len(token) >= 2 and k == end)):
             end, minute = mm.end(), value
-    elif mm := _SHARP_RE.match(s, end):
+    elif mm := _SHARP_RE.match(s, k):
         end = mm.end()
     return end, hour, minute, False, False
 
