@@ -8,15 +8,34 @@ Pure functions only: the caller injects ``now`` (timezone-aware) and every phras
   ``下下周三`` the one after that.  So on a Sunday ``下周三`` is three days later, and on a Monday it
   is nine days later.
 * A bare ``周三`` is the next Wednesday that is not in the past: today when today is a Wednesday and
-  the time is still ahead, otherwise within the next seven days.
+  the time is still ahead, otherwise within the next seven days.  A Chinese weekday may be followed
+  directly by a time (``下周三15点``, ``周五9点``); an Arabic one may not (``周15点`` is not read).
 * Dates without a year (``1月5日``) roll to next year when the day is already past; ``5号`` rolls to
   next month.  A day that is today but whose time has passed is refused as being in the past.
+* ``月底``/``月末`` is the last day of this month and ``月初`` the first day of a month, each the next
+  one not in the past (``月初`` on the 3rd is the 1st of next month); ``本月底`` is this month's last
+  day and ``下月初``/``下个月初``/``下个月底`` the first/last day of next month.  The fixed holidays
+  ``元旦`` (1 January), ``五一``/``劳动节`` (1 May) and ``国庆``/``国庆节`` (1 October) are their next
+  occurrence not in the past.  Lunar holidays (``春节``, ``中秋``...) and ``清明`` are refused with advice
+  to write the Gregorian date.
 * A time without a date means today; it is never silently moved to tomorrow.
 * ``N点`` without a period word and with 1 <= N <= 6 means the afternoon (``3点`` -> 15:00): activities
   of this bot do not happen at 3 a.m., write ``凌晨3点`` or ``03:00`` for that.  ``HH:MM`` is always
   read as a 24-hour clock.
 * ``晚上12点`` is midnight at the end of that evening (00:00 of the next day); ``晚上1点``-``4点`` are
-  refused as ambiguous.  A period word alone (``明天下午``) is refused, except ``中午`` (12:00).
+  refused as ambiguous.
+* A period word without an hour (``明天下午``, ``今晚``) takes its default from ``PERIOD_DEFAULTS``
+  (早上 8:00, 上午 9:00, 中午 12:00, 下午 14:30, 晚上 19:00; synonyms such as 早晨/午后/夜里 take
+  their key's), which callers may override with ``period_defaults``.  ``WhenMatch.defaulted`` then
+  holds a note for the user (「下午未写几点，按 14:30」) and ``has_time`` is True: it is False only
+  for a date without any time of day, when ``default_hour`` is used.  ``凌晨`` and ``傍晚`` have no
+  default and are refused without an hour.
+* A range ``START到END`` (also 至, ``-``, ``~``, ``—``; ``下午2-4点``) sets ``WhenMatch.end``.  The end
+  takes the start's period unless it names its own (``下午2点到4点`` is 14:00-16:00, ``3点到5点``
+  15:00-17:00, ``上午10点到下午2点`` 10:00-14:00) and must be later on the same day; midnight at
+  the end of it (``晚上8点到12点``) is allowed.
+* Full-width digits and punctuation (``１５：００``), Chinese numerals (``十五点``, ``三点半``,
+  ``九点一刻``) and spaces between the parts (``明天 下午 3 点``) read as their plain forms.
 * ``下个月`` alone is the same day of next month, clamped to that month's last day.
 * ``M/D`` and ``M-D`` are only read as dates when a time follows or nothing else does; ``M.D`` only
   when a time follows.  After a date or a period word, ``9.30`` is a time (a dot for 点).
@@ -49,7 +68,7 @@ __all__ = [
     "split_when",
 ]
 
-EXAMPLES = "下周三下午3点、明天14:00、12月5日 9:30、2026-12-05 09:30、周五晚上7点半"
+EXAMPLES = "下周三下午3点、明天14:00、明天9点到11点、12月5日 9:30、2026-12-05 09:30、周五晚上7点半"
 _WEEKDAY_NAMES = "一二三四五六日"
 
 # The time a period word stands for when no hour follows it (``明天下午`` -> 14:30).  Synonyms use the
