@@ -354,7 +354,9 @@ NATIONAL_DAY_LATE = datetime(2026, 10, 1, 16, 0, tzinfo=SH)  # Thursday, Nationa
         ("五一劳动节 9:30", EARLY_2026, at(2026, 5, 1, 9, 30), True),
     ],
 )
-def test_month_ends_and_fixed_holidays(phrase: str, now: datetime, expected: datetime, has_time: bool) -> None:
+def test_month_ends_and_fixed_holidays(
+    phrase: str, now: datetime, expected: datetime, has_time: bool
+) -> None:
     assert parse_when(phrase, now=now) == expected
     match = split_when(phrase + " 总结会", now=now)
     assert (match.start, match.consumed, match.rest, match.has_time) == (expected, phrase, "总结会", has_time)

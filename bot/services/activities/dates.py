@@ -226,7 +226,9 @@ def _check_args(
     if not period_defaults:
         return tz, PERIOD_DEFAULTS
     if unknown := set(period_defaults) - set(PERIOD_DEFAULTS):
-        raise ValueError(f"period_defaults keys must be among {sorted(PERIOD_DEFAULTS)}, not {sorted(unknown)}")
+        raise ValueError(
+            f"period_defaults keys must be among {sorted(PERIOD_DEFAULTS)}, not {sorted(unknown)}"
+        )
     if not all(isinstance(t, time) and t.tzinfo is None for t in period_defaults.values()):
         raise ValueError("period_defaults values must be naive datetime.time objects")
     return tz, {**PERIOD_DEFAULTS, **period_defaults}
@@ -417,7 +419,11 @@ def _match_clock(s: str, i: int, dot_ok: bool, range_start: bool) -> tuple[int, 
         return m.end(), int(m.group(1)), int(m.group(2)), False, False
     m = _HOUR_RE.match(s, i)
     if m is None:
-        if range_start and (m := _SHORT_RANGE_START_RE.match(s, i)) and (hour := _to_int(m.group(1))) is not None:
+        if (
+            range_start
+            and (m := _SHORT_RANGE_START_RE.match(s, i))
+            and (hour := _to_int(m.group(1))) is not None
+        ):
             return m.end(), hour, 0, False, True
         return None
     hour = _to_int(m.group(1))
@@ -520,7 +526,7 @@ def _with_range_end(
     first = (start.day_offset, start.hour, start.minute)
     last = (stop.day_offset, stop.hour, stop.minute)
     if last <= first or (last[0] != first[0] and last != (first[0] + 1, 0, 0)):
-        raise _fail(f"「{s[i:stop.end]}」不成立：结束时间要晚于开始时间，且不能跨天")
+        raise _fail(f"「{s[i : stop.end]}」不成立：结束时间要晚于开始时间，且不能跨天")
     return replace(start, end=stop.end, until=(stop.hour, stop.minute, stop.day_offset))
 
 
@@ -811,7 +817,9 @@ class _Reading:
     note: str | None = None  # see WhenMatch.defaulted
 
 
-def _read(s: str, now: datetime, tz: tzinfo, default_hour: int, defaults: Mapping[str, time]) -> _Reading | None:
+def _read(
+    s: str, now: datetime, tz: tzinfo, default_hour: int, defaults: Mapping[str, time]
+) -> _Reading | None:
     """The longest time expression at the start of ``s``, or None."""
     begin = _skip_ws(s, 0)
     today = now.date()
