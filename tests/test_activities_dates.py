@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.services.activities.dates import WhenError, WhenMatch, format_when, parse_when, split_when
+from bot.services.activities.dates import (
+    PERIOD_DEFAULTS,
+    WhenError,
+    WhenMatch,
+    format_when,
+    parse_span,
+    parse_when,
+    read_when,
+    split_when,
+)
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -24,6 +33,7 @@ LEAP = datetime(2028, 2, 27, 10, 0, tzinfo=SH)  # Sunday in a leap year
 NON_LEAP = datetime(2027, 2, 27, 10, 0, tzinfo=SH)  # Saturday in a common year
 EARLY_2026 = datetime(2026, 1, 10, 10, 0, tzinfo=SH)  # Saturday
 MARCH_2027 = datetime(2027, 3, 1, 10, 0, tzinfo=SH)  # Monday
+TUE_7 = datetime(2026, 11, 24, 7, 0, tzinfo=SH)  # the same Tuesday, early in the morning
 
 
 def at(y: int, mo: int, d: int, h: int = 9, mi: int = 0) -> datetime:
@@ -155,6 +165,246 @@ def test_phrases(phrase: str, now: datetime, expected: datetime, has_time: bool)
     assert (match.start, match.consumed, match.rest, match.has_time) == (expected, phrase, "", has_time)
 
 
+# --------------------------------------------------------------------------- phrases from the issue
+
+
+@pytest.mark.parametrize(
+    ("phrase", "now", "expected"),
+    [
+        ("下周三15点", TUE, at(2026, 12, 2, 15)),
+        ("下周三14:00", TUE, at(2026, 12, 2, 14)),
+        ("下周五14点", TUE, at(2026, 12, 4, 14)),
+        ("周五9点", TUE, at(2026, 11, 27, 9)),
+        ("周三15点", TUE, at(2026, 11, 25, 15)),
+        ("周二15点", TUE, at(2026, 11, 24, 15)),  # today, still ahead
+        ("周二9点", TUE, at(2026, 12, 1, 9)),  # today has passed: next week
+        ("下周三１５点", TUE, at(2026, 12, 2, 15)),
+        ("周五１４：００", TUE, at(2026, 11, 27, 14)),
+        ("下周一8:30", SAT, at(2026, 11, 30, 8, 30)),
+        ("星期三15点", TUE, at(2026, 11, 25, 15)),
+        ("下礼拜五10点", TUE, at(2026, 12, 4, 10)),
+        ("周日9点", SUN, at(2026, 12, 27, 9)),  # today (Sunday) at 9:00 has passed
+    ],
+)
+def test_weekday_directly_followed_by_a_time(phrase: str, now: datetime, expected: datetime) -> None:
+    assert parse_when(phrase, now=now) == expected
+    match = split_when(phrase + " 讲座", now=now)
+    assert (match.start, match.consumed, match.rest, match.has_time) == (expected, phrase, "讲座", True)
+
+
+@pytest.mark.parametrize("phrase", ["周15点", "下周15点"])
+def test_an_arabic_weekday_digit_glued_to_more_digits_is_not_read(phrase: str) -> None:
+    with pytest.raises(WhenError):
+        parse_when(phrase, now=TUE)
+
+
+@pytest.mark.parametrize(
+    ("phrase", "now", "expected", "note"),
+    [
+        ("后天上午", TUE, at(2026, 11, 26, 9), "上午未写几点，按 9:00"),
+        ("本周五下午", TUE, at(2026, 11, 27, 14, 30), "下午未写几点，按 14:30"),
+        ("明天晚上", TUE, at(2026, 11, 25, 19), "晚上未写几点，按 19:00"),
+        ("明天下午", TUE, at(2026, 11, 25, 14, 30), "下午未写几点，按 14:30"),
+        ("明天早上", TUE, at(2026, 11, 25, 8), "早上未写几点，按 8:00"),
+        ("明天中午", TUE, at(2026, 11, 25, 12), "中午未写几点，按 12:00"),
+        ("下午", TUE, at(2026, 11, 24, 14, 30), "下午未写几点，按 14:30"),  # today
+        ("今晚", TUE, at(2026, 11, 24, 19), "今晚未写几点，按 19:00"),
+        ("明早", TUE, at(2026, 11, 25, 8), "明早未写几点，按 8:00"),
+        ("下周三 下午", TUE, at(2026, 12, 2, 14, 30), "下午未写几点，按 14:30"),
+        ("周二上午", TUE, at(2026, 12, 1, 9), "上午未写几点，按 9:00"),  # today's morning has passed
+        ("12月5日晚上", TUE, at(2026, 12, 5, 19), "晚上未写几点，按 19:00"),
+    ],
+)
+def test_a_period_word_alone_takes_its_stated_default(
+    phrase: str, now: datetime, expected: datetime, note: str
+) -> None:
+    assert parse_when(phrase, now=now) == expected
+    match = split_when(phrase + " 讲座", now=now)
+    assert (match.start, match.consumed, match.rest, match.defaulted) == (expected, phrase, "讲座", note)
+    assert match.has_time  # a time of day was written, if only roughly; has_time=False means a date only
+
+
+def test_period_defaults_are_constants_and_can_be_overridden() -> None:
+    assert PERIOD_DEFAULTS == {
+        "早上": time(8, 0),
+        "上午": time(9, 0),
+        "中午": time(12, 0),
+        "下午": time(14, 30),
+        "晚上": time(19, 0),
+    }
+    override = {"下午": time(15, 0)}
+    assert parse_when("明天下午", now=TUE, period_defaults=override) == at(2026, 11, 25, 15)
+    assert parse_when("明天上午", now=TUE, period_defaults=override) == at(2026, 11, 25, 9)  # others kept
+    match = split_when("明天下午 讲座", now=TUE, period_defaults=override)
+    assert match.defaulted == "下午未写几点，按 15:00"
+    with pytest.raises(ValueError, match="period_defaults"):
+        parse_when("明天下午", now=TUE, period_defaults={"傍晚": time(18, 0)})
+
+
+def test_no_default_note_when_the_time_is_written_or_only_a_date_is() -> None:
+    assert split_when("明天下午3点", now=TUE).defaulted is None
+    match = split_when("明天", now=TUE)
+    assert (match.defaulted, match.has_time) == (None, False)
+
+
+@pytest.mark.parametrize(("phrase", "example"), [("明天凌晨", "凌晨5点"), ("明天傍晚", "傍晚6点")])
+def test_periods_without_a_default_still_ask_for_the_hour_with_a_natural_example(
+    phrase: str, example: str
+) -> None:
+    with pytest.raises(WhenError, match="要写明几点") as info:
+        parse_when(phrase, now=TUE)
+    assert f"例如「{example}」" in str(info.value)
+
+
+# (phrase, now, start, end)
+RANGES = [
+    ("9点到11点", TUE_7, at(2026, 11, 24, 9), at(2026, 11, 24, 11)),
+    ("14:00-16:00", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),
+    ("下午2点至4点", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),  # the end inherits 下午
+    ("下午2点到4点", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),
+    ("14:00~16:30", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16, 30)),
+    ("明天9:00—11:00", TUE, at(2026, 11, 25, 9), at(2026, 11, 25, 11)),
+    ("１４：００～１６：００", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),
+    ("明天 9点 到 11点半", TUE, at(2026, 11, 25, 9), at(2026, 11, 25, 11, 30)),
+    ("明天上午10点到下午2点", TUE, at(2026, 11, 25, 10), at(2026, 11, 25, 14)),
+    ("2点到4点", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),  # bare 1..6 o'clock is the afternoon
+    ("5点到7点", TUE, at(2026, 11, 24, 17), at(2026, 11, 24, 19)),  # ... and the end follows the start
+    ("明天11点到1点", TUE, at(2026, 11, 25, 11), at(2026, 11, 25, 13)),
+    ("下午两点到四点", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),
+    ("下午2-4点", TUE, at(2026, 11, 24, 14), at(2026, 11, 24, 16)),
+    ("明天9到11点", TUE, at(2026, 11, 25, 9), at(2026, 11, 25, 11)),
+    ("周五9点到11点", TUE, at(2026, 11, 27, 9), at(2026, 11, 27, 11)),
+    ("周二9点到11点", TUE, at(2026, 12, 1, 9), at(2026, 12, 1, 11)),  # today's has begun: next week
+    ("晚上7点到9点", TUE, at(2026, 11, 24, 19), at(2026, 11, 24, 21)),
+    ("晚上8点到12点", TUE, at(2026, 11, 24, 20), at(2026, 11, 25, 0)),  # until the end of the evening
+    ("明天9.30-11.30", TUE, at(2026, 11, 25, 9, 30), at(2026, 11, 25, 11, 30)),
+]
+
+
+@pytest.mark.parametrize(("phrase", "now", "start", "end"), RANGES)
+def test_ranges_set_an_end_time(phrase: str, now: datetime, start: datetime, end: datetime) -> None:
+    assert parse_span(phrase, now=now) == (start, end)
+    assert parse_when(phrase, now=now) == start  # existing callers keep getting the start
+    match = split_when(phrase + " 讲座", now=now)
+    assert (match.start, match.end, match.consumed, match.rest) == (start, end, phrase, "讲座")
+    assert read_when(phrase, now=now) == WhenMatch(start, phrase, "", True, end=end)
+
+
+def test_without_a_range_there_is_no_end() -> None:
+    assert parse_span("明天9点", now=TUE) == (at(2026, 11, 25, 9), None)
+    assert split_when("明天9点 讲座", now=TUE).end is None
+    # "到" not followed by a time is not a range
+    assert split_when("明天9点到会议室集合", now=TUE).rest == "到会议室集合"
+    assert split_when("下午3点-5号楼集合", now=TUE).rest == "-5号楼集合"
+
+
+@pytest.mark.parametrize(
+    ("phrase", "fragment"),
+    [
+        ("明天11点到9点", "结束时间要晚于开始时间"),
+        ("明天14:00-14:00", "结束时间要晚于开始时间"),
+        ("明天晚上7点到凌晨1点", "不能跨天"),
+        ("明天下午2点到25点", "没有25点"),
+    ],
+)
+def test_impossible_ranges_are_refused(phrase: str, fragment: str) -> None:
+    with pytest.raises(WhenError, match=fragment) as info:
+        parse_span(phrase, now=TUE)
+    assert_helpful(str(info.value))
+
+
+def test_read_when_needs_the_whole_text_and_carries_the_default_note() -> None:
+    assert read_when("明天下午", now=TUE) == WhenMatch(
+        at(2026, 11, 25, 14, 30), "明天下午", "", True, defaulted="下午未写几点，按 14:30"
+    )
+    with pytest.raises(WhenError, match="「讲座」看不懂"):
+        read_when("明天下午 讲座", now=TUE)
+
+
+DEC_1_EARLY = datetime(2026, 12, 1, 8, 0, tzinfo=SH)  # Tuesday, the first of the month, before 9:00
+NATIONAL_DAY_LATE = datetime(2026, 10, 1, 16, 0, tzinfo=SH)  # Thursday, National Day afternoon
+
+
+@pytest.mark.parametrize(
+    ("phrase", "now", "expected", "has_time"),
+    [
+        ("月底", TUE, at(2026, 11, 30), False),
+        ("月末", TUE, at(2026, 11, 30), False),
+        ("月底", MON, at(2026, 12, 31), False),  # today is the last day but 9:00 has passed
+        ("月底下午3点", MON, at(2026, 11, 30, 15), True),  # ... and 15:00 has not
+        ("本月底", TUE, at(2026, 11, 30), False),
+        ("这个月底下午4点", TUE, at(2026, 11, 30, 16), True),
+        ("下月底", TUE, at(2026, 12, 31), False),
+        ("下个月底", WED_END, at(2027, 1, 31), False),
+        ("下个月底", NON_LEAP, at(2027, 3, 31), False),
+        ("下月初", TUE, at(2026, 12, 1), False),
+        ("下个月初", TUE, at(2026, 12, 1), False),
+        ("下个月初", WED_END, at(2027, 1, 1), False),
+        ("下个月初上午10点", TUE, at(2026, 12, 1, 10), True),
+        ("月初", TUE, at(2026, 12, 1), False),  # this month's first has passed
+        ("月初", DEC_1_EARLY, at(2026, 12, 1), False),  # today is the first, 9:00 is ahead
+        ("元旦", TUE, at(2027, 1, 1), False),
+        ("元旦上午10点", WED_END, at(2027, 1, 1, 10), True),
+        ("国庆", TUE, at(2027, 10, 1), False),
+        ("国庆节", EARLY_2026, at(2026, 10, 1), False),
+        ("国庆节下午3点", NATIONAL_DAY_LATE, at(2027, 10, 1, 15), True),  # today's 15:00 has passed
+        ("国庆节晚上8点", NATIONAL_DAY_LATE, at(2026, 10, 1, 20), True),
+        ("五一", TUE, at(2027, 5, 1), False),
+        ("劳动节", EARLY_2026, at(2026, 5, 1), False),
+        ("五一劳动节 9:30", EARLY_2026, at(2026, 5, 1, 9, 30), True),
+    ],
+)
+def test_month_ends_and_fixed_holidays(
+    phrase: str, now: datetime, expected: datetime, has_time: bool
+) -> None:
+    assert parse_when(phrase, now=now) == expected
+    match = split_when(phrase + " 总结会", now=now)
+    assert (match.start, match.consumed, match.rest, match.has_time) == (expected, phrase, "总结会", has_time)
+
+
+@pytest.mark.parametrize("phrase", ["春节", "中秋节", "端午", "除夕晚上7点", "清明节"])
+def test_lunar_holidays_are_refused_with_an_example_that_works(phrase: str) -> None:
+    with pytest.raises(WhenError, match="公历") as info:
+        parse_when(phrase, now=TUE)
+    message = str(info.value)
+    assert_helpful(message)
+    example = re.search(r"例如「([^」]+)」", message)
+    assert example is not None, message
+    assert parse_when(example.group(1), now=TUE) > TUE
+
+
+@pytest.mark.parametrize(
+    ("phrase", "now", "expected"),
+    [
+        # these already worked before the issue and are kept as regression tests
+        ("１５点", TUE, at(2026, 11, 24, 15)),
+        ("十五点", TUE, at(2026, 11, 24, 15)),
+        ("下午三点半", TUE, at(2026, 11, 24, 15, 30)),
+        ("九点一刻", TUE_7, at(2026, 11, 24, 9, 15)),
+        ("明天 十五点", TUE, at(2026, 11, 25, 15)),
+        ("明天　下午　３点", TUE, at(2026, 11, 25, 15)),
+        ("下午 ３ 点", TUE, at(2026, 11, 24, 15)),
+        ("十二月五日下午三点", TUE, at(2026, 12, 5, 15)),
+        ("明天九点四十五", TUE, at(2026, 11, 25, 9, 45)),
+        ("下午两点一刻", TUE, at(2026, 11, 24, 14, 15)),
+        ("周五十四点", TUE, at(2026, 11, 27, 14)),  # 周五 + 十四点
+        ("下周三 十五点半", TUE, at(2026, 12, 2, 15, 30)),
+        ("下周三十五点", TUE, at(2026, 12, 2, 15)),
+        # these did not
+        ("周五１４点", TUE, at(2026, 11, 27, 14)),
+        ("明天9点 半", TUE, at(2026, 11, 25, 9, 30)),
+        ("明天 9 点 30 分", TUE, at(2026, 11, 25, 9, 30)),
+        ("明天九点 一刻", TUE, at(2026, 11, 25, 9, 15)),
+    ],
+)
+def test_digit_forms_and_spacing(phrase: str, now: datetime, expected: datetime) -> None:
+    assert parse_when(phrase, now=now) == expected
+
+
+def test_a_number_after_a_space_is_not_taken_for_minutes() -> None:
+    assert split_when("明天9点 30人参加", now=TUE).rest == "30人参加"
+
+
 def test_default_hour_is_used_for_dates_only() -> None:
     assert parse_when("明天", now=TUE, default_hour=14) == at(2026, 11, 25, 14)
     assert parse_when("明天8点", now=TUE, default_hour=14) == at(2026, 11, 25, 8)
@@ -254,8 +504,8 @@ def assert_helpful(message: str) -> None:
         ("上午15点", TUE, "上午只有0到12点"),
         ("凌晨8点", TUE, "前后矛盾"),
         ("晚上2点", TUE, "歧义"),
-        ("明天下午", TUE, "要写明几点"),
-        ("今晚", TUE, "要写明几点"),
+        ("明天凌晨", TUE, "要写明几点"),
+        ("傍晚", TUE, "要写明几点"),
         ("下周", TUE, "星期几"),
         ("本月", TUE, "几号"),
         ("12月5日（周五）", TUE, "星期六，不是星期五"),
@@ -313,6 +563,17 @@ WORDS = [
     "小时",
     "分钟",
     "讲座",
+    "到",
+    "至",
+    "~",
+    "—",
+    "月底",
+    "下月初",
+    "元旦",
+    "国庆",
+    "五一",
+    "春节",
+    "傍晚",
 ]
 TOKENS = st.sampled_from([*CHARS, *WORDS])
 PHRASES = st.one_of(

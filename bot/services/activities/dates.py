@@ -8,15 +8,34 @@ Pure functions only: the caller injects ``now`` (timezone-aware) and every phras
   ``下下周三`` the one after that.  So on a Sunday ``下周三`` is three days later, and on a Monday it
   is nine days later.
 * A bare ``周三`` is the next Wednesday that is not in the past: today when today is a Wednesday and
-  the time is still ahead, otherwise within the next seven days.
+  the time is still ahead, otherwise within the next seven days.  A Chinese weekday may be followed
+  directly by a time (``下周三15点``, ``周五9点``); an Arabic one may not (``周15点`` is not read).
 * Dates without a year (``1月5日``) roll to next year when the day is already past; ``5号`` rolls to
   next month.  A day that is today but whose time has passed is refused as being in the past.
+* ``月底``/``月末`` is the last day of this month and ``月初`` the first day of a month, each the next
+  one not in the past (``月初`` on the 3rd is the 1st of next month); ``本月底`` is this month's last
+  day and ``下月初``/``下个月初``/``下个月底`` the first/last day of next month.  The fixed holidays
+  ``元旦`` (1 January), ``五一``/``劳动节`` (1 May) and ``国庆``/``国庆节`` (1 October) are their next
+  occurrence not in the past.  Lunar holidays (``春节``, ``中秋``...) and ``清明`` are refused with advice
+  to write the Gregorian date.
 * A time without a date means today; it is never silently moved to tomorrow.
 * ``N点`` without a period word and with 1 <= N <= 6 means the afternoon (``3点`` -> 15:00): activities
   of this bot do not happen at 3 a.m., write ``凌晨3点`` or ``03:00`` for that.  ``HH:MM`` is always
   read as a 24-hour clock.
 * ``晚上12点`` is midnight at the end of that evening (00:00 of the next day); ``晚上1点``-``4点`` are
-  refused as ambiguous.  A period word alone (``明天下午``) is refused, except ``中午`` (12:00).
+  refused as ambiguous.
+* A period word without an hour (``明天下午``, ``今晚``) takes its default from ``PERIOD_DEFAULTS``
+  (早上 8:00, 上午 9:00, 中午 12:00, 下午 14:30, 晚上 19:00; synonyms such as 早晨/午后/夜里 take
+  their key's), which callers may override with ``period_defaults``.  ``WhenMatch.defaulted`` then
+  holds a note for the user (「下午未写几点，按 14:30」) and ``has_time`` is True: it is False only
+  for a date without any time of day, when ``default_hour`` is used.  ``凌晨`` and ``傍晚`` have no
+  default and are refused without an hour.
+* A range ``START到END`` (also 至, ``-``, ``~``, ``—``; ``下午2-4点``) sets ``WhenMatch.end``.  The end
+  takes the start's period unless it names its own (``下午2点到4点`` is 14:00-16:00, ``3点到5点``
+  15:00-17:00, ``上午10点到下午2点`` 10:00-14:00) and must be later on the same day; midnight at
+  the end of it (``晚上8点到12点``) is allowed.
+* Full-width digits and punctuation (``１５：００``), Chinese numerals (``十五点``, ``三点半``,
+  ``九点一刻``) and spaces between the parts (``明天 下午 3 点``) read as their plain forms.
 * ``下个月`` alone is the same day of next month, clamped to that month's last day.
 * ``M/D`` and ``M-D`` are only read as dates when a time follows or nothing else does; ``M.D`` only
   when a time follows.  After a date or a period word, ``9.30`` is a time (a dot for 点).
@@ -27,14 +46,48 @@ Pure functions only: the caller injects ``now`` (timezone-aware) and every phras
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from types import MappingProxyType
 from typing import Literal
 
-__all__ = ["WhenError", "WhenMatch", "format_when", "parse_when", "split_when"]
+__all__ = [
+    "AFTERNOON_DEFAULT",
+    "EARLY_MORNING_DEFAULT",
+    "EVENING_DEFAULT",
+    "MORNING_DEFAULT",
+    "NOON_DEFAULT",
+    "PERIOD_DEFAULTS",
+    "WhenError",
+    "WhenMatch",
+    "format_when",
+    "parse_span",
+    "parse_when",
+    "read_when",
+    "split_when",
+]
 
-EXAMPLES = "下周三下午3点、明天14:00、12月5日 9:30、2026-12-05 09:30、周五晚上7点半"
+EXAMPLES = "下周三下午3点、明天14:00、明天9点到11点、12月5日 9:30、2026-12-05 09:30、周五晚上7点半"
 _WEEKDAY_NAMES = "一二三四五六日"
+
+# The time a period word stands for when no hour follows it (``明天下午`` -> 14:30).  Synonyms use the
+# default of their key: 早晨/清晨/今早/明早 that of 早上, 午后 that of 下午, 晚间/夜里/今晚/明晚 that of 晚上.
+# 凌晨 and 傍晚 have none: they still need an hour.
+EARLY_MORNING_DEFAULT = time(8, 0)  # 早上
+MORNING_DEFAULT = time(9, 0)  # 上午
+NOON_DEFAULT = time(12, 0)  # 中午
+AFTERNOON_DEFAULT = time(14, 30)  # 下午
+EVENING_DEFAULT = time(19, 0)  # 晚上
+PERIOD_DEFAULTS: Mapping[str, time] = MappingProxyType(
+    {
+        "早上": EARLY_MORNING_DEFAULT,
+        "上午": MORNING_DEFAULT,
+        "中午": NOON_DEFAULT,
+        "下午": AFTERNOON_DEFAULT,
+        "晚上": EVENING_DEFAULT,
+    }
+)
 
 
 class WhenError(ValueError):
@@ -49,6 +102,9 @@ class WhenMatch:
     consumed: str  # the exact text prefix (after leading whitespace) that was read as the time
     rest: str  # the remaining text, stripped
     has_time: bool  # False when the phrase had only a date (then the default hour was used)
+    end: datetime | None = None  # for a range (``14:00-16:00``): its end, later on the same day
+    # When a period word stood for its default time, a note for the user, e.g. 「下午未写几点，按 14:30」
+    defaulted: str | None = None
 
 
 def format_when(dt: datetime) -> str:
@@ -56,60 +112,126 @@ def format_when(dt: datetime) -> str:
     return f"{dt.year}年{dt.month}月{dt.day}日（星期{_WEEKDAY_NAMES[dt.weekday()]}）{dt:%H:%M}"
 
 
-def parse_when(text: str, *, now: datetime, default_hour: int = 9, allow_past: bool = False) -> datetime:
-    """Read ``text``, which must be entirely a time expression, relative to the aware ``now``.
+def parse_when(
+    text: str,
+    *,
+    now: datetime,
+    default_hour: int = 9,
+    allow_past: bool = False,
+    period_defaults: Mapping[str, time] | None = None,
+) -> datetime:
+    """Read ``text``, which must be entirely a time expression, relative to the aware ``now``: its start.
 
-    Raises ``WhenError`` (with a Chinese message and examples) when the text is not readable, names an
-    impossible date or time, or lies in the past (unless ``allow_past``).
+    A range (``明天9点到11点``) is accepted and its start returned; ``parse_span`` also gives the end and
+    ``read_when`` everything (the end and the default note).  ``period_defaults`` overrides some of
+    ``PERIOD_DEFAULTS`` (keys 早上/上午/中午/下午/晚上).  Raises ``WhenError`` (with a Chinese message and
+    examples) when the text is not readable, names an impossible date or time, or lies in the past
+    (unless ``allow_past``).
     """
-    tz = _check_args(now, default_hour)
-    s = _normalise(text)
-    if not s.strip():
-        raise _fail("没有写时间")
-    read = _read(s, now, tz, default_hour)
-    if read is None:
-        raise _fail(f"看不懂时间「{text.strip()}」")
-    _begin, end, start, _has_time = read
-    rest = _clean_rest(text[end:])
+    return read_when(
+        text, now=now, default_hour=default_hour, allow_past=allow_past, period_defaults=period_defaults
+    ).start
+
+
+def parse_span(
+    text: str,
+    *,
+    now: datetime,
+    default_hour: int = 9,
+    allow_past: bool = False,
+    period_defaults: Mapping[str, time] | None = None,
+) -> tuple[datetime, datetime | None]:
+    """Like ``parse_when``, but (start, end): end is None unless the text is a range (``14:00-16:00``)."""
+    match = read_when(
+        text, now=now, default_hour=default_hour, allow_past=allow_past, period_defaults=period_defaults
+    )
+    return match.start, match.end
+
+
+def read_when(
+    text: str,
+    *,
+    now: datetime,
+    default_hour: int = 9,
+    allow_past: bool = False,
+    period_defaults: Mapping[str, time] | None = None,
+) -> WhenMatch:
+    """Like ``parse_when``, but the whole ``WhenMatch`` (``rest`` is always empty)."""
+    reading = _read_text(text, now, default_hour, period_defaults, "看不懂时间")
+    rest = _clean_rest(text[reading.end :])
     if rest:
         raise _fail(f"时间「{text.strip()}」里的「{rest}」看不懂")
-    _check_future(start, now, allow_past)
-    return start
+    _check_future(reading.start, now, allow_past)
+    return _match(text, reading)
 
 
-def split_when(text: str, *, now: datetime, default_hour: int = 9, allow_past: bool = False) -> WhenMatch:
+def split_when(
+    text: str,
+    *,
+    now: datetime,
+    default_hour: int = 9,
+    allow_past: bool = False,
+    period_defaults: Mapping[str, time] | None = None,
+) -> WhenMatch:
     """Read the longest prefix of ``text`` that is a time expression, for commands like ``WHEN TITLE``.
 
     ``rest`` is the remaining text with surrounding whitespace and a leading separator (``，,、;；：``)
     removed.  Raises ``WhenError`` when no prefix is a time expression or the time read is invalid or
-    in the past (unless ``allow_past``).
+    in the past (unless ``allow_past``).  ``period_defaults`` is as for ``parse_when``.
     """
-    tz = _check_args(now, default_hour)
-    s = _normalise(text)
-    if not s.strip():
-        raise _fail("没有写时间")
-    read = _read(s, now, tz, default_hour)
-    if read is None:
-        raise _fail(f"开头没有找到时间：「{text.strip()}」")
-    begin, end, start, has_time = read
-    _check_future(start, now, allow_past)
-    return WhenMatch(start=start, consumed=text[begin:end], rest=_clean_rest(text[end:]), has_time=has_time)
+    reading = _read_text(text, now, default_hour, period_defaults, "开头没有找到时间：")
+    _check_future(reading.start, now, allow_past)
+    return _match(text, reading)
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _read_text(
+    text: str, now: datetime, default_hour: int, period_defaults: Mapping[str, time] | None, unreadable: str
+) -> _Reading:
+    tz, defaults = _check_args(now, default_hour, period_defaults)
+    s = _normalise(text)
+    if not s.strip():
+        raise _fail("没有写时间")
+    reading = _read(s, now, tz, default_hour, defaults)
+    if reading is None:
+        raise _fail(f"{unreadable}「{text.strip()}」")
+    return reading
+
+
+def _match(text: str, reading: _Reading) -> WhenMatch:
+    return WhenMatch(
+        start=reading.start,
+        consumed=text[reading.begin : reading.end],
+        rest=_clean_rest(text[reading.end :]),
+        has_time=reading.has_time,
+        end=reading.until,
+        defaulted=reading.note,
+    )
 
 
 def _fail(reason: str) -> WhenError:
     return WhenError(f"{reason}。可以这样写：{EXAMPLES}。")
 
 
-def _check_args(now: datetime, default_hour: int) -> tzinfo:
+def _check_args(
+    now: datetime, default_hour: int, period_defaults: Mapping[str, time] | None
+) -> tuple[tzinfo, Mapping[str, time]]:
     tz = now.tzinfo
     if tz is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     if not 0 <= default_hour <= 23:
         raise ValueError(f"default_hour must be 0..23, not {default_hour}")
-    return tz
+    if not period_defaults:
+        return tz, PERIOD_DEFAULTS
+    if unknown := set(period_defaults) - set(PERIOD_DEFAULTS):
+        raise ValueError(
+            f"period_defaults keys must be among {sorted(PERIOD_DEFAULTS)}, not {sorted(unknown)}"
+        )
+    if not all(isinstance(t, time) and t.tzinfo is None for t in period_defaults.values()):
+        raise ValueError("period_defaults values must be naive datetime.time objects")
+    return tz, {**PERIOD_DEFAULTS, **period_defaults}
 
 
 def _check_future(start: datetime, now: datetime, allow_past: bool) -> None:
@@ -234,6 +356,30 @@ _PERIODS: dict[str, _PeriodKind] = {
 # One-character periods are only read when a clock follows (``晚8点``), so ``早会`` stays a title.
 _SHORT_PERIODS: dict[str, _PeriodKind] = {"早": "am", "晚": "night"}
 _PERIOD_RE = re.compile("|".join(sorted(_PERIODS, key=len, reverse=True)))
+# Which entry of PERIOD_DEFAULTS a period word (or a day word implying one, 今晚) takes without an hour.
+_DEFAULT_KEY = {
+    "清晨": "早上",
+    "早晨": "早上",
+    "早上": "早上",
+    "今早": "早上",
+    "今晨": "早上",
+    "明早": "早上",
+    "明晨": "早上",
+    "上午": "上午",
+    "中午": "中午",
+    "正午": "中午",
+    "下午": "下午",
+    "午后": "下午",
+    "晚上": "晚上",
+    "晚间": "晚上",
+    "夜里": "晚上",
+    "夜间": "晚上",
+    "今晚": "晚上",
+    "今夜": "晚上",
+    "明晚": "晚上",
+}
+# Periods without a default still need an hour; the refusal shows one that fits them.
+_HOUR_EXAMPLES = {"凌晨": "凌晨5点", "傍晚": "傍晚6点"}
 _SHORT_PERIOD_RE = re.compile("|".join(_SHORT_PERIODS))
 
 _COLON_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})(?![0-9])")
@@ -241,8 +387,12 @@ _DOT_RE = re.compile(r"([0-9]{1,2})\.([0-9]{2})(?![0-9])")
 _HOUR_RE = re.compile(rf"({_N})\s*[点點时時](?:钟|鐘)?")
 _HALF_RE = re.compile(r"半")
 _QUARTER_RE = re.compile(r"([一二两三123])刻")
-_MINUTE_RE = re.compile(rf"({_N})(分(?:钟)?)?")
+_MINUTE_RE = re.compile(rf"({_N})(?:\s*(分(?:钟)?))?")
 _SHARP_RE = re.compile(r"整")
+# Between the two ends of a range: 9点到11点, 下午2点至4点, 14:00-16:00, 14:00~16:30, 9:00—11:00.
+_RANGE_SEP_RE = re.compile(r"\s*(?:到|至|~|〜|-|—{1,2}|–|―)\s*")
+# The start of a range written once with 点: 下午2-4点, 9到11点.
+_SHORT_RANGE_START_RE = re.compile(rf"({_N})(?={_RANGE_SEP_RE.pattern}(?:{_N})\s*[点點时時])")
 
 
 @dataclass(slots=True, frozen=True)
@@ -251,69 +401,133 @@ class _Clock:
     hour: int
     minute: int
     day_offset: int  # 1 for 晚上12点 (midnight at the end of that evening)
+    defaulted: str | None = None  # the note when a period word alone stood for its default time
+    until: tuple[int, int, int] | None = None  # the end of a range: (hour, minute, day_offset)
 
 
-def _match_clock(s: str, i: int, dot_ok: bool) -> tuple[int, int, int, bool] | None:
-    """``HH:MM``, ``N点[半|一刻|M分|整]`` or (if ``dot_ok``) ``H.MM``: (end, hour, minute, is_24h), unvalidated."""
+def _match_clock(s: str, i: int, dot_ok: bool, range_start: bool) -> tuple[int, int, int, bool, bool] | None:
+    """``HH:MM``, ``N点[半|一刻|M分|整]`` or (if ``dot_ok``) ``H.MM``: (end, hour, minute, is_24h, bare).
+
+    Unvalidated.  With ``range_start`` a bare ``N`` is read when a range ending in 点 follows (``2-4点``);
+    then ``bare`` is True and the caller must read the end of the range too.
+    """
     m = _COLON_RE.match(s, i)
     if m:
-        return m.end(), int(m.group(1)), int(m.group(2)), True
+        return m.end(), int(m.group(1)), int(m.group(2)), True, False
     if dot_ok and (m := _DOT_RE.match(s, i)):
         # the informal "9.30" (a dot for 点); without a date or period before it, "9.30" could be a date
-        return m.end(), int(m.group(1)), int(m.group(2)), False
+        return m.end(), int(m.group(1)), int(m.group(2)), False, False
     m = _HOUR_RE.match(s, i)
     if m is None:
+        if (
+            range_start
+            and (m := _SHORT_RANGE_START_RE.match(s, i))
+            and (hour := _to_int(m.group(1))) is not None
+        ):
+            return m.end(), hour, 0, False, True
         return None
     hour = _to_int(m.group(1))
     if hour is None:
         return None
     end, minute = m.end(), 0
-    if mm := _HALF_RE.match(s, end):
+    k = _skip_ws(s, end)  # "9点 半", "9点 30分"; but after a space a bare number is not minutes ("9点 30人")
+    if mm := _HALF_RE.match(s, k):
         end, minute = mm.end(), 30
-    elif mm := _QUARTER_RE.match(s, end):
+    elif mm := _QUARTER_RE.match(s, k):
         end, minute = mm.end(), 15 * _num(mm.group(1))
-    elif mm := _MINUTE_RE.match(s, end):
+    elif mm := _MINUTE_RE.match(s, k):
         token, unit = mm.group(1), mm.group(2)
         value = _to_int(token)
         # "3点5" is not a time people write; accept "3点05", "3点15", "三点零五", "三点五分".
-        if value is not None and (unit or len(token) >= 2):
+        if value is not None and (unit or (len(token) >= 2 and k == end)):
             end, minute = mm.end(), value
-    elif mm := _SHARP_RE.match(s, end):
+    elif mm := _SHARP_RE.match(s, k):
         end = mm.end()
-    return end, hour, minute, False
+    return end, hour, minute, False, False
 
 
 def _match_time(
-    s: str, i: int, implied: tuple[_PeriodKind, str] | None, *, after_date: bool
+    s: str,
+    i: int,
+    implied: tuple[_PeriodKind, str] | None,
+    *,
+    after_date: bool,
+    defaults: Mapping[str, time],
+    range_end: bool = False,
 ) -> _Clock | None:
-    """A time of day at ``s[i:]``, optionally after a period word; raises WhenError if it is invalid."""
+    """A time of day (or a range) at ``s[i:]``, optionally after a period word; raises WhenError if invalid.
+
+    With ``range_end`` (reading the end of a range) a period word alone is not a time and no further range
+    is read.
+    """
     period = implied
     period_end = i
     if period is None:
         if m := _PERIOD_RE.match(s, i):
             period, period_end = (_PERIODS[m.group()], m.group()), m.end()
-        elif (m := _SHORT_PERIOD_RE.match(s, i)) and _match_clock(s, _skip_ws(s, m.end()), True):
+        elif (m := _SHORT_PERIOD_RE.match(s, i)) and _match_clock(s, _skip_ws(s, m.end()), True, True):
             period, period_end = (_SHORT_PERIODS[m.group()], m.group()), m.end()
-    clock = _match_clock(s, _skip_ws(s, period_end), after_date or period is not None)
+    dot_ok = after_date or period is not None
+    clock = _match_clock(s, _skip_ws(s, period_end), dot_ok, not range_end)
     if clock is None:
-        if period is None:
+        if period is None or range_end:
             return None
-        kind, word = period
-        if kind == "noon":
-            return _Clock(end=period_end, hour=12, minute=0, day_offset=0)  # "中午" alone is 12:00
-        raise _fail(f"「{word}」要写明几点，例如「{word}7点」")
-    end, hour, minute, colon = clock
+        word = period[1]
+        if (key := _DEFAULT_KEY.get(word)) is None:
+            raise _fail(f"「{word}」要写明几点，例如「{_HOUR_EXAMPLES.get(word, word + '9点')}」")
+        t = defaults[key]
+        note = f"{word}未写几点，按 {t.hour}:{t.minute:02d}"
+        return _Clock(end=period_end, hour=t.hour, minute=t.minute, day_offset=0, defaulted=note)
+    end, hour, minute, colon, bare = clock
     raw = s[i:end]
     if hour > 23:
         raise _fail(f"「{raw}」不成立：没有{hour}点，小时应在0到23之间")
     if minute > 59:
         raise _fail(f"「{raw}」不成立：没有{minute}分，分钟应在0到59之间")
+    offset = 0
+    inherited = period
     if period is None:
         if not colon and 1 <= hour <= 6:
             hour += 12  # "3点" at an activity means the afternoon; see the module docstring
-        return _Clock(end, hour, minute, 0)
-    hour, offset = _apply_period(period, hour, raw)
-    return _Clock(end, hour, minute, offset)
+            inherited = ("pm", "下午")  # ... and so does the end of "3点到5点"
+    else:
+        hour, offset = _apply_period(period, hour, raw)
+    start = _Clock(end, hour, minute, offset)
+    if range_end:
+        return start
+    return _with_range_end(s, i, start, inherited, bare=bare, dot_ok=dot_ok, defaults=defaults)
+
+
+def _with_range_end(
+    s: str,
+    i: int,
+    start: _Clock,
+    inherited: tuple[_PeriodKind, str] | None,
+    *,
+    bare: bool,
+    dot_ok: bool,
+    defaults: Mapping[str, time],
+) -> _Clock | None:
+    """``start`` extended by the end of a range after it, if one follows (required when ``bare``).
+
+    The end takes the period of the start unless it names its own (``下午2点到4点`` ends at 16:00,
+    ``上午10点到下午2点`` at 14:00); it must be later on the same day, or midnight at its end.
+    """
+    sep = _RANGE_SEP_RE.match(s, start.end)
+    if sep is None:
+        return None if bare else start
+    j = sep.end()
+    own_period = _PERIOD_RE.match(s, j) or _SHORT_PERIOD_RE.match(s, j)
+    stop = _match_time(
+        s, j, None if own_period else inherited, after_date=dot_ok, defaults=defaults, range_end=True
+    )
+    if stop is None:
+        return None if bare else start
+    first = (start.day_offset, start.hour, start.minute)
+    last = (stop.day_offset, stop.hour, stop.minute)
+    if last <= first or (last[0] != first[0] and last != (first[0] + 1, 0, 0)):
+        raise _fail(f"「{s[i : stop.end]}」不成立：结束时间要晚于开始时间，且不能跨天")
+    return replace(start, end=stop.end, until=(stop.hour, stop.minute, stop.day_offset))
 
 
 def _apply_period(period: tuple[_PeriodKind, str], hour: int, raw: str) -> tuple[int, int]:
@@ -352,15 +566,18 @@ def _apply_period(period: tuple[_PeriodKind, str], hour: int, raw: str) -> tuple
 
 # --------------------------------------------------------------------------- dates
 
-_DateKind = Literal["fixed", "month_day", "day_of_month", "weekday"]
+# "month_day" (1月5日), "day_of_month" (5号), "weekday" (a bare 周三), "month_end" (月底), "month_start"
+# (月初), "holiday" (元旦: month and day).  The last four roll to their next occurrence when in the past.
+_DateKind = Literal["fixed", "month_day", "day_of_month", "weekday", "month_end", "month_start", "holiday"]
+_ROLLING_KINDS = frozenset({"weekday", "month_end", "month_start", "holiday"})
 
 
 @dataclass(slots=True, frozen=True)
 class _DateSpec:
     kind: _DateKind
     fixed: date | None = None  # kind == "fixed"
-    month: int = 0  # kind == "month_day"
-    day: int = 0  # kinds "month_day" and "day_of_month"
+    month: int = 0  # kinds "month_day" and "holiday"
+    day: int = 0  # kinds "month_day", "day_of_month" and "holiday"
     weekday: int = 0  # kind == "weekday": 0 = Monday
     check_weekday: int | None = None  # an explicit weekday written after the date, e.g. （周六）
 
@@ -397,7 +614,8 @@ _DAY_WORD_RE = re.compile("|".join(sorted(_DAY_WORDS, key=len, reverse=True)))
 _WEEK_WORD = r"(?:周|週|星期|礼拜|禮拜)"
 _WEEKDAY_CHARS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
 _WEEKDAY_CHARS |= {str(n): n - 1 for n in range(1, 8)}
-_WD = r"[一二三四五六日天1-7](?![0-9])"
+# A Chinese weekday may be followed directly by a clock ("周五9点"); an Arabic one may not ("周15点").
+_WD = r"(?:[一二三四五六日天]|[1-7](?![0-9]))"
 # "本/这/这个" this week, "下/下个" next, "下下/下下个" the one after, "上/上个" last week
 _WEEK_MODIFIERS = {
     "本": 0,
@@ -418,7 +636,21 @@ _YEAR_MD_RE = re.compile(
     rf"(?:([0-9]{{4}}|[零〇一二三四五六七八九]{{4}})\s*年|(今年|明年|后年))\s*({_N})\s*月\s*({_N})(?:\s*([日号]))?"
 )
 _MD_RE = re.compile(rf"({_N})\s*月\s*({_N})(?:\s*([日号]))?")
-_MONTH_DAY_RE = re.compile(rf"(下下个?月|下个?月|本月|这个?月)(?:\s*({_N})\s*([日号]))?")
+_MONTH_DAY_RE = re.compile(rf"(下下个?月|下个?月|本月|这个?月)(?:\s*({_N})\s*([日号])|\s*(初|底|末))?")
+_MONTH_EDGE_RE = re.compile(r"月(初|底|末)")
+# Holidays on a fixed day of the Gregorian calendar: (month, day).
+_HOLIDAYS = {
+    "元旦": (1, 1),
+    "五一劳动节": (5, 1),
+    "五一": (5, 1),
+    "劳动节": (5, 1),
+    "国庆节": (10, 1),
+    "国庆": (10, 1),
+}
+_HOLIDAY_RE = re.compile("|".join(sorted(_HOLIDAYS, key=len, reverse=True)))
+# Lunar holidays (and 清明, a solar term) move in the Gregorian calendar; they are refused with advice.
+_MOVING_HOLIDAYS = ("春节", "除夕", "元宵", "清明", "端午", "七夕", "中秋", "重阳", "腊八", "小年")
+_MOVING_HOLIDAY_RE = re.compile(rf"(?:{'|'.join(_MOVING_HOLIDAYS)})节?")
 _DOM_RE = re.compile(rf"({_N})\s*([日号])")
 _SLASH_MD_RE = re.compile(r"([0-9]{1,2})([/.-])([0-9]{1,2})(?![0-9])")
 _RELATIVE_RE = re.compile(rf"(?:({_N})\s*个?|(半)个?)\s*(天|周|星期|礼拜|小时|钟头|分钟)\s*(?:以后|之后|后)")
@@ -464,6 +696,9 @@ def _match_date_core(s: str, i: int, now: datetime, today: date, tz: tzinfo) -> 
         word = m.group(1)
         months = 2 if word.startswith("下下") else 1 if word.startswith("下") else 0
         year, month = _add_months(today, months)
+        if edge := m.group(4):
+            d = date(year, month, 1 if edge == "初" else _month_end(year, month))
+            return _DateHit(m.end(), _DateSpec("fixed", fixed=d))
         if m.group(2) is None:
             if months == 0:
                 raise _fail(f"「{word}」要写明几号，例如「{word}15号」")
@@ -473,6 +708,16 @@ def _match_date_core(s: str, i: int, now: datetime, today: date, tz: tzinfo) -> 
             return None
         d = _make_date(year, month, _num(m.group(2)))
         return _DateHit(m.end(), _DateSpec("fixed", fixed=d))
+
+    if m := _MONTH_EDGE_RE.match(s, i):
+        return _DateHit(m.end(), _DateSpec("month_start" if m.group(1) == "初" else "month_end"))
+
+    if m := _HOLIDAY_RE.match(s, i):
+        month, day = _HOLIDAYS[m.group()]
+        return _DateHit(m.end(), _DateSpec("holiday", month=month, day=day))
+
+    if m := _MOVING_HOLIDAY_RE.match(s, i):
+        raise _fail(f"「{m.group()}」每年的公历日期不同，暂时认不出，请直接写公历日期，例如「2月6日上午9点」")
 
     if m := _DAY_WORD_RE.match(s, i):
         days, period = _DAY_WORDS[m.group()]
@@ -516,7 +761,7 @@ def _match_date_core(s: str, i: int, now: datetime, today: date, tz: tzinfo) -> 
         if after == len(s):
             if m.group(2) == ".":
                 return None
-        elif _match_time(s, after, None, after_date=True) is None:
+        elif _match_time(s, after, None, after_date=True, defaults=PERIOD_DEFAULTS) is None:
             return None
         month, day = int(m.group(1)), int(m.group(3))
         _check_month_day(month, day)
@@ -526,7 +771,7 @@ def _match_date_core(s: str, i: int, now: datetime, today: date, tz: tzinfo) -> 
 
 
 def _resolve_date(spec: _DateSpec, today: date) -> date:
-    """The calendar day a date spec names (for bare weekdays: the first candidate, today included)."""
+    """The calendar day a date spec names (for rolling kinds: the first candidate, today included)."""
     if spec.kind == "fixed":
         assert spec.fixed is not None
         return spec.fixed
@@ -536,26 +781,61 @@ def _resolve_date(spec: _DateSpec, today: date) -> date:
     if spec.kind == "day_of_month":
         year, month = _add_months(today, 1 if spec.day < today.day else 0)
         return _make_date(year, month, spec.day)
+    if spec.kind == "month_end":
+        return date(today.year, today.month, _month_end(today.year, today.month))
+    if spec.kind == "month_start":
+        return today if today.day == 1 else _next_occurrence(spec, today)
+    if spec.kind == "holiday":
+        year = today.year + (1 if (spec.month, spec.day) < (today.month, today.day) else 0)
+        return date(year, spec.month, spec.day)
     return today + timedelta(days=(spec.weekday - today.weekday()) % 7)
+
+
+def _next_occurrence(spec: _DateSpec, day: date) -> date:
+    """For a rolling kind: the occurrence after ``day`` (used when the one on ``day`` is in the past)."""
+    if spec.kind == "weekday":
+        return day + timedelta(days=7)
+    year, month = _add_months(day, 1)
+    if spec.kind == "month_end":
+        return date(year, month, _month_end(year, month))
+    if spec.kind == "month_start":
+        return date(year, month, 1)
+    assert spec.kind == "holiday"
+    return date(day.year + 1, spec.month, spec.day)
 
 
 # --------------------------------------------------------------------------- the reader
 
 
-def _read(s: str, now: datetime, tz: tzinfo, default_hour: int) -> tuple[int, int, datetime, bool] | None:
-    """The longest time expression at the start of ``s``: (begin, end, start, has_time), or None."""
+@dataclass(slots=True, frozen=True)
+class _Reading:
+    begin: int
+    end: int
+    start: datetime
+    has_time: bool
+    until: datetime | None = None  # the end of a range
+    note: str | None = None  # see WhenMatch.defaulted
+
+
+def _read(
+    s: str, now: datetime, tz: tzinfo, default_hour: int, defaults: Mapping[str, time]
+) -> _Reading | None:
+    """The longest time expression at the start of ``s``, or None."""
     begin = _skip_ws(s, 0)
     today = now.date()
     hit = _match_date(s, begin, now, tz)
     if hit is not None and hit.instant is not None:
-        return begin, hit.end, hit.instant, True
+        return _Reading(begin, hit.end, hit.instant, True)
     if hit is not None:
-        # raises for a period without a clock, e.g. a bare 今晚/明早
-        clock = _match_time(s, _skip_joiner(s, hit.end), hit.period, after_date=True)
+        # a bare 今晚/明早 takes the period's default (or raises for one without, e.g. 凌晨)
+        clock = _match_time(s, _skip_joiner(s, hit.end), hit.period, after_date=True, defaults=defaults)
         spec = hit.spec
-        end = clock.end if clock else hit.end
+        if clock is not None and clock.defaulted and hit.period is not None:
+            end = hit.end  # 今晚 alone: the period is in the day word, nothing after it was read
+        else:
+            end = clock.end if clock else hit.end
     else:
-        clock = _match_time(s, begin, None, after_date=False)
+        clock = _match_time(s, begin, None, after_date=False, defaults=defaults)
         if clock is None:
             return None
         spec = _DateSpec("fixed", fixed=today)
@@ -569,10 +849,16 @@ def _read(s: str, now: datetime, tz: tzinfo, default_hour: int) -> tuple[int, in
             f"日期和星期对不上：{day.year}年{day.month}月{day.day}日是星期{_WEEKDAY_NAMES[day.weekday()]}，"
             f"不是星期{_WEEKDAY_NAMES[spec.check_weekday]}"
         )
+    if spec.kind in _ROLLING_KINDS and _at(day + timedelta(days=offset), hour, minute, tz) < now:
+        day = _next_occurrence(spec, day)
     start = _at(day + timedelta(days=offset), hour, minute, tz)
-    if spec.kind == "weekday" and start < now:
-        start = _at(day + timedelta(days=7 + offset), hour, minute, tz)
-    return begin, end, start, clock is not None
+    if clock is None:
+        return _Reading(begin, end, start, False)
+    until = None
+    if clock.until is not None:
+        until_hour, until_minute, until_offset = clock.until
+        until = _at(day + timedelta(days=until_offset), until_hour, until_minute, tz)
+    return _Reading(begin, end, start, True, until, clock.defaulted)
 
 
 def _at(day: date, hour: int, minute: int, tz: tzinfo) -> datetime:
