@@ -103,3 +103,24 @@ async def test_empty_feed_is_still_a_calendar(client: TestClient[web.Request, we
     body, calendar = await fetch(client, "/calendar.ics")
     assert_rfc5545(body, calendar)
     assert vevents(calendar) == {}
+
+
+async def test_a_range_sets_the_end_in_the_reply_the_feed_and_a_move(
+    chat: Chat, client: TestClient[web.Request, web.Application]
+) -> None:
+    reply = await chat.say("mushandong", "/活动 添加 讲座 下周三14:00-16:30 盾构施工新技术")
+    assert "14:00–16:30" in reply, reply
+    _, calendar = await fetch(client, "/calendar/event/1.ics")
+    (entry,) = calendar.walk("VEVENT")
+    start, end = entry.decoded("DTSTART"), entry.decoded("DTEND")
+    assert (start.hour, start.minute, end.hour, end.minute) == (14, 0, 16, 30)
+    moved = await chat.say("mushandong", "/活动 改期 1 下周四9点")  # keeps its length of 2.5 hours
+    assert "改为：" in moved and "09:00–11:30" in moved, moved
+    _, calendar = await fetch(client, "/calendar/event/1.ics")
+    (entry,) = calendar.walk("VEVENT")
+    assert (entry.decoded("DTEND") - entry.decoded("DTSTART")).seconds == 9000
+
+
+async def test_a_period_word_alone_takes_a_stated_default(chat: Chat) -> None:
+    reply = await chat.say("mushandong", "/活动 添加 讲座 后天下午 盾构施工新技术")
+    assert "14:30" in reply and "下午未写几点，按 14:30" in reply, reply

@@ -18,7 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.core.dispatcher import Caller, Context, Role, Router, UsageError, UserError, first_word, fold
 from bot.core.middleware import dedupe_key
 from bot.core.runtime import Runtime
-from bot.services.activities.dates import WhenError, format_when, parse_when, split_when
+from bot.services.activities.dates import WhenError, format_when, read_when, split_when
 from bot.services.activities.duties import check_annual_meetings, check_lead_rotation, weekly_digest
 from bot.services.activities.service import ALL_ALLIANCES, SWEEP_JOB, ActivityService, type_label
 from bot.services.activities.types import TYPE_NAMES, ActivityType, offset_label
@@ -387,6 +387,7 @@ async def _add(ctx: Context, args: str) -> str:
         title=title,
         alliance_id=alliance.id if alliance else None,
         start=when.start,
+        ends_at=when.end,
         place=request.place,
         capacity=request.capacity,
         audience=request.audience.value,
@@ -397,7 +398,9 @@ async def _add(ctx: Context, args: str) -> str:
     activity, reminders = await service.create(activity)
     lines = [
         f"已添加活动 #{activity.id}：{type_label(activity.type)}「{activity.title}」",
-        f"时间：{service.when_text(activity)}" + ("（未写具体时刻，按 9:00 安排）" if not when.has_time else ""),
+        f"时间：{service.when_text(activity)}"
+        + ("（未写具体时刻，按 9:00 安排）" if not when.has_time else "")
+        + (f"（{when.defaulted}）" if when.defaulted else ""),
         f"联盟：{alliance.name if alliance else ALL_ALLIANCES}",
     ]
     audience = await service.audience_users(activity)
@@ -456,13 +459,14 @@ async def _move(ctx: Context, args: str) -> str:
         raise UserError(f"活动 #{activity.id} 已取消，不能改期；请重新添加。")
     service = service_of(ctx)
     try:
-        start = parse_when(phrase, now=ctx.runtime.local_now())
+        when = read_when(phrase, now=ctx.runtime.local_now())
     except WhenError as exc:
         raise UserError(str(exc)) from None
-    if start == activity.start:
+    start = when.start
+    if start == activity.start and when.end in (None, activity.ends_at):
         return f"新时间与原时间相同（{format_when(service.local(start))}），没有改动。"
     assert activity.id is not None
-    moved = await service.move(activity.id, start)
+    moved = await service.move(activity.id, start, when.end)
     if moved is None:
         raise UserError(f"活动 #{activity.id} 已取消，不能改期。")
     old, activity = moved
@@ -473,7 +477,7 @@ async def _move(ctx: Context, args: str) -> str:
         [
             f"已将活动 #{activity.id}「{activity.title}」改期：",
             f"原定：{format_when(service.local(old))}",
-            f"改为：{format_when(service.local(activity.start))}",
+            f"改为：{service.when_text(activity)}" + (f"（{when.defaulted}）" if when.defaulted else ""),
             _reminder_summary(service, activity, reminders),
             f"已通知联盟群和 {len(roll.going) + len(roll.waiting)} 位报名者。",
         ]
