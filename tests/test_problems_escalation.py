@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from bot.core.clock import ManualClock
 from bot.core.messages import Target, TargetKind
-from bot.services.problems import DIGEST_JOB, ESCALATION_JOB, ProblemService
+from bot.services.problems import DIGEST_JOB, ESCALATION_JOB, TODO_JOB, ProblemService
 from tests.conftest import SHANGHAI
 from tests.harness import Chat
 
@@ -180,3 +180,23 @@ async def test_jobs_are_registered_at_their_times(chat: Chat) -> None:
     assert digest == datetime(2026, 11, 25, 9, 0, tzinfo=SHANGHAI)
     escalation = specs[ESCALATION_JOB].trigger.get_next_fire_time(None, start)
     assert escalation - start <= timedelta(minutes=10)
+
+
+async def test_each_studio_lead_gets_a_morning_to_do_only_when_there_is_one(chat: Chat, clock: ManualClock) -> None:
+    first = await chat.say(ASKER, SHIELD, group=GROUP)  # #1: T1 is asked
+    assert "#1" in first
+    await chat.say(ASKER, "/提问 钻爆法隧道光面爆破超挖严重，周边眼怎么布置？", group=GROUP)  # #2
+    assert "已认领" in await chat.say("shibaopo", "/认领 2")  # T2 took it, no answer yet
+    clock.set(datetime(2026, 11, 25, 8, 30, tzinfo=SHANGHAI))
+    assert await fire(chat, TODO_JOB) != "queued 0 to-do messages"
+    t1 = [t for t in chat.to_user("chenjuejin") if t.startswith("【今日待办】")]
+    assert len(t1) == 1 and "1 个问题待认领" in t1[0] and "#1「" in t1[0] and "#2「" not in t1[0], t1
+    t2 = [t for t in chat.to_user("shibaopo") if t.startswith("【今日待办】")]
+    assert len(t2) == 1 and "1 个问题待答复" in t2[0] and "#2「" in t2[0], t2
+    assert not [t for t in chat.to_user("xuanbining") if t.startswith("【今日待办】")]  # a bridge lead: nothing to do
+    # the same morning again (a second process): nothing new; answered and claimed work drops out the next day
+    assert await chat.bot.runtime.feature(ProblemService).lead_todo(clock.now()) == "queued 0 to-do messages"
+    await chat.say("shibaopo", "/答复 2 周边眼间距减到45cm，装药不耦合")
+    clock.set(datetime(2026, 11, 26, 8, 30, tzinfo=SHANGHAI))
+    await fire(chat, TODO_JOB)
+    assert len([t for t in chat.to_user("shibaopo") if t.startswith("【今日待办】")]) == 1

@@ -37,6 +37,7 @@ from bot.services.problems import (
     DIGEST_JOB,
     ESCALATION_JOB,
     MAX_TEXT,
+    TODO_JOB,
     Logged,
     ProblemService,
     cn_time,
@@ -681,6 +682,10 @@ async def _digest(runtime: Runtime, now: datetime) -> str:
     return await runtime.feature(ProblemService).morning_digest(now)
 
 
+async def _todo(runtime: Runtime, now: datetime) -> str:
+    return await runtime.feature(ProblemService).lead_todo(now)
+
+
 async def setup(bot: BotApp) -> None:
     """Register the problem commands, build the routing index and add the escalation and digest jobs."""
     if ProblemService not in bot.runtime.features:
@@ -700,4 +705,10 @@ async def setup(bot: BotApp) -> None:
         CronTrigger(hour=9, minute=0, timezone=tz),
         _digest,
         description="问题晨报：每天 9:00 向各联盟群列出超过一天仍未解决的问题",
+    )
+    bot.jobs.add(
+        TODO_JOB,
+        CronTrigger(hour=8, minute=30, timezone=tz),
+        _todo,
+        description="负责人待办：每天 8:30 私信工作室负责人待认领、待答复的问题（没有待办不发）",
     )

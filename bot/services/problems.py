@@ -40,12 +40,13 @@ from bot.store.problems import (
     ProblemRepo,
     ProblemStatus,
 )
-from bot.store.studios import Alliance, Studio
+from bot.store.studios import Alliance, MemberRole, Studio
 
 log = logging.getLogger(__name__)
 
 ESCALATION_JOB = "problems-escalation"
 DIGEST_JOB = "problems-digest"
+TODO_JOB = "problems-todo"
 RECOMMEND = 3
 MAX_TEXT = 2000
 REPOST_DAYS = 14  # a question re-posted within this many days while the first is open links to it
@@ -469,7 +470,9 @@ class ProblemService:
             )
         return claimed
 
-    async def _tell_about_claim(self, problem: Problem, *, studio: Studio, user_id: str, at: datetime) -> None:
+    async def _tell_about_claim(
+        self, problem: Problem, *, studio: Studio, user_id: str, at: datetime
+    ) -> None:
         """The studio's lead hears when someone claimed for the studio; the other asked studios, that it is
         taken."""
         assert problem.id is not None
@@ -483,7 +486,12 @@ class ProblemService:
         studios = await self.studios()
         for request in await self.repo.requests_of(problem.id):
             other = studios.get(request.studio_id)
-            if other is None or other.id == studio.id or not other.lead_userid or other.lead_userid == user_id:
+            if (
+                other is None
+                or other.id == studio.id
+                or not other.lead_userid
+                or other.lead_userid == user_id
+            ):
                 continue
             await self.runtime.outbox.notify_user(
                 other.lead_userid,
@@ -720,6 +728,47 @@ class ProblemService:
                 )
         return f"escalated {escalated}, no studio left {exhausted}"
 
+    async def lead_todo(self, now: datetime) -> str:
+        """Each studio lead's to-do by direct message: problems their studios were asked to take, and those
+        they took and have not answered. Nothing is sent to a lead with nothing to do."""
+        local = now.astimezone(self.tz)
+        to_claim, to_answer = await self.repo.todo()
+        studios = await self.studios()
+        leads: dict[str, list[str]] = {}
+        for studio in studios.values():
+            leads.setdefault(studio.lead_userid, []).append(studio.id)
+        for member in await self.runtime.store.members.granted(MemberRole.STUDIO_LEAD.value):
+            if member.studio_id in studios:
+                leads.setdefault(member.user_id, []).append(member.studio_id)
+        sent = 0
+        for user_id, studio_ids in sorted(leads.items()):
+            claim = _unique_problems(p for s in studio_ids for p in to_claim.get(s, []))
+            answer = _unique_problems(p for s in studio_ids for p in to_answer.get(s, []))
+            if not claim and not answer:
+                continue
+            counts = "、".join(
+                part
+                for part in (
+                    f"{len(claim)} 个问题待认领" if claim else "",
+                    f"{len(answer)} 个问题待答复" if answer else "",
+                )
+                if part
+            )
+            lines = [f"【今日待办】{local.month}月{local.day}日，您有 {counts}："]
+            for problem, what in [*((p, "待认领") for p in claim), *((p, "待答复") for p in answer)][:15]:
+                days = (now - problem.created_at).days
+                age = f"，已 {days} 天" if days else ""
+                lines.append(f"· {problem_label(problem, 30)}｜{what}{age}")
+            if len(claim) + len(answer) > 15:
+                lines.append(f"……另有 {len(claim) + len(answer) - 15} 个，发送 /问题 我的 查看全部。")
+            lines.append(
+                "认领：/认领 编号；答复：/答复 编号 内容；不属于本工作室专业的可不认领，系统会转请其他工作室。"
+            )
+            sent += await self.runtime.outbox.notify_user(
+                user_id, "\n".join(lines), dedupe_key=f"problems-todo:{user_id}:{local.date().isoformat()}"
+            )
+        return f"queued {sent} to-do messages"
+
     async def morning_digest(self, now: datetime) -> str:
         """Each alliance's groups: problems still open more than a day after they were logged."""
         local = now.astimezone(self.tz)
@@ -752,3 +801,8 @@ class ProblemService:
                 dedupe_key=f"problems-digest:{alliance.id}:{local.date().isoformat()}",
             )
         return f"queued {sent} digest messages"
+
+
+def _unique_problems(problems: Iterable[Problem]) -> list[Problem]:
+    """Problems once each, in the order first seen."""
+    return list({p.id: p for p in problems}.values())

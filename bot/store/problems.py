@@ -306,6 +306,35 @@ class ProblemRepo:
         async with self._sessions() as session:
             return list((await session.exec(query)).all())
 
+    async def todo(self) -> tuple[dict[str, list[Problem]], dict[str, list[Problem]]]:
+        """Per studio, the problems it was asked and has not taken (still unclaimed), and those it claimed and
+        has not answered; oldest first."""
+        async with self._sessions() as session:
+            asked = await session.exec(
+                select(ProblemRequest.studio_id, Problem)
+                .join(Problem, col(Problem.id) == col(ProblemRequest.problem_id))
+                .where(
+                    col(ProblemRequest.outcome) == RequestOutcome.PENDING.value,
+                    col(Problem.status).in_([s.value for s in UNCLAIMED]),
+                )
+                .order_by(col(Problem.id))
+            )
+            to_claim: dict[str, list[Problem]] = {}
+            for studio_id, problem in asked.all():
+                to_claim.setdefault(studio_id, []).append(problem)
+            claimed = await session.exec(
+                select(Problem)
+                .where(
+                    col(Problem.status) == ProblemStatus.CLAIMED.value, col(Problem.studio_id).is_not(None)
+                )
+                .order_by(col(Problem.id))
+            )
+            to_answer: dict[str, list[Problem]] = {}
+            for problem in claimed.all():
+                assert problem.studio_id is not None
+                to_answer.setdefault(problem.studio_id, []).append(problem)
+        return to_claim, to_answer
+
     async def solved(self) -> list[Problem]:
         """Every solved problem with a studio (the routing history), oldest first."""
         async with self._sessions() as session:
@@ -456,9 +485,7 @@ class ProblemRepo:
                 session.add(
                     ProblemRequest(problem_id=problem_id, studio_id=studio_id, rank=rank, asked_at=at)
                 )
-            session.add(
-                ProblemEvent(problem_id=problem_id, action=action, actor=actor, at=at, detail=detail)
-            )
+            session.add(ProblemEvent(problem_id=problem_id, action=action, actor=actor, at=at, detail=detail))
         return True
 
     async def asked_counts(self, since: datetime, until: datetime) -> dict[str, int]:
