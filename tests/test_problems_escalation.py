@@ -99,12 +99,14 @@ async def test_daily_cap_skips_a_busy_studio_until_the_next_day(chat: Chat, cloc
     assert chat.bot.settings.studio_daily_cap == 5
     order = await ranked(chat, SHIELD)
     top = order[0]
+    name = next(s.name for s in await chat.bot.store.studios.all() if s.id == top)
     for n in range(5):
         reply = await chat.say(ASKER, f"/提问 {SHIELD}", group=GROUP)
-        assert f"#{n + 1}。" in reply and f"（{top}）" in reply.splitlines()[2]
+        assert f"#{n + 1}。" in reply and reply.splitlines()[1].startswith(f"已私信推荐：{name}（")
     assert len(chat.to_user(LEADS[top])) == 5
     sixth = await chat.say(ASKER, f"/提问 {SHIELD}", group=GROUP)
-    assert f"（{top}）" not in "\n".join(sixth.splitlines()[2:5])
+    asked_part = sixth.splitlines()[1].split(f"（{name}今日受理")[0]
+    assert f"{name}（" not in asked_part, sixth
     assert "今日受理已达上限，已顺延" in sixth
     assert len(chat.to_user(LEADS[top])) == 5
     # the next studios with real evidence move up; with none left the alliance lead coordinates at once
@@ -117,7 +119,7 @@ async def test_daily_cap_skips_a_busy_studio_until_the_next_day(chat: Chat, cloc
     # the next local day (midnight in Shanghai) the studio is asked again
     clock.set(datetime(2026, 11, 25, 0, 5, tzinfo=SHANGHAI))
     seventh = await chat.say(ASKER, f"/提问 {SHIELD}", group=GROUP)
-    assert f"（{top}）" in seventh.splitlines()[2] and "上限" not in seventh
+    assert seventh.splitlines()[1].startswith(f"已私信推荐：{name}（") and "上限" not in seventh
     assert len(chat.to_user(LEADS[top])) == 6
 
 

@@ -77,7 +77,7 @@ async def run_console(
         )
         reply = await bot.handle(event)
         await bot.drain()
-        if reply is not None:
+        if reply is not None and reply.text:  # an empty reply is the bot keeping quiet (e.g. after 收到)
             out.write(f"助手：{_indent(reply.text, '      ').lstrip()}\n")
         await worker.run_once()
         out.flush()

@@ -33,6 +33,8 @@ from bot.core.messages import Event
 from bot.core.middleware import dedupe_key
 from bot.core.runtime import Runtime
 from bot.routing import Judgement
+from bot.routing.judge import Tone, chatter_tone, wish_in
+from bot.services.activities.service import ActivityService
 from bot.services.problems import (
     DIGEST_JOB,
     ESCALATION_JOB,
@@ -69,7 +71,6 @@ _ACTIONS = {
     "released": "释放认领",
     "imported": "导入（历史已解决问题）",
 }
-_THANKS = ("谢", "感谢", "辛苦", "thank")
 # "有没有做过转体桥的？", "谁懂接触网？", "哪个工作室擅长盾构？": who can help, not a problem to log
 _WHO_CAN = re.compile(
     r"(?:有没有|有谁|谁|哪个工作室|哪家|哪位)(?:人|工作室|单位|师傅)?"
@@ -117,48 +118,65 @@ def _ended(problem: Problem) -> str:
 
 
 def logged_reply(logged: Logged, studios: dict[str, Studio]) -> str:
-    """The group reply to a logged problem: number, studios with reasons, an earlier answer if any."""
+    """The group reply to a logged problem, about three lines on a phone: the number with the two commands,
+    the studios asked with the evidence for each, and an earlier solved one if any; the rest is in /问题 N."""
     problem = logged.problem
-    lines = [f"已登记技术问题 #{problem.id}。"]
+    lines = [f"已登记技术问题 #{problem.id}。认领 /认领 {problem.id}，进展 /问题 {problem.id}。"]
     if logged.studios:
-        lines.append("推荐工作室（已私信通知负责人）：")
-        for rank, match in enumerate(logged.studios, start=1):
-            reasons = []
-            if match.matched:
-                reasons.append(f"匹配：{'、'.join(match.matched)}")
-            if match.related:
-                reasons.append(f"相关：{'、'.join(match.related[:3])}")
-            why = "；".join(reasons) or "专业相近"
-            lines.append(f"{rank}. {studio_label(studios.get(match.id), match.id)}——{why}")
+        asked = []
+        for match in logged.studios:
+            studio = studios.get(match.id)
+            name = studio.name if studio else match.id
+            evidence = "、".join([*match.matched, *match.related][:3])
+            asked.append(f"{name}（{evidence}）" if evidence else name)
+        line = "已私信推荐：" + "；".join(asked)
     elif logged.coordinators:
-        lines.append("花名册中暂无专业对口的工作室，已转给联盟负责人协调，有进展会通知您。")
+        line = "花名册中暂无专业对口的工作室，已转给联盟负责人协调，有进展会通知您。"
     else:
-        lines.append("暂时没有可推荐的工作室（花名册为空或今日均已达受理上限），联盟负责人会跟进。")
+        line = "暂时没有可推荐的工作室（花名册为空或今日均已达受理上限），联盟负责人会跟进。"
     if logged.capped:
         names = "、".join(studios[m.id].name if m.id in studios else m.id for m in logged.capped)
-        lines.append(f"（{names}今日受理已达上限，已顺延给下一个工作室。）")
-    for same in logged.similar:
+        line += f"（{names}今日受理已达上限，已顺延）"
+    lines.append(line)
+    for same in logged.similar[:1]:
         earlier = logged.similar_problems.get(same.id)
-        label = problem_label(earlier) if earlier else f"#{same.id}"
         solver = studios.get(same.studio_id)
-        lines.append(f"此前有类似问题已解决：{label}")
-        lines.append(f"答复（{solver.name if solver else same.studio_id}）：{short(same.answer, 300)}")
-    lines.append(f"工作室负责人认领请发送 /认领 {problem.id}；查看进展请发送 /问题 {problem.id}。")
+        lines.append(
+            f"此前类似问题 #{same.id} 已解决，{solver.name if solver else same.studio_id}答复：{short(same.answer, 80)}"
+            + (f"（详见 /问题 {earlier.id}）" if earlier and len(same.answer) > 80 else "")
+        )
     return "\n".join(lines)
 
 
-def chatter_reply(verdict: Judgement, text: str) -> str:
-    """At most a short friendly line for a message that is not a technical problem."""
-    lowered = text.lower()
-    if any(word in lowered for word in _THANKS):
+async def chatter_reply(ctx: Context, verdict: Judgement, text: str) -> str | None:
+    """A reply in kind to a message that is not a technical problem: nothing to an acknowledgement, a word to
+    thanks, a wish or good news, the time and place to a question about an activity. ``""`` is silence; None
+    lets a private chat get the greeting with the way to /帮助."""
+    tone = chatter_tone(text)
+    in_group = ctx.event.in_group
+    if tone == Tone.SCHEDULE:
+        if ActivityService in ctx.runtime.features:
+            answer = await ctx.runtime.feature(ActivityService).schedule_answer(text, ctx.runtime.clock.now())
+            if answer:
+                return answer
+        return "这条不是技术问题，我没有登记。活动安排可发送 /活动列表 查看。"
+    if tone == Tone.CELEBRATION:
+        return "祝贺！👏"
+    if tone == Tone.WISH:
+        return f"{wish_in(text) or '同乐'}！"
+    if tone == Tone.THANKS:
         return "不客气！"
-    if verdict.reason in ("empty/sticker", "too short", "laughter"):
-        return "🙂"
+    if tone == Tone.ACK:
+        return ""
+    if tone in (Tone.GREETING, Tone.LAUGHTER):
+        return "" if in_group else None if tone == Tone.GREETING else "🙂"
+    if verdict.reason in ("empty/sticker", "too short"):
+        return "" if in_group else None
     if verdict.reason == "logistics":
         return "这条不是技术问题，我没有登记。活动安排可发送 /活动列表 查看。"
-    if verdict.reason == "social":
-        return "您好！有技术问题直接发给我即可，我会登记并推荐工作室。发送 /帮助 查看全部命令。"
-    return "收到。这条看起来不是技术问题，没有登记；如需登记，请发送 /提问 问题内容。"
+    if not in_group:
+        return None
+    return "这条看起来不是技术问题，没有登记；如需登记，请发送 /提问 问题内容。"
 
 
 async def _log(ctx: Context, text: str) -> str:
@@ -204,9 +222,7 @@ async def handle_message(ctx: Context) -> str | None:
         return await _who_can_help(ctx, text)
     verdict = await service.judge(text)
     if not verdict.is_problem:
-        if not ctx.event.in_group and not any(word in text.lower() for word in _THANKS):
-            return None  # a private chat gets the dispatcher's greeting with the way to /帮助
-        return chatter_reply(verdict, text)
+        return await chatter_reply(ctx, verdict, text)
     earlier = await service.open_duplicate(text, now=ctx.runtime.clock.now())
     if earlier is not None:
         return (

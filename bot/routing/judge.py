@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from enum import StrEnum
 
 from bot.routing.text import Lexicon, default_lexicon, is_cjk, normalize
 from bot.routing.vocabulary import GENERIC_TERMS
@@ -535,3 +536,56 @@ def judge(text: str, *, extra_terms: Collection[str] = (), lexicon: Lexicon | No
     if cjk >= SUBSTANTIVE_CJK and not _count(norm, _TEMPORAL):
         return Judgement(True, "description")
     return Judgement(False, "no technical content")
+
+
+class Tone(StrEnum):
+    """What a message that is not a problem is, for a reply in kind: most get nothing or a word."""
+
+    SCHEDULE = "schedule"  # 明天大讲堂几点开始？: answered from the calendar
+    CELEBRATION = "celebration"  # 首段道床顺利浇筑完成！: a short congratulation
+    WISH = "wish"  # 周末愉快: the wish returned
+    THANKS = "thanks"  # 谢谢: 不客气
+    GREETING = "greeting"  # 大家好: nothing in a group, a hello in private
+    ACK = "ack"  # 收到, 好的👌, 辛苦了: nothing
+    LAUGHTER = "laughter"  # 哈哈, a sticker: a smile
+    OTHER = "other"
+
+
+_THANKS_TO_US = ("谢谢", "多谢", "感谢", "谢了", "谢啦", "thanks", "thx", "thank")
+_CONGRATULATION = re.compile(
+    r"恭喜|祝贺|喜报|捷报|(?<![没不未])(?:成功|圆满)|顺利"
+    r"|(?:贯通|合龙|封顶|通车|送电|开通|投运|落梁|到位)(?:了|啦|[!！。]|$)"
+    r"|(?:浇筑|架设|拼装|铺设|安装|施工|验收)(?:完成|完毕|通过)"
+)
+_WISH = re.compile(
+    r"(?:周末|节日|新年|春节|元旦|国庆|中秋|端午|假期|生日|工作|五一|圣诞)(?:愉快|快乐)"
+    r"|一路平安|身体健康|万事如意|节日好"
+)
+_EMOJI_ONLY = re.compile(r"^[\W_\d]*$")
+
+
+def chatter_tone(text: str) -> Tone:
+    """The kind of a message already judged not to be a problem."""
+    norm = normalize(text)
+    if _SCHEDULE_QUESTION.search(norm):
+        return Tone.SCHEDULE
+    if _CONGRATULATION.search(norm) and not _count(norm, QUESTION_MARKERS):
+        return Tone.CELEBRATION
+    if _WISH.search(norm):
+        return Tone.WISH
+    if _count(norm, _THANKS_TO_US):
+        return Tone.THANKS
+    cjk = sum(1 for c in norm if is_cjk(c))
+    if cjk <= 10 and (_count(norm, ACKS) or _ACK_OPENING.match(norm) or "辛苦" in norm):
+        return Tone.ACK
+    if cjk <= 10 and _count(norm, GREETINGS):
+        return Tone.GREETING
+    if _count(norm, LAUGHTER) or _EMOJI_ONLY.match(norm):
+        return Tone.LAUGHTER
+    return Tone.OTHER
+
+
+def wish_in(text: str) -> str | None:
+    """The wish a message makes (``周末愉快``), to return it."""
+    match = _WISH.search(normalize(text))
+    return match.group(0) if match else None

@@ -9,21 +9,23 @@ time and re-armed after each sweep and each change of plan; the interval sweep i
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.core.runtime import Runtime
 from bot.core.scheduler import WORKER_ID, JobRegistry
-from bot.services.activities.dates import format_when
+from bot.services.activities.dates import WhenError, format_when, parse_when
 from bot.services.activities.types import (
     ActivityType,
     duration_label,
     offset_code,
     parse_offsets,
     parse_offsets_by_type,
+    types_named_in,
 )
 from bot.store.activities import (
     Activity,
@@ -365,6 +367,46 @@ class ActivityService:
         lines.append(f"发送 /报名 {activity.id} 报名。")
         return "\n".join(lines)
 
+    async def schedule_answer(self, text: str, now: datetime) -> str | None:
+        """Answer a question about an activity's time or place (``明天大讲堂几点开始？在哪个会议室``) from the
+        calendar: the open activities of the next weeks that match the day and type (or title words) it
+        names. None when it names neither, so the caller answers as to any chatter."""
+        day = _day_named_in(text, now.astimezone(self.runtime.settings.tz))
+        kinds = {k.value for k in types_named_in(text)}
+        candidates = [
+            a
+            for a in await self.repo.upcoming(now, until=now + SCHEDULE_HORIZON, limit=200)
+            if a.for_whom == ActivityAudience.ALL
+        ]
+        if day is not None:
+            candidates = [a for a in candidates if self.local(a.start).date() == day]
+        if kinds:
+            candidates = [a for a in candidates if a.type in kinds]
+        elif candidates:
+            words = _bigrams(text)
+            scored = [(len(words & _bigrams(a.title)), a) for a in candidates]
+            best = max(score for score, _ in scored)
+            if best:
+                candidates = [a for score, a in scored if score == best]
+            elif day is None:
+                return None
+        if day is None and not kinds and not candidates:
+            return None
+        if not candidates:
+            what = "、".join(type_label(k) for k in sorted(kinds)) or "活动"
+            when = f"{day.month}月{day.day}日" if day else "近期"
+            return f"日历里没有找到{when}的{what}。发送 /活动列表 查看近期活动。"
+        lines = []
+        for activity in candidates[:3]:
+            place = f"，地点：{activity.place}" if activity.place else "，地点未定"
+            lines.append(
+                f"{type_label(activity.type)}「{activity.title}」（#{activity.id}）：{self.when_text(activity)}{place}"
+            )
+        if len(candidates) > 3:
+            lines.append(f"另有 {len(candidates) - 3} 个，发送 /活动列表 查看。")
+        lines.append(f"详情：/活动 {candidates[0].id}；报名：/报名 {candidates[0].id}")
+        return "\n".join(lines)
+
     def when_text(self, activity: Activity) -> str:
         """``2026年12月9日（星期三）15:00`` or, with an end time, ``…15:00–17:00``."""
         text = format_when(self.local(activity.start))
@@ -440,3 +482,27 @@ def _latest_per_target(reminders: list[ActivityReminder]) -> dict[tuple[int, str
         if key not in latest or reminder.due >= latest[key].due:
             latest[key] = reminder
     return latest
+
+
+SCHEDULE_HORIZON = timedelta(days=45)
+_DAY_WORDS = re.compile(
+    r"(?:大后天|今天|明天|后天|今晚|明晚)|(?:下下|下|本|这)?(?:周|星期|礼拜)[一二三四五六日天]"
+    r"|\d{1,2}月\d{1,2}[日号]?|(?<![\d月])\d{1,2}[日号](?![线楼])"
+)
+
+
+def _day_named_in(text: str, now: datetime) -> date | None:
+    """The day a question names (今天, 明天, 周五, 12月5日…), read with the activities' date parser."""
+    match = _DAY_WORDS.search(text)
+    if match is None:
+        return None
+    word = {"今晚": "今天", "明晚": "明天"}.get(match.group(0), match.group(0))
+    try:
+        return parse_when(word, now=now, allow_past=True).date()
+    except WhenError:
+        return None
+
+
+def _bigrams(text: str) -> set[str]:
+    """Character pairs of the CJK runs of ``text``."""
+    return {run[i : i + 2] for run in re.findall(r"[\u4e00-\u9fff]+", text) for i in range(len(run) - 1)}

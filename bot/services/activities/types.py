@@ -38,6 +38,16 @@ class ActivityType(StrEnum):
         raise ValueError(word)
 
 
+def types_named_in(text: str) -> set[ActivityType]:
+    """The activity types a sentence mentions by any of their Chinese names (``明天大讲堂几点开始`` → 讲座)."""
+    found: set[ActivityType] = set()
+    for kind, aliases in _ALIASES.items():
+        names = [kind.value, *(a for a in aliases if not a.isascii())]
+        if any(name in text for name in names):
+            found.add(kind)
+    return found
+
+
 _LABELS = {
     ActivityType.LECTURE: "讲座（大讲堂）",
     ActivityType.ANNUAL: "年会",
