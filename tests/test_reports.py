@@ -20,6 +20,7 @@ from bot.services.reports import (
     collect,
     find_cjk_font,
     problem_figures,
+    split_award,
     summary_rows,
     write_charts,
     write_report,
@@ -177,9 +178,32 @@ async def test_workbook_figures_match_the_seeded_year(
     ]
     assert listed[0][3:] == ["T1、T2", "隧道联盟", 2026]
     awards = sheets["奖励"]
-    assert awards[1] == ["优秀成果奖", "成果 #1 工法「盾构管片拼装质量控制工法」", "隧道联盟", 20000]
-    assert awards[2] == ["五星级工作室", "盾构掘进控制劳模创新工作室（T1）", "隧道联盟", 30000]
-    assert awards[-1] == ["合计", None, None, 50000]
+    assert awards[0] == ["奖项", "对象", "工作室编号", "工作室", "金额（元）"] + [
+        f"计入{name}（元）" for name in ("桥梁联盟", "四电联盟", "隧道联盟", "城轨联盟")
+    ]
+    assert awards[1] == [
+        "优秀成果奖",
+        "成果 #1 工法「盾构管片拼装质量控制工法」",
+        "T1、T2",
+        "盾构掘进控制劳模创新工作室、钻爆法隧道工匠工作室",
+        20000,
+        0,
+        0,
+        20000,
+        0,
+    ]
+    assert awards[2] == [
+        "五星级工作室",
+        "盾构掘进控制劳模创新工作室（T1）",
+        "T1",
+        "盾构掘进控制劳模创新工作室",
+        30000,
+        0,
+        0,
+        30000,
+        0,
+    ]
+    assert awards[3] == ["合计", None, None, None, 50000, 0, 0, 50000, 0]
     assert {p.name for p in charts} >= {"events_by_type.png", "topics.png", "achievements_by_type.png"}
     for chart in charts:
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5_000
@@ -285,8 +309,89 @@ async def test_stats_in_the_chat(bot: BotApp, chat: Chat, clock: ManualClock) ->
     assert "年会：桥梁联盟未举办；四电联盟已安排 12月20日；隧道联盟已举办；城轨联盟未举办。" in text
     assert "课题：提出 4 个，立项 2 个，结题 1 个。" in text
     assert "成果：登记 3 项（发明专利 1、工法 1、QC成果 1）。" in text
-    assert "奖励：2 项，合计 50,000 元。" in text
+    assert "奖励：2 项，合计 50,000 元；按联盟：桥梁联盟 0 元、四电联盟 0 元、隧道联盟 50,000 元、城轨联盟 0 元。" in text
     assert "alliance-bot report --year 2026" in text
     tunnel = await chat.say("someone", "/stats 2025 隧道")
     assert tunnel.startswith("【2025年隧道联盟统计】") and "活动：举办 1 次（讲座 1）" in tunnel
     assert "「海洋」既不是年份也不是联盟" in await chat.say("someone", "/统计 海洋")
+
+
+def charted(report: Any, out: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The figures ``write_charts`` draws, by file name, as they were when saved."""
+    from matplotlib.figure import Figure
+
+    figures: dict[str, Any] = {}
+    original = Figure.savefig
+
+    def savefig(fig: Any, path: Any, *args: Any, **kwargs: Any) -> None:
+        figures[Path(path).name] = fig
+        original(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    write_charts(report, out, use_cjk=False)
+    return figures
+
+
+def yuan(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+async def test_a_shared_award_adds_up_in_the_chat_the_chart_and_the_workbook(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    # an achievement of two tunnel studios and one bridge studio, awarded 10,000 yuan, and a 30,000 yuan
+    # studio award: the shared award is split per studio (3,334 + 3,333 to tunnel, 3,333 to bridge)
+    assert "已登记成果" in await chat.say(ADMIN, "/成果 登记 工法 隧道桥梁过渡段施工工法 T1 T2 B1 2026")
+    assert "已记录奖励" in await chat.say(ADMIN, "/奖励 1 1万 2026 优秀成果奖")
+    assert "已记录奖励" in await chat.say(ADMIN, "/奖励 T1 30000 2026 五星级工作室")
+    expected = {"bridge": 3_333, "power": 0, "tunnel": 36_667, "urban": 0}
+    names = {a.id: a.name for a in await bot.store.alliances.all()}
+
+    # /统计: the total, one line per alliance, and each alliance's own /统计 all agree
+    text = await chat.say("someone", "/统计 2026")
+    total = yuan(re.search(r"奖励：2 项，合计 ([\d,]+) 元", text).group(1))  # type: ignore[union-attr]
+    assert total == 40_000
+    per_alliance = {
+        alliance: yuan(re.search(rf"{names[alliance]} ([\d,]+) 元", text).group(1))  # type: ignore[union-attr]
+        for alliance in expected
+    }
+    assert per_alliance == expected and sum(per_alliance.values()) == total
+    assert "按获奖工作室平均分摊" in text
+    scoped = {}
+    for alliance in expected:
+        own = await chat.say("someone", f"/统计 2026 {alliance}")
+        scoped[alliance] = yuan(re.search(r"合计 ([\d,]+) 元", own).group(1))  # type: ignore[union-attr]
+    assert scoped == expected
+
+    # the chart
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    figure = charted(report, tmp_path / "charts", monkeypatch)["awards_by_alliance.png"]
+    [ax] = figure.axes
+    bars = {
+        tick.get_text(): round(bar.get_height() * 10_000)
+        for tick, bar in zip(ax.get_xticklabels(), ax.patches, strict=True)
+    }
+    assert bars == expected and sum(bars.values()) == total
+
+    # the workbook: the summary sheet and a per-alliance table on the awards sheet
+    workbook, _ = write_report(report, tmp_path, use_cjk=False)
+    sheets = sheet_values(workbook)
+    summary = summary_of(sheets)
+    assert summary["奖励金额合计"] == total
+    assert {a: summary[f"奖励金额：{names[a]}"] for a in expected} == expected
+    awards = sheets["奖励"]
+    header = [row[:4] for row in awards].index(["联盟编号", "联盟", "奖励金额（元）", "占比"])
+    table = {row[0]: row[2] for row in awards[header + 1 : header + 1 + len(expected)]}
+    assert table == expected
+    assert awards[header + 1 + len(expected)][:3] == ["合计", None, total]
+
+
+def test_an_award_is_split_per_credited_studio() -> None:
+    assert split_award(10_000, ["tunnel", "tunnel", "bridge"]) == {"tunnel": 6_667, "bridge": 3_333}
+    assert split_award(10_000, ["bridge", "tunnel", "tunnel"]) == {"bridge": 3_334, "tunnel": 6_666}
+    assert split_award(5, ["tunnel", "bridge"]) == {"tunnel": 3, "bridge": 2}
+    assert split_award(20_000, []) == {"": 20_000}  # no studio in the roster: unassigned, never lost
+    for amount in (1, 7, 9_999, 30_001):
+        assert sum(split_award(amount, ["a", "b", "c", "a"]).values()) == amount

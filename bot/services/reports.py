@@ -5,6 +5,13 @@ topics, achievements and awards through this feature's repos) into a ``YearRepor
 ``write_workbook`` and ``write_charts`` render it; ``summary_rows`` are the figures the charter cares about —
 the first sheet of the workbook and the text of ``/stats``.
 
+Awards are money, and money must add up the same way everywhere. The one rule, stated to users as
+``AWARD_SHARE_RULE``: an award is split equally among its credited studios (the achievement's studios, or the one
+studio awarded), and each share counts for that studio's alliance; the yuan that do not divide evenly go to the
+first credited studio. ``split_award`` applies it to one award and ``YearReport.awards_by_alliance`` sums it; the
+``/stats`` text, the summary and awards sheets and the awards chart all read that sum, so per-alliance amounts add
+up to the total in each of them, and a one-alliance report counts only that alliance's shares.
+
 Charts need a CJK font for their Chinese labels. When none is installed (``fc-list :lang=zh`` is empty; on
 Debian ``apt-get install fonts-noto-cjk``), the charts fall back to English labels and alliance ids instead of
 showing empty boxes, and the report still succeeds.
@@ -16,7 +23,7 @@ import logging
 import re
 import statistics
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +43,14 @@ log = logging.getLogger(__name__)
 
 MONTHS = tuple(range(1, 13))
 ANNUAL_MEETING = "年会"
+PERCENT = "0.0%"  # number format of rates in the workbook
+# the alliance key for award money whose studios are not (or no longer) in the roster
+UNASSIGNED = ""
+UNASSIGNED_NAME = "未归属联盟"
+AWARD_SHARE_RULE = (
+    "奖励金额口径：一项奖励由多个工作室共享时，金额按获奖工作室平均分摊，每份计入该工作室所属联盟"
+    "（除不尽的零头计入第一个署名工作室）；各联盟金额之和等于合计。"
+)
 # CJK fonts to look for, best first; matplotlib knows fonts by family name.
 CJK_FONTS = (
     "Noto Sans CJK SC",
@@ -119,14 +134,28 @@ class ActivityFacts:
     held: bool  # started before the report's "now" (otherwise only scheduled)
 
 
+def split_award(amount: int, studio_alliances: Sequence[str]) -> dict[str, int]:
+    """Yuan per alliance for an award credited to studios of these alliances (one entry per studio, in credit
+    order): equal shares per studio, the remainder to the first; with no studio, all of it to ``UNASSIGNED``."""
+    if not studio_alliances:
+        return {UNASSIGNED: amount}
+    share, remainder = divmod(amount, len(studio_alliances))
+    result: dict[str, int] = {}
+    for index, alliance_id in enumerate(studio_alliances):
+        result[alliance_id] = result.get(alliance_id, 0) + share + (remainder if index == 0 else 0)
+    return result
+
+
 @dataclass(slots=True, frozen=True)
 class AwardFacts:
-    """An award with what it was for."""
+    """An award with what it was for, its credited studios and its yuan per alliance (``split_award``)."""
 
     name: str
     amount: int
     target: str  # 成果 #3 …「…」 or the studio's name
     alliances: tuple[str, ...]
+    studios: tuple[str, ...] = ()  # credited studio ids, in credit order
+    shares: dict[str, int] = field(default_factory=dict)  # alliance id (or UNASSIGNED) -> yuan
 
 
 @dataclass(slots=True)
@@ -143,6 +172,7 @@ class YearReport:
     topics: dict[str, list[int]]  # alliance -> [proposed, approved, concluded] in the year
     achievements: list[tuple[Achievement, tuple[str, ...]]]  # with the alliances of its studios
     awards: list[AwardFacts]
+    studio_names: dict[str, str] = field(default_factory=dict)  # every studio in the roster, by id
 
     @property
     def alliance_names(self) -> dict[str, str]:
@@ -178,10 +208,27 @@ class YearReport:
         result.update({k: v for k, v in counts.items() if k not in result})
         return result
 
+    def awards_by_alliance(self) -> dict[str, int]:
+        """Award yuan per alliance in scope by ``AWARD_SHARE_RULE`` (every alliance listed, in order; for all
+        alliances also ``UNASSIGNED`` when some money has no studio in the roster). The only place award money
+        is summed: ``/stats``, the workbook and the chart all show these figures."""
+        totals = {a.id: 0 for a in self.alliances}
+        for award in self.awards:
+            for alliance_id, yuan in award.shares.items():
+                if alliance_id in totals:
+                    totals[alliance_id] += yuan
+                elif self.scope is None:
+                    totals[UNASSIGNED] = totals.get(UNASSIGNED, 0) + yuan
+        return totals
+
     @property
     def awards_total(self) -> int:
-        """Yuan paid in awards this year."""
-        return sum(a.amount for a in self.awards)
+        """Yuan paid in awards this year (for one alliance: its shares)."""
+        return sum(self.awards_by_alliance().values())
+
+    def alliance_name(self, alliance_id: str) -> str:
+        """An alliance's name (``UNASSIGNED``'s too), or its id when it is not in scope."""
+        return UNASSIGNED_NAME if alliance_id == UNASSIGNED else self.alliance_names.get(alliance_id, alliance_id)
 
 
 def year_bounds(year: int, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -310,6 +357,7 @@ async def collect(
         topics=topics,
         achievements=achievements,
         awards=awards,
+        studio_names={s.id: s.name for s in studios.values()},
     )
 
 
@@ -319,12 +367,16 @@ def _award_facts(
     if award.achievement_id is not None and award.achievement_id in achievements:
         achievement = achievements[award.achievement_id]
         target = f"成果 #{achievement.id} {achievement.type}「{achievement.title}」"
-        return AwardFacts(award.name, award.amount, target, alliances_of(achievement.studios))
-    studio = studios.get(award.studio_id or "")
-    target = f"{studio.name}（{studio.id}）" if studio else (award.studio_id or "—")
-    return AwardFacts(
-        award.name, award.amount, target, alliances_of([award.studio_id] if award.studio_id else [])
+        credited = tuple(dict.fromkeys(achievement.studios))
+    else:
+        studio = studios.get(award.studio_id or "")
+        target = f"{studio.name}（{studio.id}）" if studio else (award.studio_id or "—")
+        credited = (award.studio_id,) if award.studio_id else ()
+    # a credited studio missing from the roster keeps its share, counted as unassigned
+    shares = split_award(
+        award.amount, [studios[s].alliance_id if s in studios else UNASSIGNED for s in credited]
     )
+    return AwardFacts(award.name, award.amount, target, alliances_of(credited), credited, shares)
 
 
 # -- the summary -----------------------------------------------------------------------------------
@@ -388,8 +440,18 @@ def summary_rows(report: YearReport) -> list[SummaryRow]:
     ]
     rows += [
         SummaryRow("奖励项数", len(report.awards), "项"),
-        SummaryRow("奖励金额合计", report.awards_total, "元"),
+        SummaryRow(
+            "奖励金额合计",
+            report.awards_total,
+            f"元（共享奖励只计{names[report.scope]}的份额）" if report.scope else "元",
+        ),
     ]
+    if report.scope is None:
+        rows += [
+            SummaryRow(f"奖励金额：{report.alliance_name(a)}", yuan, "元")
+            for a, yuan in report.awards_by_alliance().items()
+        ]
+    rows.append(SummaryRow("注", AWARD_SHARE_RULE))
     return rows
 
 
@@ -417,8 +479,19 @@ def summary_text(report: YearReport) -> str:
     lines.append(f"课题：提出 {proposed} 个，立项 {approved} 个，结题 {concluded} 个。")
     by_type = "、".join(f"{k} {v}" for k, v in report.achievements_by_type().items() if v)
     lines.append(f"成果：登记 {len(report.achievements)} 项" + (f"（{by_type}）" if by_type else "") + "。")
-    lines.append(f"奖励：{len(report.awards)} 项，合计 {report.awards_total:,} 元。")
+    lines.append(f"奖励：{len(report.awards)} 项，合计 {report.awards_total:,} 元" + _award_split(report) + "。")
+    if report.awards:
+        lines.append(f"注：{AWARD_SHARE_RULE}")
     return "\n".join(lines)
+
+
+def _award_split(report: YearReport) -> str:
+    if not report.awards:
+        return ""
+    if report.scope is not None:
+        return f"（共享奖励只计{report.alliance_name(report.scope)}的份额）"
+    by_alliance = report.awards_by_alliance()
+    return "；按联盟：" + "、".join(f"{report.alliance_name(a)} {yuan:,} 元" for a, yuan in by_alliance.items())
 
 
 # -- the workbook ----------------------------------------------------------------------------------
@@ -430,6 +503,7 @@ def write_workbook(report: YearReport, path: Path) -> Path:
     from openpyxl.styles import Font
 
     bold = Font(bold=True)
+    studio_names = report.studio_names
     book = Workbook()
     sheet = book.active
     assert sheet is not None
@@ -507,12 +581,38 @@ def write_workbook(report: YearReport, path: Path) -> Path:
         )
 
     awards = book.create_sheet("奖励")
-    awards.append(["奖项", "对象", "联盟", "金额（元）"])
+    by_alliance = report.awards_by_alliance()
+    awards.append(
+        [
+            "奖项",
+            "对象",
+            "工作室编号",
+            "工作室",
+            "金额（元）",
+            *[f"计入{report.alliance_name(a)}（元）" for a in by_alliance],
+        ]
+    )
     for award in report.awards:
         awards.append(
-            [award.name, award.target, "、".join(names.get(a, a) for a in award.alliances), award.amount]
+            [
+                award.name,
+                award.target,
+                "、".join(award.studios),
+                "、".join(studio_names.get(s, s) for s in award.studios),
+                award.amount,
+                *[award.shares.get(a, 0) for a in by_alliance],
+            ]
         )
-    awards.append(["合计", "", "", report.awards_total])
+    awards.append(["合计", "", "", "", sum(a.amount for a in report.awards), *by_alliance.values()])
+    awards.append([])
+    awards.append(["联盟编号", "联盟", "奖励金额（元）", "占比"])
+    total = report.awards_total
+    for alliance_id, yuan in by_alliance.items():
+        awards.append([alliance_id or "—", report.alliance_name(alliance_id), yuan, yuan / total if total else None])
+        awards.cell(awards.max_row, 4).number_format = PERCENT
+    awards.append(["合计", "", total, 1.0 if total else None])
+    awards.cell(awards.max_row, 4).number_format = PERCENT
+    awards.append([AWARD_SHARE_RULE])
 
     for ws in book.worksheets:
         for cell in ws[1]:
@@ -572,6 +672,10 @@ class ChartLabels:
     def alliance(self, alliance: Alliance) -> str:
         """An alliance's name, or its id."""
         return alliance.name if self.chinese else alliance.id
+
+    def alliance_id(self, alliance_id: str, name: str) -> str:
+        """An alliance's name, or its id (``UNASSIGNED``: 未归属联盟 / unassigned)."""
+        return name if self.chinese else (alliance_id or "unassigned")
 
     def activity_type(self, kind: str) -> str:
         """An activity type."""
@@ -691,14 +795,25 @@ def write_charts(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         save(fig, "achievements_by_type.png")
 
-        totals: dict[str, int] = defaultdict(int)
-        for award in report.awards:
-            for alliance_id in award.alliances or ("",):
-                totals[alliance_id] += award.amount // max(1, len(award.alliances))
+        totals = report.awards_by_alliance()
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.bar(names, [totals.get(a.id, 0) / 10_000 for a in report.alliances], color="#E15759")
+        ax.bar(
+            [labels.alliance_id(a, report.alliance_name(a)) for a in totals],
+            [yuan / 10_000 for yuan in totals.values()],
+            color="#E15759",
+        )
         ax.set_ylabel(labels.pick("万元", "10,000 yuan"))
         ax.set_title(labels.pick(f"{year}年奖励金额（按联盟）", f"Awards paid per alliance, {year}"))
+        fig.text(
+            0.01,
+            0.01,
+            labels.pick(
+                "共享奖励按获奖工作室平均分摊，计入各工作室所属联盟",
+                "a shared award is split equally among its studios, each share to the studio's alliance",
+            ),
+            fontsize=8,
+            color="#555555",
+        )
         save(fig, "awards_by_alliance.png")
     return paths
 
