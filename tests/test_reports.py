@@ -305,12 +305,12 @@ async def test_stats_in_the_chat(bot: BotApp, chat: Chat, clock: ManualClock) ->
     await seed(bot, chat, clock)
     text = await chat.say("someone", "/统计")
     assert text.startswith("【2026年联盟统计】")
-    assert "活动：举办 4 次（讲座 2、年会 1、会议 1）。" in text
+    assert "活动：举办 4 次（讲座 2、年会 1、会议 1）；已安排待举办 1 次（年会 1）。" in text
     assert "年会：桥梁联盟未举办；四电联盟已安排 12月20日；隧道联盟已举办；城轨联盟未举办。" in text
     assert "课题：提出 4 个，立项 2 个，结题 1 个。" in text
     assert "成果：登记 3 项（发明专利 1、工法 1、QC成果 1）。" in text
     assert "奖励：2 项，合计 50,000 元；按联盟：桥梁联盟 0 元、四电联盟 0 元、隧道联盟 50,000 元、城轨联盟 0 元。" in text
-    assert "alliance-bot report --year 2026" in text
+    assert "请联系联盟管理员" in text
     tunnel = await chat.say("someone", "/stats 2025 隧道")
     assert tunnel.startswith("【2025年隧道联盟统计】") and "活动：举办 1 次（讲座 1）" in tunnel
     assert "「海洋」既不是年份也不是联盟" in await chat.say("someone", "/统计 海洋")
@@ -395,3 +395,23 @@ def test_an_award_is_split_per_credited_studio() -> None:
     assert split_award(20_000, []) == {"": 20_000}  # no studio in the roster: unassigned, never lost
     for amount in (1, 7, 9_999, 30_001):
         assert sum(split_award(amount, ["a", "b", "c", "a"]).values()) == amount
+
+
+async def test_stats_show_the_activities_still_to_come(bot: BotApp, chat: Chat, clock: ManualClock) -> None:
+    # 1 December: nothing held yet this year, nine activities on the calendar for the rest of it
+    clock.set(at(12, 1))
+    activities = ActivityRepo(bot.store.sessions)
+    for day, kind, alliance in [(d, "讲座", "tunnel") for d in (3, 8, 15)] + [
+        (d, "培训", "bridge") for d in (4, 9, 16, 22, 27)
+    ] + [(20, "年会", None)]:
+        await activities.create(
+            Activity(type=kind, title=f"{kind}活动", alliance_id=alliance, start=at(12, day), organizer=ADMIN)
+        )
+    text = await chat.say("someone", "/统计")
+    assert "活动：举办 0 次；已安排待举办 9 次（讲座 3、年会 1、培训 5）。" in text
+    assert "年会：桥梁联盟已安排 12月20日" in text
+    bridge = await chat.say("someone", "/统计 桥梁")
+    assert "活动：举办 0 次；已安排待举办 6 次（年会 1、培训 5）。" in bridge
+    # the footer names what a member can actually do, not a server command
+    assert "alliance-bot" not in text and "--out" not in text
+    assert text.endswith("完整报表（XLSX 工作簿和图表）由管理员导出，需要时请联系联盟管理员。")

@@ -470,8 +470,11 @@ def summary_text(report: YearReport) -> str:
             f"解决用时中位数 {_hours(figures.median(figures.solve_hours))} 小时。"
         )
     held = report.activities_by_type()
-    kinds = "、".join(f"{k} {v}" for k, v in held.items() if v)
-    lines.append(f"活动：举办 {sum(held.values())} 次" + (f"（{kinds}）" if kinds else "") + "。")
+    scheduled = report.activities_by_type(held=False)
+    line = f"活动：举办 {sum(held.values())} 次" + _kinds(held)
+    if scheduled:
+        line += f"；已安排待举办 {sum(scheduled.values())} 次" + _kinds(scheduled)
+    lines.append(line + "。")
     meetings = "；".join(f"{a.name}{report.annual_meeting(a.id)}" for a in report.alliances)
     if meetings:
         lines.append(f"年会：{meetings}。")
@@ -483,6 +486,11 @@ def summary_text(report: YearReport) -> str:
     if report.awards:
         lines.append(f"注：{AWARD_SHARE_RULE}")
     return "\n".join(lines)
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    kinds = "、".join(f"{k} {v}" for k, v in counts.items() if v)
+    return f"（{kinds}）" if kinds else ""
 
 
 def _award_split(report: YearReport) -> str:
