@@ -140,18 +140,18 @@ async def test_workbook_figures_match_the_seeded_year(
 
     topics = {row[0]: row[1:] for row in sheets["课题"][1:]}
     assert (
-        topics["隧道联盟"] == [2, 1, 1]
-        and topics["桥梁联盟"] == [1, 1, 0]
-        and topics["城轨联盟"] == [1, 0, 0]
+        topics["tunnel"] == ["隧道联盟", 2, 1, 1]
+        and topics["bridge"] == ["桥梁联盟", 1, 1, 0]
+        and topics["urban"] == ["城轨联盟", 1, 0, 0]
     )
-    assert topics["合计"] == [4, 2, 1]
+    assert topics["合计"] == [None, 4, 2, 1]
     activities = sheets["活动"]
     assert activities[0] == [
         "类型",
-        "桥梁联盟",
-        "四电联盟",
-        "隧道联盟",
-        "城轨联盟",
+        "桥梁联盟（bridge）",
+        "四电联盟（power）",
+        "隧道联盟（tunnel）",
+        "城轨联盟（urban）",
         "全体联盟",
         "已举办合计",
         "已安排待举办",
@@ -176,9 +176,17 @@ async def test_workbook_figures_match_the_seeded_year(
         "提高二次衬砌密实度",
         "一种智能张拉压浆一体化装置",
     ]
-    assert listed[0][3:] == ["T1、T2", "隧道联盟", 2026]
+    assert listed[0][3:] == [
+        "T1、T2",
+        "盾构掘进控制劳模创新工作室、钻爆法隧道工匠工作室",
+        "tunnel",
+        "隧道联盟",
+        2026,
+        ADMIN,
+        None,  # not in the roster: no name to show
+    ]
     awards = sheets["奖励"]
-    assert awards[0] == ["奖项", "对象", "工作室编号", "工作室", "金额（元）"] + [
+    assert awards[0] == ["奖项", "对象", "工作室编号", "工作室", "登记人账号", "登记人", "金额（元）"] + [
         f"计入{name}（元）" for name in ("桥梁联盟", "四电联盟", "隧道联盟", "城轨联盟")
     ]
     assert awards[1] == [
@@ -186,6 +194,8 @@ async def test_workbook_figures_match_the_seeded_year(
         "成果 #1 工法「盾构管片拼装质量控制工法」",
         "T1、T2",
         "盾构掘进控制劳模创新工作室、钻爆法隧道工匠工作室",
+        ADMIN,
+        None,
         20000,
         0,
         0,
@@ -197,13 +207,15 @@ async def test_workbook_figures_match_the_seeded_year(
         "盾构掘进控制劳模创新工作室（T1）",
         "T1",
         "盾构掘进控制劳模创新工作室",
+        ADMIN,
+        None,
         30000,
         0,
         0,
         30000,
         0,
     ]
-    assert awards[3] == ["合计", None, None, None, 50000, 0, 0, 50000, 0]
+    assert awards[3] == ["合计", None, None, None, None, None, 50000, 0, 0, 50000, 0]
     assert {p.name for p in charts} >= {"events_by_type.png", "topics.png", "achievements_by_type.png"}
     for chart in charts:
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5_000
@@ -415,3 +427,85 @@ async def test_stats_show_the_activities_still_to_come(bot: BotApp, chat: Chat, 
     # the footer names what a member can actually do, not a server command
     assert "alliance-bot" not in text and "--out" not in text
     assert text.endswith("完整报表（XLSX 工作簿和图表）由管理员导出，需要时请联系联盟管理员。")
+
+
+def display_width(value: Any) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in str(value))
+
+
+async def test_workbook_is_readable_names_beside_ids_rates_as_numbers_and_what_is_to_come(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path
+) -> None:
+    await seed(bot, chat, clock)
+    # a lead's own entries, so the workbook can show names from the roster beside user ids
+    assert "已登记成果" in await chat.say(T1_LEAD, "/成果 登记 QC成果 降低管片破损率 T1 2026")
+    await ActivityRepo(bot.store.sessions).create(
+        Activity(type="讲座", title="冬季施工讲座", alliance_id="tunnel", start=at(12, 5), organizer="mushandong")
+    )
+    async with bot.store.sessions() as session, session.begin():
+        session.add_all(
+            [
+                Problem(alliance_id="tunnel", created_at=at(3, 1), solved_at=at(3, 2), status="solved", text="a", asker="u1"),
+                Problem(alliance_id="tunnel", created_at=at(3, 5), status="open", text="b", asker="u1"),
+                Problem(alliance_id="tunnel", created_at=at(4, 1), status="open", text="c", asker="u1"),
+            ]
+        )
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    workbook, _ = write_report(report, tmp_path, use_cjk=False)
+    book = load_workbook(workbook)
+
+    # every sheet's columns are as wide as their content, a Chinese character counting two
+    for sheet in book.worksheets:
+        widest: dict[str, int] = {}
+        for row in sheet.iter_rows():
+            for cell in row:
+                if cell.value is None or str(cell.value).startswith("奖励金额口径"):
+                    continue  # a footnote runs on into the empty cells beside it
+                percent = cell.number_format == "0.0%" and isinstance(cell.value, float | int)
+                shown = f"{cell.value:.1%}" if percent else cell.value
+                widest[cell.column_letter] = max(widest.get(cell.column_letter, 0), display_width(shown))
+        assert widest, sheet.title
+        for letter, width in widest.items():
+            assert sheet.column_dimensions[letter].width >= min(width, 60), (sheet.title, letter, width)
+
+    # rates are numbers shown as percentages
+    summary = book["汇总"]
+    [rate] = [row[1] for row in summary.iter_rows() if row[0].value == "本年登记问题解决率"]
+    assert rate.value == pytest.approx(1 / 3) and rate.number_format == "0.0%"
+    timing = [[c.value for c in row] for row in book["问题时效"].iter_rows()]
+    assert timing[0][:2] == ["联盟编号", "联盟"] and "解决率" in timing[0]
+    tunnel = next(row for row in book["问题时效"].iter_rows() if row[0].value == "tunnel")
+    rate_cell = tunnel[timing[0].index("解决率")]
+    assert rate_cell.value == pytest.approx(1 / 3) and rate_cell.number_format == "0.0%"
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                assert not (isinstance(cell.value, str) and cell.value.endswith("%")), (sheet.title, cell.value)
+
+    # names beside ids: alliances, studios and people
+    sheets = sheet_values(workbook)
+    topics = {row[0]: row[1:5] for row in sheets["课题"][1:]}
+    assert sheets["课题"][0][:2] == ["联盟编号", "联盟"] and topics["tunnel"] == ["隧道联盟", 2, 1, 1]
+    assert sheets["问题月度"][0][:3] == ["联盟编号", "联盟", "项目"]
+    listed = sheets["成果"]
+    header = next(row for row in listed if row and row[0] == "编号")
+    columns = {name: header.index(name) for name in header if name}
+    mine = next(row for row in listed if row[columns["名称"]] == "降低管片破损率")
+    assert (mine[columns["工作室编号"]], mine[columns["工作室"]]) == ("T1", "盾构掘进控制劳模创新工作室")
+    assert (mine[columns["联盟编号"]], mine[columns["联盟"]]) == ("tunnel", "隧道联盟")
+    assert (mine[columns["登记人账号"]], mine[columns["登记人"]]) == (T1_LEAD, "陈掘进")
+
+    # activities still to come, by alliance and one by one
+    upcoming = sheets["待举办活动"]
+    assert upcoming[0][:2] == ["联盟编号", "联盟"] and upcoming[0][-1] == "合计"
+    kinds = upcoming[0]
+    by_alliance = {row[0]: row for row in upcoming[1 : 1 + 6]}
+    assert by_alliance["power"][1] == "四电联盟" and by_alliance["power"][kinds.index("年会")] == 1
+    assert by_alliance["tunnel"][kinds.index("讲座")] == 1 and by_alliance["tunnel"][-1] == 1
+    assert by_alliance["合计"][-1] == 2
+    listing = next(i for i, row in enumerate(upcoming) if row and row[0] == "日期")
+    rows = [row for row in upcoming[listing + 1 :] if row and row[0] is not None]
+    assert [(r[1], r[3], r[4]) for r in rows] == [("讲座", "tunnel", "隧道联盟"), ("年会", "power", "四电联盟")]
+    assert rows[0][upcoming[listing].index("发起人")] == "穆山洞"
