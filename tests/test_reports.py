@@ -509,3 +509,37 @@ async def test_workbook_is_readable_names_beside_ids_rates_as_numbers_and_what_i
     rows = [row for row in upcoming[listing + 1 :] if row and row[0] is not None]
     assert [(r[1], r[3], r[4]) for r in rows] == [("讲座", "tunnel", "隧道联盟"), ("年会", "power", "四电联盟")]
     assert rows[0][upcoming[listing].index("发起人")] == "穆山洞"
+
+
+def value_axis(ax: Any, horizontal: bool = False) -> tuple[tuple[float, float], list[float]]:
+    low, high = ax.get_xlim() if horizontal else ax.get_ylim()
+    ticks = [t for t in (ax.get_xticks() if horizontal else ax.get_yticks()) if low <= t <= high]
+    return (low, high), ticks
+
+
+async def test_empty_charts_have_a_whole_number_axis_and_say_so(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    figures = charted(report, tmp_path / "empty", monkeypatch)
+    for name, figure in figures.items():
+        [ax] = figure.axes
+        limits, ticks = value_axis(ax, horizontal=name == "achievements_by_type.png")
+        assert limits == (0, 1) and ticks == [0, 1], (name, limits, ticks)
+        assert "no data" in [t.get_text() for t in ax.texts], name
+
+
+async def test_counts_sit_on_whole_number_ticks(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(bot, chat, clock)  # a handful of each: matplotlib alone would tick at 0.25, 0.5 …
+    async with bot.store.sessions() as session, session.begin():
+        session.add(Problem(alliance_id="tunnel", created_at=at(3, 1), status="open", text="a", asker="u1"))
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    figures = charted(report, tmp_path / "seeded", monkeypatch)
+    for name in ("problems_by_month.png", "events_by_type.png", "topics.png", "achievements_by_type.png"):
+        [ax] = figures[name].axes
+        limits, ticks = value_axis(ax, horizontal=name == "achievements_by_type.png")
+        assert limits[0] == 0 and limits[1] >= 1, name
+        assert ticks and all(float(t).is_integer() for t in ticks), (name, ticks)
+        assert "no data" not in [t.get_text() for t in ax.texts], name

@@ -888,7 +888,6 @@ def write_charts(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     font = font or (find_cjk_font() if use_cjk else None)
     labels = ChartLabels(chinese=font is not None)
@@ -905,13 +904,14 @@ def write_charts(
         warnings.filterwarnings("ignore", message=r"Glyph .* missing from")
 
         def save(fig: Any, name: str) -> None:
-            for ax in fig.axes:  # the value axis starts at 0 (even on an empty chart); counts are whole numbers
-                horizontal = name == "achievements_by_type.png"
-                axis = ax.xaxis if horizontal else ax.yaxis
-                (ax.set_xlim if horizontal else ax.set_ylim)(0, None)
-                if name != "awards_by_alliance.png":
-                    axis.get_major_locator().set_params(integer=True)
-            fig.tight_layout()
+            for ax in fig.axes:
+                _value_axis(
+                    ax,
+                    horizontal=name == "achievements_by_type.png",
+                    counts=name != "awards_by_alliance.png",
+                    empty_note=labels.pick("暂无数据", "no data"),
+                )
+            fig.tight_layout(rect=(0, 0.04, 1, 1) if fig.texts else None)  # room for a footnote
             path = out / name
             fig.savefig(path, dpi=120)
             plt.close(fig)
@@ -942,7 +942,6 @@ def write_charts(
                     f"{year}年问题登记与解决（按月）", f"Problems logged and solved per month, {year}"
                 )
             )
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.legend()
             save(fig, "problems_by_month.png")
 
@@ -952,7 +951,6 @@ def write_charts(
         ax.bar([labels.activity_type(k) for k in kinds], [held.get(k, 0) for k in kinds], color="#F28E2B")
         ax.set_ylabel(labels.pick("次数", "events"))
         ax.set_title(labels.pick(f"{year}年举办活动（按类型）", f"Events held by type, {year}"))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         save(fig, "events_by_type.png")
 
         fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -975,7 +973,6 @@ def write_charts(
         ax.set_xticks(range(len(names)), names)
         ax.set_ylabel(labels.pick("课题数", "topics"))
         ax.set_title(labels.pick(f"{year}年联合攻关课题", f"Joint research topics, {year}"))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
         save(fig, "topics.png")
 
@@ -986,7 +983,6 @@ def write_charts(
         )
         ax.set_xlabel(labels.pick("项数", "count"))
         ax.set_title(labels.pick(f"{year}年登记成果（按类型）", f"Achievements by type, {year}"))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         save(fig, "achievements_by_type.png")
 
         totals = report.awards_by_alliance()
@@ -1010,6 +1006,25 @@ def write_charts(
         )
         save(fig, "awards_by_alliance.png")
     return paths
+
+
+def _value_axis(ax: Any, *, horizontal: bool, counts: bool, empty_note: str) -> None:
+    """The value axis from 0. With nothing to show (every bar 0), 0–1 ticked at 0 and 1 and a note saying so,
+    instead of matplotlib's 0–0.055 in thousandths; counts always on whole-number ticks."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    axis = ax.xaxis if horizontal else ax.yaxis
+    set_limits = ax.set_xlim if horizontal else ax.set_ylim
+    extent = max((bar.get_width() if horizontal else bar.get_height() for bar in ax.patches), default=0)
+    if extent <= 0:
+        set_limits(0, 1)
+        axis.set_major_locator(FixedLocator([0, 1]))
+        ax.text(0.5, 0.5, empty_note, transform=ax.transAxes, ha="center", va="center", color="#888888")
+        return
+    high = (ax.get_xlim() if horizontal else ax.get_ylim())[1]
+    set_limits(0, max(high, 1) if counts else high)
+    if counts:
+        axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def write_report(report: YearReport, out: Path, *, use_cjk: bool = True) -> tuple[Path, list[Path]]:
