@@ -321,7 +321,10 @@ async def test_stats_in_the_chat(bot: BotApp, chat: Chat, clock: ManualClock) ->
     assert "年会：桥梁联盟未举办；四电联盟已安排 12月20日；隧道联盟已举办；城轨联盟未举办。" in text
     assert "课题：提出 4 个，立项 2 个，结题 1 个。" in text
     assert "成果：登记 3 项（发明专利 1、工法 1、QC成果 1）。" in text
-    assert "奖励：2 项，合计 50,000 元；按联盟：桥梁联盟 0 元、四电联盟 0 元、隧道联盟 50,000 元、城轨联盟 0 元。" in text
+    assert (
+        "奖励：2 项，合计 50,000 元；按联盟：桥梁联盟 0 元、四电联盟 0 元、隧道联盟 50,000 元、城轨联盟 0 元。"
+        in text
+    )
     assert "请联系联盟管理员" in text
     tunnel = await chat.say("someone", "/stats 2025 隧道")
     assert tunnel.startswith("【2025年隧道联盟统计】") and "活动：举办 1 次（讲座 1）" in tunnel
@@ -413,9 +416,11 @@ async def test_stats_show_the_activities_still_to_come(bot: BotApp, chat: Chat, 
     # 1 December: nothing held yet this year, nine activities on the calendar for the rest of it
     clock.set(at(12, 1))
     activities = ActivityRepo(bot.store.sessions)
-    for day, kind, alliance in [(d, "讲座", "tunnel") for d in (3, 8, 15)] + [
-        (d, "培训", "bridge") for d in (4, 9, 16, 22, 27)
-    ] + [(20, "年会", None)]:
+    for day, kind, alliance in (
+        [(d, "讲座", "tunnel") for d in (3, 8, 15)]
+        + [(d, "培训", "bridge") for d in (4, 9, 16, 22, 27)]
+        + [(20, "年会", None)]
+    ):
         await activities.create(
             Activity(type=kind, title=f"{kind}活动", alliance_id=alliance, start=at(12, day), organizer=ADMIN)
         )
@@ -442,12 +447,21 @@ async def test_workbook_is_readable_names_beside_ids_rates_as_numbers_and_what_i
     # a lead's own entries, so the workbook can show names from the roster beside user ids
     assert "已登记成果" in await chat.say(T1_LEAD, "/成果 登记 QC成果 降低管片破损率 T1 2026")
     await ActivityRepo(bot.store.sessions).create(
-        Activity(type="讲座", title="冬季施工讲座", alliance_id="tunnel", start=at(12, 5), organizer="mushandong")
+        Activity(
+            type="讲座", title="冬季施工讲座", alliance_id="tunnel", start=at(12, 5), organizer="mushandong"
+        )
     )
     async with bot.store.sessions() as session, session.begin():
         session.add_all(
             [
-                Problem(alliance_id="tunnel", created_at=at(3, 1), solved_at=at(3, 2), status="solved", text="a", asker="u1"),
+                Problem(
+                    alliance_id="tunnel",
+                    created_at=at(3, 1),
+                    solved_at=at(3, 2),
+                    status="solved",
+                    text="a",
+                    asker="u1",
+                ),
                 Problem(alliance_id="tunnel", created_at=at(3, 5), status="open", text="b", asker="u1"),
                 Problem(alliance_id="tunnel", created_at=at(4, 1), status="open", text="c", asker="u1"),
             ]
@@ -482,7 +496,10 @@ async def test_workbook_is_readable_names_beside_ids_rates_as_numbers_and_what_i
     for sheet in book.worksheets:
         for row in sheet.iter_rows():
             for cell in row:
-                assert not (isinstance(cell.value, str) and cell.value.endswith("%")), (sheet.title, cell.value)
+                assert not (isinstance(cell.value, str) and cell.value.endswith("%")), (
+                    sheet.title,
+                    cell.value,
+                )
 
     # names beside ids: alliances, studios and people
     sheets = sheet_values(workbook)
@@ -507,7 +524,10 @@ async def test_workbook_is_readable_names_beside_ids_rates_as_numbers_and_what_i
     assert by_alliance["合计"][-1] == 2
     listing = next(i for i, row in enumerate(upcoming) if row and row[0] == "日期")
     rows = [row for row in upcoming[listing + 1 :] if row and row[0] is not None]
-    assert [(r[1], r[3], r[4]) for r in rows] == [("讲座", "tunnel", "隧道联盟"), ("年会", "power", "四电联盟")]
+    assert [(r[1], r[3], r[4]) for r in rows] == [
+        ("讲座", "tunnel", "隧道联盟"),
+        ("年会", "power", "四电联盟"),
+    ]
     assert rows[0][upcoming[listing].index("发起人")] == "穆山洞"
 
 
@@ -543,3 +563,27 @@ async def test_counts_sit_on_whole_number_ticks(
         assert limits[0] == 0 and limits[1] >= 1, name
         assert ticks and all(float(t).is_integer() for t in ticks), (name, ticks)
         assert "no data" not in [t.get_text() for t in ax.texts], name
+
+
+async def test_text_in_the_new_cells_stays_text(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path
+) -> None:
+    evil = ['=HYPERLINK("http://evil.example","点我")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)"]
+    activities = ActivityRepo(bot.store.sessions)
+    for index, text in enumerate(evil):
+        await activities.create(
+            Activity(
+                type="讲座",
+                title=text,
+                place=text,
+                alliance_id="tunnel",
+                start=at(12, 1 + index),
+                organizer=ADMIN,
+            )
+        )
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    workbook, _ = write_report(report, tmp_path, use_cjk=False)
+    cells = [cell for row in load_workbook(workbook)["待举办活动"].iter_rows() for cell in row]
+    for text in evil:
+        found = [cell for cell in cells if cell.value == text]
+        assert len(found) == 2 and all(cell.data_type == "s" for cell in found), text

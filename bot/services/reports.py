@@ -235,7 +235,11 @@ class YearReport:
 
     def alliance_name(self, alliance_id: str) -> str:
         """An alliance's name (``UNASSIGNED``'s too), or its id when it is not in scope."""
-        return UNASSIGNED_NAME if alliance_id == UNASSIGNED else self.alliance_names.get(alliance_id, alliance_id)
+        return (
+            UNASSIGNED_NAME
+            if alliance_id == UNASSIGNED
+            else self.alliance_names.get(alliance_id, alliance_id)
+        )
 
 
 def year_bounds(year: int, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -324,7 +328,13 @@ async def collect(
 
     activities = [
         ActivityFacts(
-            e.type, e.alliance_id, e.start, e.start <= now, title=e.title, place=e.place, organizer=e.organizer
+            e.type,
+            e.alliance_id,
+            e.start,
+            e.start <= now,
+            title=e.title,
+            place=e.place,
+            organizer=e.organizer,
         )
         for e in await ActivityRepo(store.sessions).for_calendar(start)
         if e.start < end and not e.cancelled and (e.alliance_id is None or e.alliance_id in scope)
@@ -414,7 +424,13 @@ def _award_facts(
         award.amount, [studios[s].alliance_id if s in studios else UNASSIGNED for s in credited]
     )
     return AwardFacts(
-        award.name, award.amount, target, alliances_of(credited), credited, shares, created_by=award.created_by
+        award.name,
+        award.amount,
+        target,
+        alliances_of(credited),
+        credited,
+        shares,
+        created_by=award.created_by,
     )
 
 
@@ -529,7 +545,9 @@ def summary_text(report: YearReport) -> str:
     lines.append(f"课题：提出 {proposed} 个，立项 {approved} 个，结题 {concluded} 个。")
     by_type = "、".join(f"{k} {v}" for k, v in report.achievements_by_type().items() if v)
     lines.append(f"成果：登记 {len(report.achievements)} 项" + (f"（{by_type}）" if by_type else "") + "。")
-    lines.append(f"奖励：{len(report.awards)} 项，合计 {report.awards_total:,} 元" + _award_split(report) + "。")
+    lines.append(
+        f"奖励：{len(report.awards)} 项，合计 {report.awards_total:,} 元" + _award_split(report) + "。"
+    )
     if report.awards:
         lines.append(f"注：{AWARD_SHARE_RULE}")
     return "\n".join(lines)
@@ -546,7 +564,9 @@ def _award_split(report: YearReport) -> str:
     if report.scope is not None:
         return f"（共享奖励只计{report.alliance_name(report.scope)}的份额）"
     by_alliance = report.awards_by_alliance()
-    return "；按联盟：" + "、".join(f"{report.alliance_name(a)} {yuan:,} 元" for a, yuan in by_alliance.items())
+    return "；按联盟：" + "、".join(
+        f"{report.alliance_name(a)} {yuan:,} 元" for a, yuan in by_alliance.items()
+    )
 
 
 # -- the workbook ----------------------------------------------------------------------------------
@@ -715,7 +735,8 @@ def _activity_sheets(report: YearReport, new: Any) -> None:
     )
     for kind in types:
         held = [
-            sum(1 for e in report.activities if e.type == kind and e.held and e.alliance_id == c) for c in columns
+            sum(1 for e in report.activities if e.type == kind and e.held and e.alliance_id == c)
+            for c in columns
         ]
         pending = sum(1 for e in report.activities if e.type == kind and not e.held)
         activities.row([kind, *held, sum(held), pending])
@@ -729,7 +750,9 @@ def _activity_sheets(report: YearReport, new: Any) -> None:
     upcoming.header(["联盟编号", "联盟", *types, "合计"])
     for alliance_id in columns:
         counts = [sum(1 for e in scheduled if e.type == k and e.alliance_id == alliance_id) for k in types]
-        upcoming.row([alliance_id or "—", names[alliance_id] if alliance_id else "全体联盟", *counts, sum(counts)])
+        upcoming.row(
+            [alliance_id or "—", names[alliance_id] if alliance_id else "全体联盟", *counts, sum(counts)]
+        )
     totals = [sum(1 for e in scheduled if e.type == k) for k in types]
     upcoming.row(["合计", "", *totals, sum(totals)])
     upcoming.blank()
