@@ -20,6 +20,7 @@ from bot.services.reports import (
     collect,
     find_cjk_font,
     problem_figures,
+    split_award,
     summary_rows,
     write_charts,
     write_report,
@@ -139,18 +140,18 @@ async def test_workbook_figures_match_the_seeded_year(
 
     topics = {row[0]: row[1:] for row in sheets["课题"][1:]}
     assert (
-        topics["隧道联盟"] == [2, 1, 1]
-        and topics["桥梁联盟"] == [1, 1, 0]
-        and topics["城轨联盟"] == [1, 0, 0]
+        topics["tunnel"] == ["隧道联盟", 2, 1, 1]
+        and topics["bridge"] == ["桥梁联盟", 1, 1, 0]
+        and topics["urban"] == ["城轨联盟", 1, 0, 0]
     )
-    assert topics["合计"] == [4, 2, 1]
+    assert topics["合计"] == [None, 4, 2, 1]
     activities = sheets["活动"]
     assert activities[0] == [
         "类型",
-        "桥梁联盟",
-        "四电联盟",
-        "隧道联盟",
-        "城轨联盟",
+        "桥梁联盟（bridge）",
+        "四电联盟（power）",
+        "隧道联盟（tunnel）",
+        "城轨联盟（urban）",
         "全体联盟",
         "已举办合计",
         "已安排待举办",
@@ -175,11 +176,46 @@ async def test_workbook_figures_match_the_seeded_year(
         "提高二次衬砌密实度",
         "一种智能张拉压浆一体化装置",
     ]
-    assert listed[0][3:] == ["T1、T2", "隧道联盟", 2026]
+    assert listed[0][3:] == [
+        "T1、T2",
+        "盾构掘进控制劳模创新工作室、钻爆法隧道工匠工作室",
+        "tunnel",
+        "隧道联盟",
+        2026,
+        ADMIN,
+        None,  # not in the roster: no name to show
+    ]
     awards = sheets["奖励"]
-    assert awards[1] == ["优秀成果奖", "成果 #1 工法「盾构管片拼装质量控制工法」", "隧道联盟", 20000]
-    assert awards[2] == ["五星级工作室", "盾构掘进控制劳模创新工作室（T1）", "隧道联盟", 30000]
-    assert awards[-1] == ["合计", None, None, 50000]
+    assert awards[0] == ["奖项", "对象", "工作室编号", "工作室", "登记人账号", "登记人", "金额（元）"] + [
+        f"计入{name}（元）" for name in ("桥梁联盟", "四电联盟", "隧道联盟", "城轨联盟")
+    ]
+    assert awards[1] == [
+        "优秀成果奖",
+        "成果 #1 工法「盾构管片拼装质量控制工法」",
+        "T1、T2",
+        "盾构掘进控制劳模创新工作室、钻爆法隧道工匠工作室",
+        ADMIN,
+        None,
+        20000,
+        0,
+        0,
+        20000,
+        0,
+    ]
+    assert awards[2] == [
+        "五星级工作室",
+        "盾构掘进控制劳模创新工作室（T1）",
+        "T1",
+        "盾构掘进控制劳模创新工作室",
+        ADMIN,
+        None,
+        30000,
+        0,
+        0,
+        30000,
+        0,
+    ]
+    assert awards[3] == ["合计", None, None, None, None, None, 50000, 0, 0, 50000, 0]
     assert {p.name for p in charts} >= {"events_by_type.png", "topics.png", "achievements_by_type.png"}
     for chart in charts:
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5_000
@@ -281,12 +317,273 @@ async def test_stats_in_the_chat(bot: BotApp, chat: Chat, clock: ManualClock) ->
     await seed(bot, chat, clock)
     text = await chat.say("someone", "/统计")
     assert text.startswith("【2026年联盟统计】")
-    assert "活动：举办 4 次（讲座 2、年会 1、会议 1）。" in text
+    assert "活动：举办 4 次（讲座 2、年会 1、会议 1）；已安排待举办 1 次（年会 1）。" in text
     assert "年会：桥梁联盟未举办；四电联盟已安排 12月20日；隧道联盟已举办；城轨联盟未举办。" in text
     assert "课题：提出 4 个，立项 2 个，结题 1 个。" in text
     assert "成果：登记 3 项（发明专利 1、工法 1、QC成果 1）。" in text
-    assert "奖励：2 项，合计 50,000 元。" in text
-    assert "alliance-bot report --year 2026" in text
+    assert (
+        "奖励：2 项，合计 50,000 元；按联盟：桥梁联盟 0 元、四电联盟 0 元、隧道联盟 50,000 元、城轨联盟 0 元。"
+        in text
+    )
+    assert "请联系联盟管理员" in text
     tunnel = await chat.say("someone", "/stats 2025 隧道")
     assert tunnel.startswith("【2025年隧道联盟统计】") and "活动：举办 1 次（讲座 1）" in tunnel
     assert "「海洋」既不是年份也不是联盟" in await chat.say("someone", "/统计 海洋")
+
+
+def charted(report: Any, out: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The figures ``write_charts`` draws, by file name, as they were when saved."""
+    from matplotlib.figure import Figure
+
+    figures: dict[str, Any] = {}
+    original = Figure.savefig
+
+    def savefig(fig: Any, path: Any, *args: Any, **kwargs: Any) -> None:
+        figures[Path(path).name] = fig
+        original(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    write_charts(report, out, use_cjk=False)
+    return figures
+
+
+def yuan(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+async def test_a_shared_award_adds_up_in_the_chat_the_chart_and_the_workbook(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    # an achievement of two tunnel studios and one bridge studio, awarded 10,000 yuan, and a 30,000 yuan
+    # studio award: the shared award is split per studio (3,334 + 3,333 to tunnel, 3,333 to bridge)
+    assert "已登记成果" in await chat.say(ADMIN, "/成果 登记 工法 隧道桥梁过渡段施工工法 T1 T2 B1 2026")
+    assert "已记录奖励" in await chat.say(ADMIN, "/奖励 1 1万 2026 优秀成果奖")
+    assert "已记录奖励" in await chat.say(ADMIN, "/奖励 T1 30000 2026 五星级工作室")
+    expected = {"bridge": 3_333, "power": 0, "tunnel": 36_667, "urban": 0}
+    names = {a.id: a.name for a in await bot.store.alliances.all()}
+
+    # /统计: the total, one line per alliance, and each alliance's own /统计 all agree
+    text = await chat.say("someone", "/统计 2026")
+    total = yuan(re.search(r"奖励：2 项，合计 ([\d,]+) 元", text).group(1))  # type: ignore[union-attr]
+    assert total == 40_000
+    per_alliance = {
+        alliance: yuan(re.search(rf"{names[alliance]} ([\d,]+) 元", text).group(1))  # type: ignore[union-attr]
+        for alliance in expected
+    }
+    assert per_alliance == expected and sum(per_alliance.values()) == total
+    assert "按获奖工作室平均分摊" in text
+    scoped = {}
+    for alliance in expected:
+        own = await chat.say("someone", f"/统计 2026 {alliance}")
+        scoped[alliance] = yuan(re.search(r"合计 ([\d,]+) 元", own).group(1))  # type: ignore[union-attr]
+    assert scoped == expected
+
+    # the chart
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    figure = charted(report, tmp_path / "charts", monkeypatch)["awards_by_alliance.png"]
+    [ax] = figure.axes
+    bars = {
+        tick.get_text(): round(bar.get_height() * 10_000)
+        for tick, bar in zip(ax.get_xticklabels(), ax.patches, strict=True)
+    }
+    assert bars == expected and sum(bars.values()) == total
+
+    # the workbook: the summary sheet and a per-alliance table on the awards sheet
+    workbook, _ = write_report(report, tmp_path, use_cjk=False)
+    sheets = sheet_values(workbook)
+    summary = summary_of(sheets)
+    assert summary["奖励金额合计"] == total
+    assert {a: summary[f"奖励金额：{names[a]}"] for a in expected} == expected
+    awards = sheets["奖励"]
+    header = [row[:4] for row in awards].index(["联盟编号", "联盟", "奖励金额（元）", "占比"])
+    table = {row[0]: row[2] for row in awards[header + 1 : header + 1 + len(expected)]}
+    assert table == expected
+    assert awards[header + 1 + len(expected)][:3] == ["合计", None, total]
+
+
+def test_an_award_is_split_per_credited_studio() -> None:
+    assert split_award(10_000, ["tunnel", "tunnel", "bridge"]) == {"tunnel": 6_667, "bridge": 3_333}
+    assert split_award(10_000, ["bridge", "tunnel", "tunnel"]) == {"bridge": 3_334, "tunnel": 6_666}
+    assert split_award(5, ["tunnel", "bridge"]) == {"tunnel": 3, "bridge": 2}
+    assert split_award(20_000, []) == {"": 20_000}  # no studio in the roster: unassigned, never lost
+    for amount in (1, 7, 9_999, 30_001):
+        assert sum(split_award(amount, ["a", "b", "c", "a"]).values()) == amount
+
+
+async def test_stats_show_the_activities_still_to_come(bot: BotApp, chat: Chat, clock: ManualClock) -> None:
+    # 1 December: nothing held yet this year, nine activities on the calendar for the rest of it
+    clock.set(at(12, 1))
+    activities = ActivityRepo(bot.store.sessions)
+    for day, kind, alliance in (
+        [(d, "讲座", "tunnel") for d in (3, 8, 15)]
+        + [(d, "培训", "bridge") for d in (4, 9, 16, 22, 27)]
+        + [(20, "年会", None)]
+    ):
+        await activities.create(
+            Activity(type=kind, title=f"{kind}活动", alliance_id=alliance, start=at(12, day), organizer=ADMIN)
+        )
+    text = await chat.say("someone", "/统计")
+    assert "活动：举办 0 次；已安排待举办 9 次（讲座 3、年会 1、培训 5）。" in text
+    assert "年会：桥梁联盟已安排 12月20日" in text
+    bridge = await chat.say("someone", "/统计 桥梁")
+    assert "活动：举办 0 次；已安排待举办 6 次（年会 1、培训 5）。" in bridge
+    # the footer names what a member can actually do, not a server command
+    assert "alliance-bot" not in text and "--out" not in text
+    assert text.endswith("完整报表（XLSX 工作簿和图表）由管理员导出，需要时请联系联盟管理员。")
+
+
+def display_width(value: Any) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in str(value))
+
+
+async def test_workbook_is_readable_names_beside_ids_rates_as_numbers_and_what_is_to_come(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path
+) -> None:
+    await seed(bot, chat, clock)
+    # a lead's own entries, so the workbook can show names from the roster beside user ids
+    assert "已登记成果" in await chat.say(T1_LEAD, "/成果 登记 QC成果 降低管片破损率 T1 2026")
+    await ActivityRepo(bot.store.sessions).create(
+        Activity(
+            type="讲座", title="冬季施工讲座", alliance_id="tunnel", start=at(12, 5), organizer="mushandong"
+        )
+    )
+    async with bot.store.sessions() as session, session.begin():
+        session.add_all(
+            [
+                Problem(
+                    alliance_id="tunnel",
+                    created_at=at(3, 1),
+                    solved_at=at(3, 2),
+                    status="solved",
+                    text="a",
+                    asker="u1",
+                ),
+                Problem(alliance_id="tunnel", created_at=at(3, 5), status="open", text="b", asker="u1"),
+                Problem(alliance_id="tunnel", created_at=at(4, 1), status="open", text="c", asker="u1"),
+            ]
+        )
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    workbook, _ = write_report(report, tmp_path, use_cjk=False)
+    book = load_workbook(workbook)
+
+    # every sheet's columns are as wide as their content, a Chinese character counting two
+    for sheet in book.worksheets:
+        widest: dict[str, int] = {}
+        for row in sheet.iter_rows():
+            for cell in row:
+                if cell.value is None or str(cell.value).startswith("奖励金额口径"):
+                    continue  # a footnote runs on into the empty cells beside it
+                percent = cell.number_format == "0.0%" and isinstance(cell.value, float | int)
+                shown = f"{cell.value:.1%}" if percent else cell.value
+                widest[cell.column_letter] = max(widest.get(cell.column_letter, 0), display_width(shown))
+        assert widest, sheet.title
+        for letter, width in widest.items():
+            assert sheet.column_dimensions[letter].width >= min(width, 60), (sheet.title, letter, width)
+
+    # rates are numbers shown as percentages
+    summary = book["汇总"]
+    [rate] = [row[1] for row in summary.iter_rows() if row[0].value == "本年登记问题解决率"]
+    assert rate.value == pytest.approx(1 / 3) and rate.number_format == "0.0%"
+    timing = [[c.value for c in row] for row in book["问题时效"].iter_rows()]
+    assert timing[0][:2] == ["联盟编号", "联盟"] and "解决率" in timing[0]
+    tunnel = next(row for row in book["问题时效"].iter_rows() if row[0].value == "tunnel")
+    rate_cell = tunnel[timing[0].index("解决率")]
+    assert rate_cell.value == pytest.approx(1 / 3) and rate_cell.number_format == "0.0%"
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                assert not (isinstance(cell.value, str) and cell.value.endswith("%")), (
+                    sheet.title,
+                    cell.value,
+                )
+
+    # names beside ids: alliances, studios and people
+    sheets = sheet_values(workbook)
+    topics = {row[0]: row[1:5] for row in sheets["课题"][1:]}
+    assert sheets["课题"][0][:2] == ["联盟编号", "联盟"] and topics["tunnel"] == ["隧道联盟", 2, 1, 1]
+    assert sheets["问题月度"][0][:3] == ["联盟编号", "联盟", "项目"]
+    listed = sheets["成果"]
+    header = next(row for row in listed if row and row[0] == "编号")
+    columns = {name: header.index(name) for name in header if name}
+    mine = next(row for row in listed if row[columns["名称"]] == "降低管片破损率")
+    assert (mine[columns["工作室编号"]], mine[columns["工作室"]]) == ("T1", "盾构掘进控制劳模创新工作室")
+    assert (mine[columns["联盟编号"]], mine[columns["联盟"]]) == ("tunnel", "隧道联盟")
+    assert (mine[columns["登记人账号"]], mine[columns["登记人"]]) == (T1_LEAD, "陈掘进")
+
+    # activities still to come, by alliance and one by one
+    upcoming = sheets["待举办活动"]
+    assert upcoming[0][:2] == ["联盟编号", "联盟"] and upcoming[0][-1] == "合计"
+    kinds = upcoming[0]
+    by_alliance = {row[0]: row for row in upcoming[1 : 1 + 6]}
+    assert by_alliance["power"][1] == "四电联盟" and by_alliance["power"][kinds.index("年会")] == 1
+    assert by_alliance["tunnel"][kinds.index("讲座")] == 1 and by_alliance["tunnel"][-1] == 1
+    assert by_alliance["合计"][-1] == 2
+    listing = next(i for i, row in enumerate(upcoming) if row and row[0] == "日期")
+    rows = [row for row in upcoming[listing + 1 :] if row and row[0] is not None]
+    assert [(r[1], r[3], r[4]) for r in rows] == [
+        ("讲座", "tunnel", "隧道联盟"),
+        ("年会", "power", "四电联盟"),
+    ]
+    assert rows[0][upcoming[listing].index("发起人")] == "穆山洞"
+
+
+def value_axis(ax: Any, horizontal: bool = False) -> tuple[tuple[float, float], list[float]]:
+    low, high = ax.get_xlim() if horizontal else ax.get_ylim()
+    ticks = [t for t in (ax.get_xticks() if horizontal else ax.get_yticks()) if low <= t <= high]
+    return (low, high), ticks
+
+
+async def test_empty_charts_have_a_whole_number_axis_and_say_so(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    figures = charted(report, tmp_path / "empty", monkeypatch)
+    for name, figure in figures.items():
+        [ax] = figure.axes
+        limits, ticks = value_axis(ax, horizontal=name == "achievements_by_type.png")
+        assert limits == (0, 1) and ticks == [0, 1], (name, limits, ticks)
+        assert "no data" in [t.get_text() for t in ax.texts], name
+
+
+async def test_counts_sit_on_whole_number_ticks(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(bot, chat, clock)  # a handful of each: matplotlib alone would tick at 0.25, 0.5 …
+    async with bot.store.sessions() as session, session.begin():
+        session.add(Problem(alliance_id="tunnel", created_at=at(3, 1), status="open", text="a", asker="u1"))
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    figures = charted(report, tmp_path / "seeded", monkeypatch)
+    for name in ("problems_by_month.png", "events_by_type.png", "topics.png", "achievements_by_type.png"):
+        [ax] = figures[name].axes
+        limits, ticks = value_axis(ax, horizontal=name == "achievements_by_type.png")
+        assert limits[0] == 0 and limits[1] >= 1, name
+        assert ticks and all(float(t).is_integer() for t in ticks), (name, ticks)
+        assert "no data" not in [t.get_text() for t in ax.texts], name
+
+
+async def test_text_in_the_new_cells_stays_text(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path
+) -> None:
+    evil = ['=HYPERLINK("http://evil.example","点我")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)"]
+    activities = ActivityRepo(bot.store.sessions)
+    for index, text in enumerate(evil):
+        await activities.create(
+            Activity(
+                type="讲座",
+                title=text,
+                place=text,
+                alliance_id="tunnel",
+                start=at(12, 1 + index),
+                organizer=ADMIN,
+            )
+        )
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    workbook, _ = write_report(report, tmp_path, use_cjk=False)
+    cells = [cell for row in load_workbook(workbook)["待举办活动"].iter_rows() for cell in row]
+    for text in evil:
+        found = [cell for cell in cells if cell.value == text]
+        assert len(found) == 2 and all(cell.data_type == "s" for cell in found), text

@@ -31,7 +31,7 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
     for chart in charts:
         print(f"图表：{chart}")
     for row in summary_rows(report):
-        print(f"{row.label}\t{row.value}\t{row.note}".rstrip())
+        print(f"{row.label}\t{row.shown()}\t{row.note}".rstrip())
     return 0
 
 

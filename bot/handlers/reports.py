@@ -41,9 +41,8 @@ async def handle_stats(ctx: Context) -> str:
         now=ctx.runtime.clock.now(),
         alliance_id=alliance_id,
     )
-    return (
-        summary_text(report) + "\n完整报表（XLSX 和图表）：alliance-bot report --year " + f"{year} --out 目录"
-    )
+    # no chat command or web page hands out the workbook yet: it is exported on the server by an administrator
+    return summary_text(report) + "\n完整报表（XLSX 工作簿和图表）由管理员导出，需要时请联系联盟管理员。"
 
 
 async def setup(bot: BotApp) -> None:

@@ -5,6 +5,13 @@ topics, achievements and awards through this feature's repos) into a ``YearRepor
 ``write_workbook`` and ``write_charts`` render it; ``summary_rows`` are the figures the charter cares about —
 the first sheet of the workbook and the text of ``/stats``.
 
+Awards are money, and money must add up the same way everywhere. The one rule, stated to users as
+``AWARD_SHARE_RULE``: an award is split equally among its credited studios (the achievement's studios, or the one
+studio awarded), and each share counts for that studio's alliance; the yuan that do not divide evenly go to the
+first credited studio. ``split_award`` applies it to one award and ``YearReport.awards_by_alliance`` sums it; the
+``/stats`` text, the summary and awards sheets and the awards chart all read that sum, so per-alliance amounts add
+up to the total in each of them, and a one-alliance report counts only that alliance's shares.
+
 Charts need a CJK font for their Chinese labels. When none is installed (``fc-list :lang=zh`` is empty; on
 Debian ``apt-get install fonts-noto-cjk``), the charts fall back to English labels and alliance ids instead of
 showing empty boxes, and the report still succeeds.
@@ -15,8 +22,9 @@ from __future__ import annotations
 import logging
 import re
 import statistics
+import unicodedata
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +44,15 @@ log = logging.getLogger(__name__)
 
 MONTHS = tuple(range(1, 13))
 ANNUAL_MEETING = "年会"
+PERCENT = "0.0%"  # number format of rates in the workbook
+NOTE = "注"  # the label of a summary row that is a footnote
+# the alliance key for award money whose studios are not (or no longer) in the roster
+UNASSIGNED = ""
+UNASSIGNED_NAME = "未归属联盟"
+AWARD_SHARE_RULE = (
+    "奖励金额口径：一项奖励由多个工作室共享时，金额按获奖工作室平均分摊，每份计入该工作室所属联盟"
+    "（除不尽的零头计入第一个署名工作室）；各联盟金额之和等于合计。"
+)
 # CJK fonts to look for, best first; matplotlib knows fonts by family name.
 CJK_FONTS = (
     "Noto Sans CJK SC",
@@ -117,16 +134,34 @@ class ActivityFacts:
     alliance_id: str | None  # None: joint activity of all alliances
     start: datetime
     held: bool  # started before the report's "now" (otherwise only scheduled)
+    title: str = ""
+    place: str | None = None
+    organizer: str = ""  # user id
+
+
+def split_award(amount: int, studio_alliances: Sequence[str]) -> dict[str, int]:
+    """Yuan per alliance for an award credited to studios of these alliances (one entry per studio, in credit
+    order): equal shares per studio, the remainder to the first; with no studio, all of it to ``UNASSIGNED``."""
+    if not studio_alliances:
+        return {UNASSIGNED: amount}
+    share, remainder = divmod(amount, len(studio_alliances))
+    result: dict[str, int] = {}
+    for index, alliance_id in enumerate(studio_alliances):
+        result[alliance_id] = result.get(alliance_id, 0) + share + (remainder if index == 0 else 0)
+    return result
 
 
 @dataclass(slots=True, frozen=True)
 class AwardFacts:
-    """An award with what it was for."""
+    """An award with what it was for, its credited studios and its yuan per alliance (``split_award``)."""
 
     name: str
     amount: int
     target: str  # 成果 #3 …「…」 or the studio's name
     alliances: tuple[str, ...]
+    studios: tuple[str, ...] = ()  # credited studio ids, in credit order
+    shares: dict[str, int] = field(default_factory=dict)  # alliance id (or UNASSIGNED) -> yuan
+    created_by: str = ""  # user id
 
 
 @dataclass(slots=True)
@@ -143,6 +178,8 @@ class YearReport:
     topics: dict[str, list[int]]  # alliance -> [proposed, approved, concluded] in the year
     achievements: list[tuple[Achievement, tuple[str, ...]]]  # with the alliances of its studios
     awards: list[AwardFacts]
+    studio_names: dict[str, str] = field(default_factory=dict)  # every studio in the roster, by id
+    people: dict[str, str] = field(default_factory=dict)  # names of the users the report mentions, if known
 
     @property
     def alliance_names(self) -> dict[str, str]:
@@ -178,10 +215,31 @@ class YearReport:
         result.update({k: v for k, v in counts.items() if k not in result})
         return result
 
+    def awards_by_alliance(self) -> dict[str, int]:
+        """Award yuan per alliance in scope by ``AWARD_SHARE_RULE`` (every alliance listed, in order; for all
+        alliances also ``UNASSIGNED`` when some money has no studio in the roster). The only place award money
+        is summed: ``/stats``, the workbook and the chart all show these figures."""
+        totals = {a.id: 0 for a in self.alliances}
+        for award in self.awards:
+            for alliance_id, yuan in award.shares.items():
+                if alliance_id in totals:
+                    totals[alliance_id] += yuan
+                elif self.scope is None:
+                    totals[UNASSIGNED] = totals.get(UNASSIGNED, 0) + yuan
+        return totals
+
     @property
     def awards_total(self) -> int:
-        """Yuan paid in awards this year."""
-        return sum(a.amount for a in self.awards)
+        """Yuan paid in awards this year (for one alliance: its shares)."""
+        return sum(self.awards_by_alliance().values())
+
+    def alliance_name(self, alliance_id: str) -> str:
+        """An alliance's name (``UNASSIGNED``'s too), or its id when it is not in scope."""
+        return (
+            UNASSIGNED_NAME
+            if alliance_id == UNASSIGNED
+            else self.alliance_names.get(alliance_id, alliance_id)
+        )
 
 
 def year_bounds(year: int, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -252,7 +310,8 @@ async def collect(
     from bot.store.activities import ActivityRepo
 
     start, end = year_bounds(year, tz)
-    alliances = await store.alliances.all()
+    every_alliance = await store.alliances.all()
+    alliances = every_alliance
     if alliance_id is not None:
         alliances = [a for a in alliances if a.id == alliance_id]
         if not alliances:
@@ -268,7 +327,15 @@ async def collect(
     )
 
     activities = [
-        ActivityFacts(e.type, e.alliance_id, e.start, e.start <= now)
+        ActivityFacts(
+            e.type,
+            e.alliance_id,
+            e.start,
+            e.start <= now,
+            title=e.title,
+            place=e.place,
+            organizer=e.organizer,
+        )
         for e in await ActivityRepo(store.sessions).for_calendar(start)
         if e.start < end and not e.cancelled and (e.alliance_id is None or e.alliance_id in scope)
     ]
@@ -310,7 +377,35 @@ async def collect(
         topics=topics,
         achievements=achievements,
         awards=awards,
+        studio_names={s.id: s.name for s in studios.values()},
+        people=await _people(
+            store,
+            [a.registered_by for a, _ in achievements]
+            + [a.created_by for a in awards]
+            + [e.organizer for e in activities if not e.held],
+            alliances=every_alliance,
+            studios=studios.values(),
+        ),
     )
+
+
+async def _people(
+    store: Store, user_ids: Iterable[str], *, alliances: Iterable[Alliance], studios: Iterable[Studio]
+) -> dict[str, str]:
+    """Names for these user ids where the roster (alliance and studio leads) or the members table has one."""
+    wanted = set(user_ids) - {""}
+    names: dict[str, str] = {}
+    for alliance in alliances:
+        if alliance.lead_userid in wanted and alliance.lead_name:
+            names[alliance.lead_userid] = alliance.lead_name
+    for studio in studios:
+        if studio.lead_userid in wanted and studio.lead_name:
+            names.setdefault(studio.lead_userid, studio.lead_name)
+    for user_id in sorted(wanted - names.keys()):
+        member = await store.members.get(user_id)
+        if member is not None and member.name:
+            names[user_id] = member.name
+    return names
 
 
 def _award_facts(
@@ -319,11 +414,23 @@ def _award_facts(
     if award.achievement_id is not None and award.achievement_id in achievements:
         achievement = achievements[award.achievement_id]
         target = f"成果 #{achievement.id} {achievement.type}「{achievement.title}」"
-        return AwardFacts(award.name, award.amount, target, alliances_of(achievement.studios))
-    studio = studios.get(award.studio_id or "")
-    target = f"{studio.name}（{studio.id}）" if studio else (award.studio_id or "—")
+        credited = tuple(dict.fromkeys(achievement.studios))
+    else:
+        studio = studios.get(award.studio_id or "")
+        target = f"{studio.name}（{studio.id}）" if studio else (award.studio_id or "—")
+        credited = (award.studio_id,) if award.studio_id else ()
+    # a credited studio missing from the roster keeps its share, counted as unassigned
+    shares = split_award(
+        award.amount, [studios[s].alliance_id if s in studios else UNASSIGNED for s in credited]
+    )
     return AwardFacts(
-        award.name, award.amount, target, alliances_of([award.studio_id] if award.studio_id else [])
+        award.name,
+        award.amount,
+        target,
+        alliances_of(credited),
+        credited,
+        shares,
+        created_by=award.created_by,
     )
 
 
@@ -337,6 +444,13 @@ class SummaryRow:
     label: str
     value: int | float | str
     note: str = ""
+    percent: bool = False  # value is a fraction, shown as a percentage
+
+    def shown(self) -> str:
+        """The value as text (a rate as 33.3%)."""
+        if self.percent and isinstance(self.value, int | float):
+            return f"{self.value:.1%}"
+        return str(self.value)
 
 
 def _hours(value: float | None) -> float | str:
@@ -361,8 +475,9 @@ def summary_rows(report: YearReport) -> list[SummaryRow]:
             SummaryRow("解决问题数", figures.total(figures.solved), "个（本年解决，含往年登记）"),
             SummaryRow(
                 "本年登记问题解决率",
-                f"{round(100 * solved_of_logged / logged)}%" if logged else "—",
+                solved_of_logged / logged if logged else "—",
                 f"{solved_of_logged}/{logged}",
+                percent=True,
             ),
             SummaryRow("认领用时中位数", _hours(figures.median(figures.claim_hours)), "小时"),
             SummaryRow("解决用时中位数", _hours(figures.median(figures.solve_hours)), "小时"),
@@ -388,8 +503,18 @@ def summary_rows(report: YearReport) -> list[SummaryRow]:
     ]
     rows += [
         SummaryRow("奖励项数", len(report.awards), "项"),
-        SummaryRow("奖励金额合计", report.awards_total, "元"),
+        SummaryRow(
+            "奖励金额合计",
+            report.awards_total,
+            f"元（共享奖励只计{names[report.scope]}的份额）" if report.scope else "元",
+        ),
     ]
+    if report.scope is None:
+        rows += [
+            SummaryRow(f"奖励金额：{report.alliance_name(a)}", yuan, "元")
+            for a, yuan in report.awards_by_alliance().items()
+        ]
+    rows.append(SummaryRow(NOTE, AWARD_SHARE_RULE))
     return rows
 
 
@@ -408,8 +533,11 @@ def summary_text(report: YearReport) -> str:
             f"解决用时中位数 {_hours(figures.median(figures.solve_hours))} 小时。"
         )
     held = report.activities_by_type()
-    kinds = "、".join(f"{k} {v}" for k, v in held.items() if v)
-    lines.append(f"活动：举办 {sum(held.values())} 次" + (f"（{kinds}）" if kinds else "") + "。")
+    scheduled = report.activities_by_type(held=False)
+    line = f"活动：举办 {sum(held.values())} 次" + _kinds(held)
+    if scheduled:
+        line += f"；已安排待举办 {sum(scheduled.values())} 次" + _kinds(scheduled)
+    lines.append(line + "。")
     meetings = "；".join(f"{a.name}{report.annual_meeting(a.id)}" for a in report.alliances)
     if meetings:
         lines.append(f"年会：{meetings}。")
@@ -417,110 +545,299 @@ def summary_text(report: YearReport) -> str:
     lines.append(f"课题：提出 {proposed} 个，立项 {approved} 个，结题 {concluded} 个。")
     by_type = "、".join(f"{k} {v}" for k, v in report.achievements_by_type().items() if v)
     lines.append(f"成果：登记 {len(report.achievements)} 项" + (f"（{by_type}）" if by_type else "") + "。")
-    lines.append(f"奖励：{len(report.awards)} 项，合计 {report.awards_total:,} 元。")
+    lines.append(
+        f"奖励：{len(report.awards)} 项，合计 {report.awards_total:,} 元" + _award_split(report) + "。"
+    )
+    if report.awards:
+        lines.append(f"注：{AWARD_SHARE_RULE}")
     return "\n".join(lines)
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    kinds = "、".join(f"{k} {v}" for k, v in counts.items() if v)
+    return f"（{kinds}）" if kinds else ""
+
+
+def _award_split(report: YearReport) -> str:
+    if not report.awards:
+        return ""
+    if report.scope is not None:
+        return f"（共享奖励只计{report.alliance_name(report.scope)}的份额）"
+    by_alliance = report.awards_by_alliance()
+    return "；按联盟：" + "、".join(
+        f"{report.alliance_name(a)} {yuan:,} 元" for a, yuan in by_alliance.items()
+    )
 
 
 # -- the workbook ----------------------------------------------------------------------------------
 
 
 def write_workbook(report: YearReport, path: Path) -> Path:
-    """The XLSX workbook: 汇总 (summary) first, then one sheet per subject."""
+    """The XLSX workbook: 汇总 (summary) first, then one sheet per subject; ids come with names beside them,
+    rates are numbers formatted as percentages, and every column is as wide as its content."""
     from openpyxl import Workbook
-    from openpyxl.styles import Font
 
-    bold = Font(bold=True)
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = "汇总"
-    sheet.append(["指标", "数值", "说明"])
-    for row in summary_rows(report):
-        sheet.append([row.label, row.value, row.note])
-    sheet.column_dimensions["A"].width = 28
-    sheet.column_dimensions["C"].width = 30
+    sheet_writer = _Sheet(sheet)
+    sheet_writer.header(["指标", "数值", "说明"])
+    rows = summary_rows(report)
+    for row in rows:
+        if row.label != NOTE:
+            sheet_writer.row([row.label, row.value, row.note], percent={1} if row.percent else ())
+    sheet_writer.blank()
+    for row in rows:
+        if row.label == NOTE:
+            sheet_writer.footnote(str(row.value))
+    writers = [sheet_writer]
 
-    names = report.alliance_names
+    def new(title: str) -> _Sheet:
+        writers.append(_Sheet(book.create_sheet(title)))
+        return writers[-1]
+
+    _problem_sheets(report, new)
+    _activity_sheets(report, new)
+
+    topics = new("课题")
+    topics.header(["联盟编号", "联盟", "提出", "立项", "结题"])
+    for alliance in report.alliances:
+        topics.row([alliance.id, alliance.name, *report.topics[alliance.id]])
+    topics.row(["合计", "", *report.topic_totals()])
+
+    _achievement_sheet(report, new("成果"))
+    _award_sheet(report, new("奖励"))
+
+    for writer in writers:
+        writer.fit_columns()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _no_formulas(book)
+    book.save(path)
+    return path
+
+
+class _Sheet:
+    """Appends rows to a worksheet: bold headers, percentage cells, footnotes that do not widen a column."""
+
+    MAX_WIDTH = 60  # wider text wraps rather than stretching its column further
+
+    def __init__(self, sheet: Any) -> None:
+        self.sheet = sheet
+        self._footnotes: set[int] = set()
+
+    def row(self, values: Sequence[Any], *, percent: Iterable[int] = ()) -> None:
+        """A row; the cells at the 0-based positions ``percent`` hold fractions shown as 0.0%."""
+        self.sheet.append(list(values))
+        for index in percent:
+            self.sheet.cell(self.sheet.max_row, index + 1).number_format = PERCENT
+
+    def header(self, values: Sequence[Any]) -> None:
+        """A header row, in bold."""
+        from openpyxl.styles import Font
+
+        self.row(values)
+        for cell in self.sheet[self.sheet.max_row]:
+            cell.font = Font(bold=True)
+
+    def blank(self) -> None:
+        """An empty row between two tables."""
+        self.sheet.append([])
+
+    def footnote(self, text: str) -> None:
+        """A note in the first column; it runs on into the empty cells beside it."""
+        self.sheet.append([text])
+        self._footnotes.add(self.sheet.max_row)
+
+    def fit_columns(self) -> None:
+        """Every column as wide as its widest cell (a CJK character counts two), within ``MAX_WIDTH``."""
+        from openpyxl.styles import Alignment
+        from openpyxl.utils import get_column_letter
+
+        widths: dict[int, int] = {}
+        for row in self.sheet.iter_rows():
+            for cell in row:
+                if cell.value is None or cell.row in self._footnotes:
+                    continue
+                width = _display_width(_cell_text(cell))
+                if width > self.MAX_WIDTH:
+                    cell.alignment = Alignment(wrap_text=True, vertical="top")
+                widths[cell.column] = max(widths.get(cell.column, 0), width)
+        for column, width in widths.items():
+            self.sheet.column_dimensions[get_column_letter(column)].width = min(width, self.MAX_WIDTH) + 2
+
+
+def _cell_text(cell: Any) -> str:
+    if cell.number_format == PERCENT and isinstance(cell.value, int | float):
+        return f"{cell.value:.1%}"
+    return str(cell.value)
+
+
+def _display_width(text: str) -> int:
+    """Columns the text takes in a spreadsheet: two for a wide (CJK) character, one otherwise."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _problem_sheets(report: YearReport, new: Any) -> None:
     figures = report.problems
-    monthly = book.create_sheet("问题月度")
-    monthly.append(["联盟", "项目", *[f"{m}月" for m in MONTHS], "合计"])
-    if figures is not None:
-        for alliance in report.alliances:
-            for label, which in (("登记", figures.logged), ("解决", figures.solved)):
-                counts = which[alliance.id]
-                monthly.append([alliance.name, label, *counts, sum(counts)])
+    monthly = new("问题月度")
+    monthly.header(["联盟编号", "联盟", "项目", *[f"{m}月" for m in MONTHS], "合计"])
+    if figures is None:
+        monthly.row(["问题功能尚未启用"])
+        return
+    for alliance in report.alliances:
         for label, which in (("登记", figures.logged), ("解决", figures.solved)):
-            counts = figures.monthly(which)
-            monthly.append(["合计", label, *counts, sum(counts)])
-        timing = book.create_sheet("问题时效")
-        timing.append(["联盟", "登记", "解决", "认领用时中位数（小时）", "解决用时中位数（小时）"])
-        for alliance in report.alliances:
-            timing.append(
-                [
-                    alliance.name,
-                    figures.total(figures.logged, alliance.id),
-                    figures.total(figures.solved, alliance.id),
-                    _hours(figures.median(figures.claim_hours, alliance.id)),
-                    _hours(figures.median(figures.solve_hours, alliance.id)),
-                ]
-            )
-    else:
-        monthly.append(["问题功能尚未启用"])
+            counts = which[alliance.id]
+            monthly.row([alliance.id, alliance.name, label, *counts, sum(counts)])
+    for label, which in (("登记", figures.logged), ("解决", figures.solved)):
+        counts = figures.monthly(which)
+        monthly.row(["合计", "", label, *counts, sum(counts)])
+    timing = new("问题时效")
+    timing.header(
+        [
+            "联盟编号",
+            "联盟",
+            "登记",
+            "解决",
+            "本年登记已解决",
+            "解决率",
+            "认领用时中位数（小时）",
+            "解决用时中位数（小时）",
+        ]
+    )
+    scopes: list[tuple[str, str, str | None]] = [(a.id, a.name, a.id) for a in report.alliances]
+    for alliance_id, name, key in [*scopes, ("合计", "", None)]:
+        logged = figures.total(figures.logged, key)
+        solved_of_logged = sum(v for k, v in figures.logged_and_solved.items() if key in (None, k))
+        timing.row(
+            [
+                alliance_id,
+                name,
+                logged,
+                figures.total(figures.solved, key),
+                solved_of_logged,
+                solved_of_logged / logged if logged else "—",
+                _hours(figures.median(figures.claim_hours, key)),
+                _hours(figures.median(figures.solve_hours, key)),
+            ],
+            percent={5},
+        )
 
-    activities = book.create_sheet("活动")
-    columns: list[str | None] = [a.id for a in report.alliances] + [None]
-    activities.append(["类型", *[names[c] if c else "全体联盟" for c in columns], "已举办合计", "已安排待举办"])
+
+def _activity_sheets(report: YearReport, new: Any) -> None:
+    names = report.alliance_names
     types = list(dict.fromkeys([*_EVENT_TYPES_EN, *(e.type for e in report.activities)]))
+    columns: list[str | None] = [a.id for a in report.alliances] + [None]
+
+    activities = new("活动")
+    activities.header(
+        ["类型", *[f"{names[c]}（{c}）" if c else "全体联盟" for c in columns], "已举办合计", "已安排待举办"]
+    )
     for kind in types:
         held = [
-            sum(1 for e in report.activities if e.type == kind and e.held and e.alliance_id == c) for c in columns
+            sum(1 for e in report.activities if e.type == kind and e.held and e.alliance_id == c)
+            for c in columns
         ]
         pending = sum(1 for e in report.activities if e.type == kind and not e.held)
-        activities.append([kind, *held, sum(held), pending])
-    activities.append([])
-    activities.append(["联盟", "年会"])
+        activities.row([kind, *held, sum(held), pending])
+    activities.blank()
+    activities.header(["联盟编号", "联盟", "年会"])
     for alliance in report.alliances:
-        activities.append([alliance.name, report.annual_meeting(alliance.id)])
+        activities.row([alliance.id, alliance.name, report.annual_meeting(alliance.id)])
 
-    topics = book.create_sheet("课题")
-    topics.append(["联盟", "提出", "立项", "结题"])
-    for alliance in report.alliances:
-        topics.append([alliance.name, *report.topics[alliance.id]])
-    topics.append(["合计", *report.topic_totals()])
+    upcoming = new("待举办活动")
+    scheduled = sorted((e for e in report.activities if not e.held), key=lambda e: e.start)
+    upcoming.header(["联盟编号", "联盟", *types, "合计"])
+    for alliance_id in columns:
+        counts = [sum(1 for e in scheduled if e.type == k and e.alliance_id == alliance_id) for k in types]
+        upcoming.row(
+            [alliance_id or "—", names[alliance_id] if alliance_id else "全体联盟", *counts, sum(counts)]
+        )
+    totals = [sum(1 for e in scheduled if e.type == k) for k in types]
+    upcoming.row(["合计", "", *totals, sum(totals)])
+    upcoming.blank()
+    upcoming.header(["日期", "类型", "名称", "联盟编号", "联盟", "地点", "发起人账号", "发起人"])
+    for activity in scheduled:
+        upcoming.row(
+            [
+                activity.start.astimezone(report.tz).strftime("%Y-%m-%d %H:%M"),
+                activity.type,
+                activity.title,
+                activity.alliance_id or "—",
+                names.get(activity.alliance_id, activity.alliance_id) if activity.alliance_id else "全体联盟",
+                activity.place or "",
+                activity.organizer,
+                report.people.get(activity.organizer, ""),
+            ]
+        )
+    if not scheduled:
+        upcoming.row(["本年没有待举办的活动"])
 
-    achievements = book.create_sheet("成果")
-    achievements.append(["类型", "数量"])
+
+def _achievement_sheet(report: YearReport, achievements: _Sheet) -> None:
+    names = report.alliance_names
+    achievements.header(["类型", "数量"])
     for kind, count in report.achievements_by_type().items():
-        achievements.append([kind, count])
-    achievements.append([])
-    achievements.append(["编号", "类型", "名称", "工作室", "联盟", "年份"])
+        achievements.row([kind, count])
+    achievements.blank()
+    achievements.header(
+        ["编号", "类型", "名称", "工作室编号", "工作室", "联盟编号", "联盟", "年份", "登记人账号", "登记人"]
+    )
     for achievement, alliances in report.achievements:
-        achievements.append(
+        achievements.row(
             [
                 achievement.id,
                 achievement.type,
                 achievement.title,
                 "、".join(achievement.studios),
+                "、".join(report.studio_names.get(s, s) for s in achievement.studios),
+                "、".join(alliances),
                 "、".join(names.get(a, a) for a in alliances),
                 achievement.year,
+                achievement.registered_by,
+                report.people.get(achievement.registered_by, ""),
             ]
         )
 
-    awards = book.create_sheet("奖励")
-    awards.append(["奖项", "对象", "联盟", "金额（元）"])
-    for award in report.awards:
-        awards.append(
-            [award.name, award.target, "、".join(names.get(a, a) for a in award.alliances), award.amount]
-        )
-    awards.append(["合计", "", "", report.awards_total])
 
-    for ws in book.worksheets:
-        for cell in ws[1]:
-            cell.font = bold
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _no_formulas(book)
-    book.save(path)
-    return path
+def _award_sheet(report: YearReport, awards: _Sheet) -> None:
+    by_alliance = report.awards_by_alliance()
+    awards.header(
+        [
+            "奖项",
+            "对象",
+            "工作室编号",
+            "工作室",
+            "登记人账号",
+            "登记人",
+            "金额（元）",
+            *[f"计入{report.alliance_name(a)}（元）" for a in by_alliance],
+        ]
+    )
+    for award in report.awards:
+        awards.row(
+            [
+                award.name,
+                award.target,
+                "、".join(award.studios),
+                "、".join(report.studio_names.get(s, s) for s in award.studios),
+                award.created_by,
+                report.people.get(award.created_by, ""),
+                award.amount,
+                *[award.shares.get(a, 0) for a in by_alliance],
+            ]
+        )
+    awards.row(["合计", "", "", "", "", "", sum(a.amount for a in report.awards), *by_alliance.values()])
+    awards.blank()
+    awards.header(["联盟编号", "联盟", "奖励金额（元）", "占比"])
+    total = report.awards_total
+    for alliance_id, yuan in by_alliance.items():
+        awards.row(
+            [alliance_id or "—", report.alliance_name(alliance_id), yuan, yuan / total if total else "—"],
+            percent={3},
+        )
+    awards.row(["合计", "", total, 1.0 if total else "—"], percent={3})
+    awards.footnote(AWARD_SHARE_RULE)
 
 
 def _no_formulas(book: Any) -> None:
@@ -573,6 +890,10 @@ class ChartLabels:
         """An alliance's name, or its id."""
         return alliance.name if self.chinese else alliance.id
 
+    def alliance_id(self, alliance_id: str, name: str) -> str:
+        """An alliance's name, or its id (``UNASSIGNED``: 未归属联盟 / unassigned)."""
+        return name if self.chinese else (alliance_id or "unassigned")
+
     def activity_type(self, kind: str) -> str:
         """An activity type."""
         return kind if self.chinese else _EVENT_TYPES_EN.get(kind, "other")
@@ -590,7 +911,6 @@ def write_charts(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     font = font or (find_cjk_font() if use_cjk else None)
     labels = ChartLabels(chinese=font is not None)
@@ -607,13 +927,14 @@ def write_charts(
         warnings.filterwarnings("ignore", message=r"Glyph .* missing from")
 
         def save(fig: Any, name: str) -> None:
-            for ax in fig.axes:  # the value axis starts at 0 (even on an empty chart); counts are whole numbers
-                horizontal = name == "achievements_by_type.png"
-                axis = ax.xaxis if horizontal else ax.yaxis
-                (ax.set_xlim if horizontal else ax.set_ylim)(0, None)
-                if name != "awards_by_alliance.png":
-                    axis.get_major_locator().set_params(integer=True)
-            fig.tight_layout()
+            for ax in fig.axes:
+                _value_axis(
+                    ax,
+                    horizontal=name == "achievements_by_type.png",
+                    counts=name != "awards_by_alliance.png",
+                    empty_note=labels.pick("暂无数据", "no data"),
+                )
+            fig.tight_layout(rect=(0, 0.04, 1, 1) if fig.texts else None)  # room for a footnote
             path = out / name
             fig.savefig(path, dpi=120)
             plt.close(fig)
@@ -644,7 +965,6 @@ def write_charts(
                     f"{year}年问题登记与解决（按月）", f"Problems logged and solved per month, {year}"
                 )
             )
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.legend()
             save(fig, "problems_by_month.png")
 
@@ -654,7 +974,6 @@ def write_charts(
         ax.bar([labels.activity_type(k) for k in kinds], [held.get(k, 0) for k in kinds], color="#F28E2B")
         ax.set_ylabel(labels.pick("次数", "events"))
         ax.set_title(labels.pick(f"{year}年举办活动（按类型）", f"Events held by type, {year}"))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         save(fig, "events_by_type.png")
 
         fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -677,7 +996,6 @@ def write_charts(
         ax.set_xticks(range(len(names)), names)
         ax.set_ylabel(labels.pick("课题数", "topics"))
         ax.set_title(labels.pick(f"{year}年联合攻关课题", f"Joint research topics, {year}"))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
         save(fig, "topics.png")
 
@@ -688,19 +1006,48 @@ def write_charts(
         )
         ax.set_xlabel(labels.pick("项数", "count"))
         ax.set_title(labels.pick(f"{year}年登记成果（按类型）", f"Achievements by type, {year}"))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         save(fig, "achievements_by_type.png")
 
-        totals: dict[str, int] = defaultdict(int)
-        for award in report.awards:
-            for alliance_id in award.alliances or ("",):
-                totals[alliance_id] += award.amount // max(1, len(award.alliances))
+        totals = report.awards_by_alliance()
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.bar(names, [totals.get(a.id, 0) / 10_000 for a in report.alliances], color="#E15759")
+        ax.bar(
+            [labels.alliance_id(a, report.alliance_name(a)) for a in totals],
+            [yuan / 10_000 for yuan in totals.values()],
+            color="#E15759",
+        )
         ax.set_ylabel(labels.pick("万元", "10,000 yuan"))
         ax.set_title(labels.pick(f"{year}年奖励金额（按联盟）", f"Awards paid per alliance, {year}"))
+        fig.text(
+            0.01,
+            0.01,
+            labels.pick(
+                "共享奖励按获奖工作室平均分摊，计入各工作室所属联盟",
+                "a shared award is split equally among its studios, each share to the studio's alliance",
+            ),
+            fontsize=8,
+            color="#555555",
+        )
         save(fig, "awards_by_alliance.png")
     return paths
+
+
+def _value_axis(ax: Any, *, horizontal: bool, counts: bool, empty_note: str) -> None:
+    """The value axis from 0. With nothing to show (every bar 0), 0–1 ticked at 0 and 1 and a note saying so,
+    instead of matplotlib's 0–0.055 in thousandths; counts always on whole-number ticks."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    axis = ax.xaxis if horizontal else ax.yaxis
+    set_limits = ax.set_xlim if horizontal else ax.set_ylim
+    extent = max((bar.get_width() if horizontal else bar.get_height() for bar in ax.patches), default=0)
+    if extent <= 0:
+        set_limits(0, 1)
+        axis.set_major_locator(FixedLocator([0, 1]))
+        ax.text(0.5, 0.5, empty_note, transform=ax.transAxes, ha="center", va="center", color="#888888")
+        return
+    high = (ax.get_xlim() if horizontal else ax.get_ylim())[1]
+    set_limits(0, max(high, 1) if counts else high)
+    if counts:
+        axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def write_report(report: YearReport, out: Path, *, use_cjk: bool = True) -> tuple[Path, list[Path]]:
