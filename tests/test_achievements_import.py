@@ -154,4 +154,7 @@ def test_command_line_import_then_report(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "achievements_by_type.png").exists()
     assert "登记成果\t1\t项" in report.stdout and "奖励金额合计\t20000\t元" in report.stdout
     unknown = run(["report", "--year", "2025", "--alliance", "ocean", "--out", str(tmp_path / "x")], tmp_path)
-    assert unknown.returncode == 2 and "没有 id 为 ocean 的联盟" in unknown.stderr
+    assert unknown.returncode == 2 and "没有找到联盟「ocean」" in unknown.stderr
+    by_name = run(["report", "--year", "2025", "--alliance", "隧道", "--out", str(tmp_path / "t")], tmp_path)
+    assert by_name.returncode == 0, by_name.stderr
+    assert len(list((tmp_path / "t").glob("*.xlsx"))) == 1

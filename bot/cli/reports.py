@@ -16,14 +16,17 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
 
     store = await Store.open(settings.effective_database_url)
     try:
-        try:
-            report = await collect(
-                store, year=args.year, tz=settings.tz, now=datetime.now(UTC), alliance_id=args.alliance
-            )
-        except LookupError:
-            names = "、".join(f"{a.id}（{a.name}）" for a in await store.alliances.all())
-            print(f"没有 id 为 {args.alliance} 的联盟。现有联盟：{names}", file=sys.stderr)
-            return 2
+        alliance_id = None
+        if args.alliance:  # an id or a name (隧道, 隧道联盟)
+            alliance = await store.alliances.find(args.alliance)
+            if alliance is None:
+                names = "、".join(f"{a.id}（{a.name}）" for a in await store.alliances.all())
+                print(f"没有找到联盟「{args.alliance}」。现有联盟：{names}", file=sys.stderr)
+                return 2
+            alliance_id = alliance.id
+        report = await collect(
+            store, year=args.year, tz=settings.tz, now=datetime.now(UTC), alliance_id=alliance_id
+        )
     finally:
         await store.close()
     workbook, charts = write_report(report, Path(args.out))
@@ -47,6 +50,6 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     report.add_argument(
         "--year", type=_year, default=datetime.now(UTC).year, help="calendar year (default: this year)"
     )
-    report.add_argument("--alliance", help="limit the report to one alliance (its id)")
+    report.add_argument("--alliance", help="limit the report to one alliance (its id or name, e.g. 隧道)")
     report.add_argument("--out", required=True, help="directory for the workbook and the charts")
     report.set_defaults(run=_report)
