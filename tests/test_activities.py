@@ -175,7 +175,7 @@ async def test_move_tells_attendees_and_groups_and_replans(chat: Chat, bot: BotA
 
 async def test_help_lists_event_commands(chat: Chat) -> None:
     member = await chat.say("someone", "/help")
-    assert "【活动】" in member and "/events（/活动列表）" in member and "/join（/报名）" in member
+    assert "【活动】" in member and "/活动列表（/events）" in member and "/报名（/join）" in member
     usage = await chat.say("someone", "/help event")
     assert "/活动 添加 类型 时间 标题" in usage
 

@@ -23,7 +23,7 @@ def test_split_command_handles_full_width() -> None:
 async def test_help_lists_member_commands_in_chinese(chat: Chat) -> None:
     reply = await chat.say("someone", "/help")
     assert "您的身份：成员" in reply
-    assert "/studios（/工作室）" in reply
+    assert "/工作室（/studios）" in reply
     assert "查看可用命令" in reply
     same = await chat.say("someone", "/帮助")
     assert same == reply
@@ -173,3 +173,10 @@ async def test_did_you_mean_prefers_the_verb_the_word_begins_with(chat: Chat) ->
     reply = await chat.say("someone", "/报名活动 1")
     assert "您是不是想用 /报名？" in reply, reply
     assert "您是不是想用 /认领？" in await chat.say("someone", "/认领问题 3")
+
+
+async def test_help_names_the_chinese_command_first_and_once(chat: Chat) -> None:
+    one = await chat.say("someone", "/帮助 认领")
+    assert one.splitlines()[0] == "/认领（英文：/claim）", one
+    overview = await chat.say("someone", "/帮助")
+    assert "  /报名（/join） — " in overview and "/join（/报名）" not in overview

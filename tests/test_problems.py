@@ -3,6 +3,7 @@ an earlier answer), the leads' notifications, each lifecycle command with who ma
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -164,8 +165,8 @@ async def test_claim_answer_solve_with_notifications_and_history(chat: Chat) -> 
     assert history.startswith("问题 #1（已解决）")
     assert "认领：盾构掘进控制劳模创新工作室（T1）" in history
     steps = history.split("经过：\n", 1)[1].splitlines()
-    assert [s.split()[2] for s in steps] == [ASKER, "系统", T1_LEAD, T1_LEAD, ASKER]
-    assert [s.split()[3].split("：")[0] for s in steps] == [
+    assert [s.split()[2] for s in steps] == [ASKER, "系统", "陈掘进", "陈掘进", ASKER]  # names from the roster
+    assert [re.split("[：（]", s.split()[3])[0] for s in steps] == [
         "登记问题",
         "推荐并通知",
         "认领",
@@ -368,3 +369,14 @@ async def test_mine_for_an_alliance_lead_lists_the_alliances_problems(chat: Chat
     power = await logged(chat, CATENARY, user=OTHER, group=None)
     mine = await chat.say(TUNNEL_LEAD, "/问题 我的")
     assert f"#{number}「" in mine and f"#{power}「" not in mine, mine
+
+
+async def test_history_says_each_thing_once_with_names(chat: Chat) -> None:
+    number = await logged(chat)
+    await chat.say(T1_LEAD, f"/认领 {number}")
+    await chat.say(T1_LEAD, f"/答复 {number} 降低推进速度")
+    history = (await chat.say(ASKER, f"/问题 {number}")).split("经过：", 1)[1]
+    assert "登记问题（隧道联盟群）" in history
+    assert "推荐并通知：盾构掘进控制劳模创新工作室（T1）" in history and "通知 " not in history
+    assert "陈掘进 答复（盾构掘进控制劳模创新工作室）：降低推进速度" in history
+    assert all(line.count("：") <= 1 for line in history.splitlines()), history

@@ -106,3 +106,8 @@ def test_shared_sample_roster_is_valid() -> None:
         pytest.skip("../shared/samples is not beside this checkout")
     roster = load_roster(sample)
     assert len(roster.studios) >= 10
+
+
+async def test_the_studio_list_example_is_one_of_the_listed_studios(chat: Chat) -> None:
+    power = await chat.say("someone", "/工作室 四电")
+    assert power.splitlines()[-1] == "发送 /工作室 编号 查看详情，例如 /工作室 P1", power

@@ -22,6 +22,7 @@ from bot.services.activities.dates import WhenError, format_when, read_when, spl
 from bot.services.activities.duties import check_annual_meetings, check_lead_rotation, weekly_digest
 from bot.services.activities.service import ALL_ALLIANCES, SWEEP_JOB, ActivityService, type_label
 from bot.services.activities.types import TYPE_NAMES, ActivityType, offset_label
+from bot.services.studios import display_names
 from bot.store.activities import Activity, ActivityAudience, ActivityReminder, AttendeeStatus
 from bot.store.studios import Alliance
 
@@ -193,23 +194,6 @@ async def _activity_or_error(ctx: Context, activity_id: int) -> Activity:
     if activity is None:
         raise UserError(f"没有编号为 {activity_id} 的活动。发送 /活动列表 查看近期活动。")
     return activity
-
-
-async def display_names(ctx: Context, user_ids: list[str]) -> dict[str, str]:
-    """Names for user ids, from the roster (studio and alliance leads) and members; the id otherwise."""
-    store = ctx.runtime.store
-    names: dict[str, str] = {}
-    for alliance in await store.alliances.all():
-        if alliance.lead_userid and alliance.lead_name:
-            names[alliance.lead_userid] = alliance.lead_name
-    for studio in await store.studios.all():
-        names.setdefault(studio.lead_userid, studio.lead_name)
-    for user_id in user_ids:
-        if user_id not in names:
-            member = await store.members.get(user_id)
-            if member is not None and member.name:
-                names[user_id] = member.name
-    return {u: names.get(u, u) for u in user_ids}
 
 
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -515,7 +499,7 @@ async def _details(ctx: Context, activity_id: int) -> str:
     activity = await _activity_or_error(ctx, activity_id)
     roll = await service.repo.roll(activity_id)
     names = await display_names(
-        ctx, [activity.organizer, *(a.user_id for a in roll.going), *(a.user_id for a in roll.waiting)]
+        ctx.runtime.store, [activity.organizer, *(a.user_id for a in roll.going), *(a.user_id for a in roll.waiting)]
     )
     alliance = await ctx.runtime.store.alliances.get(activity.alliance_id) if activity.alliance_id else None
     status = "（已取消）" if activity.cancelled else ""

@@ -21,8 +21,12 @@ async def handle_help(ctx: Context) -> str:
         if command is None:
             hint = ctx.dispatcher.suggest(word)
             raise UsageError(f"没有 /{word} 这个命令。" + (f"您是不是想查 /{hint}？" if hint else ""))
-        names = " / ".join(f"/{w}" for w in command.words)
-        lines = [f"{names}", command.summary, f"用法：{command.usage}"]
+        chinese = [w for w in command.words if not w.isascii()]
+        english = [w for w in command.words if w.isascii()]
+        names = "、".join(f"/{w}" for w in chinese or english)
+        if chinese and english:
+            names += f"（英文：{'、'.join('/' + w for w in english)}）"
+        lines = [names, command.summary, f"用法：{command.usage}"]
         if command.role > Role.MEMBER:
             lines.append(f"权限：{command.role.label}及以上")
         return "\n".join(lines)
@@ -42,13 +46,13 @@ def _overview(dispatcher: Dispatcher, role: Role) -> str:
         if command.hidden or role < command.role:
             continue
         alias = next((a for a in command.aliases if not a.isascii()), "")
-        label = f"/{command.name}" + (f"（/{alias}）" if alias else "")
+        label = f"/{alias}（/{command.name}）" if alias else f"/{command.name}"  # Chinese first: who reads it
         groups.setdefault(command.group, []).append(f"  {label} — {command.summary}")
     lines = [f"工作室联盟助手 · 您的身份：{role.label}"]
     for group, entries in groups.items():
         lines.append(f"【{group}】")
         lines.extend(entries)
-    lines.append("发送 /帮助 命令名 查看用法；中英文命令均可，例如 /studios 与 /工作室 相同。")
+    lines.append("发送 /帮助 命令名 查看用法，例如 /帮助 认领；中英文命令均可，/工作室 与 /studios 相同。")
     cache[role] = text = "\n".join(lines)
     return text
 

@@ -47,6 +47,7 @@ from bot.services.problems import (
     short,
     studio_label,
 )
+from bot.services.studios import display_names
 from bot.store.problems import ACTIVE, UNCLAIMED, Problem, ProblemStatus
 from bot.store.studios import Alliance, Studio
 
@@ -106,6 +107,22 @@ def leads_alliance(caller: Caller, problem: Problem) -> bool:
     return caller.at_least(Role.ADMIN) or (
         caller.at_least(Role.ALLIANCE_LEAD) and problem.alliance_id in caller.alliances
     )
+
+
+def event_text(action: str, detail: str | None) -> str:
+    """One step of a problem's history: ``登记问题（隧道联盟群）``, ``推荐并通知：盾构…工作室（T1）``,
+    ``答复（盾构…工作室）：降低推进速度`` — one colon at most, no word said twice."""
+    label = _ACTIONS.get(action, action)
+    if not detail:
+        return label
+    # rows written before the wording was tidied carry the prefixes in the stored detail
+    detail = detail.removeprefix("群：") if action == "logged" else detail.removeprefix("通知 ")
+    if action == "logged":
+        return f"{label}（{detail}）"
+    head, colon, tail = detail.partition("：")
+    if colon and head and len(head) <= 40:
+        return f"{label}（{head}）：{short(tail, 80)}"
+    return f"{label}：{short(detail, 80)}"
 
 
 def _ended(problem: Problem) -> str:
@@ -501,10 +518,11 @@ async def _details(ctx: Context, number: int) -> str:
     problem = detail.problem
     tz = service.tz
     studios = await service.studios()
+    names = await display_names(ctx.runtime.store, [problem.asker, *(e.actor for e in detail.events)])
     lines = [
         f"问题 #{problem.id}（{problem.state.label}）",
         f"内容：{problem.text}",
-        f"提问：{problem.asker}，{cn_time(problem.created_at, tz)}"
+        f"提问：{names[problem.asker]}，{cn_time(problem.created_at, tz)}"
         + (f"，群：{problem.group}" if problem.group else ""),
     ]
     if problem.ref:
@@ -520,10 +538,8 @@ async def _details(ctx: Context, number: int) -> str:
         lines.append(f"关闭理由：{problem.close_reason}")
     lines.append("经过：")
     for event in detail.events:
-        action = _ACTIONS.get(event.action, event.action)
-        actor = "系统" if event.actor == "system" else event.actor
-        extra = f"：{short(event.detail, 80)}" if event.detail else ""
-        lines.append(f"  {cn_time(event.at, tz)} {actor} {action}{extra}")
+        actor = "系统" if event.actor == "system" else names.get(event.actor, event.actor)
+        lines.append(f"  {cn_time(event.at, tz)} {actor} {event_text(event.action, event.detail)}")
     if problem.state in UNCLAIMED:
         lines.append(f"工作室负责人认领请发送 /认领 {problem.id}。")
     return "\n".join(lines)

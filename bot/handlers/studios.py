@@ -39,12 +39,15 @@ async def handle_studios(ctx: Context) -> str:
     for studio in studios:
         by_alliance.setdefault(studio.alliance_id, []).append(studio)
     lines: list[str] = []
+    shown: list[Studio] = []
     for alliance in alliances:
         members = by_alliance.get(alliance.id, [])
         lines.append(f"【{alliance.name}】{len(members)} 个工作室")
+        shown.extend(members)
         for studio in members:
             lines.append(f"  {studio.id} {studio.name} {stars(studio.stars)} 负责人：{studio.lead_name}")
-    lines.append("发送 /studio 编号 查看详情，例如 /studio " + studios[0].id)
+    example = (shown or studios)[0].id  # an example from the list the reader has in front of them
+    lines.append(f"发送 /工作室 编号 查看详情，例如 /工作室 {example}")
     return "\n".join(lines)
 
 

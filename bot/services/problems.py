@@ -395,9 +395,9 @@ class ProblemService:
             alliance_id = top.alliance_id if top else None
         coordinators = [] if chosen else await self.alliance_leads(alliance_id)
         names = "、".join(studio_label(studios[m.id], m.id) for m in chosen)
-        events = [("logged", asker, f"群：{group}" if group else "单聊")]
+        events = [("logged", asker, group or "单聊")]
         if chosen:
-            events.append(("routed", "system", f"通知 {names}"))
+            events.append(("routed", "system", names))
         elif coordinators:
             events.append(("referred", "system", f"无对口工作室，转 {'、'.join(coordinators)} 协调"))
         problem = await self.repo.create(

@@ -6,12 +6,15 @@ import re
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.store.studios import Studio
+
+if TYPE_CHECKING:
+    from bot.store import Store
 
 STUDIO_TYPES = ("科技研发型", "管理创新型", "五小攻关型", "项目党建型", "海外经营型", "农民工管理型")
 
@@ -206,3 +209,19 @@ def load_roster(path: str | Path) -> Roster:
 def studio_list(ids: Sequence[str], studios: dict[str, Studio]) -> str:
     """Studio names for ids (the id when unknown), joined with 、."""
     return "、".join(studios[i].name if i in studios else i for i in ids) or "—"
+
+
+async def display_names(store: Store, user_ids: Sequence[str]) -> dict[str, str]:
+    """Names for user ids, from the roster (studio and alliance leads) and members; the id otherwise."""
+    names: dict[str, str] = {}
+    for alliance in await store.alliances.all():
+        if alliance.lead_userid and alliance.lead_name:
+            names[alliance.lead_userid] = alliance.lead_name
+    for studio in await store.studios.all():
+        names.setdefault(studio.lead_userid, studio.lead_name)
+    for user_id in user_ids:
+        if user_id not in names:
+            member = await store.members.get(user_id)
+            if member is not None and member.name:
+                names[user_id] = member.name
+    return {u: names.get(u, u) for u in user_ids}
