@@ -64,6 +64,7 @@ class Recorded:
     at: datetime  # by the fake's clock
     answer: dict[str, Any] | None = None  # the JSON answered (None: an HTTP error status)
     port: int = 0  # the local port it arrived on (a fake listening on several ports tells callers apart)
+    repeat: bool = False  # a message/send WeCom's duplicate check dropped: answered ok, not delivered again
 
 
 @dataclass(slots=True)
@@ -116,8 +117,10 @@ class FakeWeCom:
         return [r for r in self.requests if r.path == path]
 
     def delivered(self, path: str) -> list[Recorded]:
-        """The successful requests to one path (errcode 0)."""
-        return [r for r in self.calls(path) if r.answer is not None and r.answer.get("errcode") == 0]
+        """The successful requests to one path (errcode 0) that reached someone (duplicate-checked repeats do not)."""
+        return [
+            r for r in self.calls(path) if r.answer is not None and r.answer.get("errcode") == 0 and not r.repeat
+        ]
 
     @property
     def token_fetches(self) -> int:
@@ -177,8 +180,21 @@ class FakeWeCom:
             answer: dict[str, Any] = {"errcode": fault.errcode, "errmsg": "injected fault"}
         else:
             answer = self._answer(path, query)
-        self.requests[index] = replace(self.requests[index], answer=answer)
+        repeat = answer.get("errcode") == 0 and self._is_repeat(path, body, index)
+        self.requests[index] = replace(self.requests[index], answer=answer, repeat=repeat)
         return web.json_response(answer)
+
+    def _is_repeat(self, path: str, body: Any, index: int) -> bool:
+        """WeCom's duplicate check on message/send (``enable_duplicate_check``): the same request JSON within
+        ``duplicate_check_interval`` seconds (default 1800) is accepted but not delivered again."""
+        if path != "/cgi-bin/message/send" or not isinstance(body, dict) or body.get("enable_duplicate_check") != 1:
+            return False
+        since = self.requests[index].at - timedelta(seconds=int(body.get("duplicate_check_interval", 1800)))
+        return any(
+            r.body == body and r.at >= since and r.answer is not None and r.answer.get("errcode") == 0 and not r.repeat
+            for r in self.requests[:index]
+            if r.path == path
+        )
 
     def _answer(self, path: str, query: dict[str, str]) -> dict[str, Any]:
         now = self.now()

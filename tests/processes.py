@@ -232,11 +232,14 @@ class RoutedFake(FakeWeCom):
     """
 
     held: int = 0  # sends that have waited at the gate so far
+    answers_held: int = 0  # sends acted on whose answer waited at the answer gate
     _servers: list[TestServer] = field(default_factory=list)
     _gate: asyncio.Event = field(default_factory=asyncio.Event)
+    _answer_gate: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self._gate.set()
+        self._answer_gate.set()
 
     async def start_ports(self, count: int) -> list[str]:
         """Listen on ``count`` free ports; their base URLs (one per bot process)."""
@@ -252,6 +255,7 @@ class RoutedFake(FakeWeCom):
     async def close(self) -> None:
         """Stop listening on every port."""
         self._gate.set()
+        self._answer_gate.set()
         for server in self._servers:
             await server.close()
 
@@ -263,6 +267,15 @@ class RoutedFake(FakeWeCom):
         """Let held and future sends through."""
         self._gate.set()
 
+    def hold_answers(self) -> None:
+        """From now on WeCom acts on each message send at once but holds back its answer until
+        ``release_answers``: a sender killed meanwhile cannot know its message went out (a send in flight)."""
+        self._answer_gate.clear()
+
+    def release_answers(self) -> None:
+        """Answer held and future sends."""
+        self._answer_gate.set()
+
     @staticmethod
     def port_of(url: str) -> int:
         """The port of one of the base URLs ``start_ports`` returned."""
@@ -271,7 +284,9 @@ class RoutedFake(FakeWeCom):
     def sends(self) -> list[Recorded]:
         """Every successful message send (user, app chat, robot), in arrival order."""
         return [
-            r for r in self.requests if r.path in SEND_PATHS and r.answer and r.answer.get("errcode") == 0
+            r
+            for r in self.requests
+            if r.path in SEND_PATHS and r.answer and r.answer.get("errcode") == 0 and not r.repeat
         ]
 
     async def _routed(self, request: web.Request) -> web.StreamResponse:
@@ -280,4 +295,8 @@ class RoutedFake(FakeWeCom):
             await self._gate.wait()
             if request.transport is None or request.transport.is_closing():
                 return web.Response(status=499, text="client gone")
-        return await self._handle(request)
+        response = await self._handle(request)
+        if request.path in SEND_PATHS and not self._answer_gate.is_set():
+            self.answers_held += 1
+            await self._answer_gate.wait()
+        return response

@@ -294,6 +294,7 @@ class Dispatcher:
 
 
 def _as_reply(result: HandlerResult) -> Reply | None:
-    if result is None or isinstance(result, Reply):
-        return result
-    return Reply(result)
+    # "" (or an empty Reply) is a handler choosing silence, e.g. after 收到: no reply at all
+    if isinstance(result, Reply):
+        return result if result.text else None
+    return Reply(result) if result else None
