@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.harness import EXAMPLE_ROSTER, SHARED
+from tests.harness import EXAMPLE_ROSTER, ROOT, SHARED
 
 
 def run(
@@ -51,6 +52,42 @@ def test_chat_shows_outbound_with_target(tmp_path: Path) -> None:
     assert run(["studios", "import", str(EXAMPLE_ROSTER)], tmp_path).returncode == 0
     result = run(["chat", "--user", "boss", "--group", "隧道联盟群"], tmp_path, stdin="/whoami\n", env=env)
     assert "身份：管理员" in result.stdout
+
+
+def test_chat_admin_flag_grants_admin_for_that_session_only(tmp_path: Path) -> None:
+    assert run(["studios", "import", str(EXAMPLE_ROSTER)], tmp_path).returncode == 0
+    refused = run(["chat", "--user", "admin"], tmp_path, stdin="/jobs\n")
+    assert refused.returncode == 0, refused.stderr
+    assert "/jobs 需要「管理员」及以上权限" in refused.stdout and "定时任务（" not in refused.stdout
+    allowed = run(["chat", "--user", "admin", "--admin"], tmp_path, stdin="/jobs\n/whoami\n")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "定时任务（下次运行 / 上次结果）" in allowed.stdout and "身份：管理员" in allowed.stdout
+    # nothing was stored: the next session without the flag is a member again
+    again = run(["chat", "--user", "admin"], tmp_path, stdin="/whoami\n")
+    assert "身份：成员" in again.stdout and "身份：管理员" not in again.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (["ME=admin", "ADMIN=1"], "alliance-bot chat --user admin --admin"),
+        (["ME=admin"], "alliance-bot chat --user admin"),
+        (["ME=admin", "ADMIN=0"], "alliance-bot chat --user admin"),
+    ],
+)
+def test_make_run_passes_the_admin_flag(variables: list[str], expected: str) -> None:
+    # a dry run (-n) with the venv's stamp counted as made (-o): only the commands make run would run
+    result = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "run", *variables],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    (chat,) = [" ".join(line.split()) for line in result.stdout.splitlines() if " chat " in line]
+    assert chat.endswith(expected), chat
 
 
 def test_bad_roster_fails_naming_field(tmp_path: Path) -> None:

@@ -50,16 +50,15 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import BotApp
     from bot.channels.console import run_console
 
+    if args.admin and args.user not in settings.admins:
+        # this session only, as if the user were listed in BOT_ADMINS: nothing is written to the database
+        settings = settings.model_copy(update={"admins": [*settings.admins, args.user]})
     bot = await BotApp.create(settings)
     try:
         await run_console(bot, user_id=args.user, group=args.group)
     finally:
         await bot.close()
     return 0
-
-
-
-
 
 
 async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (each line is one message)")
     chat.add_argument("--user", required=True, help="the WeCom user id to speak as")
     chat.add_argument("--group", help="the group chat to speak in (default: a 1:1 chat)")
+    chat.add_argument(
+        "--admin",
+        action="store_true",
+        help="speak as an admin for this session only (as if the user were in BOT_ADMINS; nothing is stored)",
+    )
     chat.set_defaults(run=_chat)
 
     studios.register_cli(sub)
