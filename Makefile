@@ -40,7 +40,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot
+	$(BIN)/ruff check bot tests bench tools
 	$(BIN)/mypy bot
 
 bench: $(STAMP)

@@ -51,16 +51,16 @@ def lines_of(folder: Path, embedder: object) -> list[Line]:
     by_id = {p.id: p for p in solved}
     index = RoutingIndex(studios_from_yaml(folder / "studios.yaml"), solved, embedder=embedder)  # type: ignore[arg-type]
     index.prepare()
-    semantic = index._semantic  # noqa: SLF001 - calibration reads the signals the rule combines
+    semantic = index._semantic  # calibration reads the signals the rule combines
     assert semantic is not None
     n = len(solved)
     out = []
     for line in read_jsonl(folder / "dups.jsonl"):
         [(pid, cosine)] = semantic.nearest_solved(line["text"], 1)
         problem = by_id[pid]
-        keys_q = index._similar_keys(analyse(line["text"], lexicon=index._lexicon))  # noqa: SLF001
-        keys_p = index._similar_keys(analyse(problem.text, lexicon=index._lexicon))  # noqa: SLF001
-        words = index._similarity(keys_q, keys_p, n)  # noqa: SLF001
+        keys_q = index._similar_keys(analyse(line["text"], lexicon=index._lexicon))
+        keys_p = index._similar_keys(analyse(problem.text, lexicon=index._lexicon))
+        words = index._similarity(keys_q, keys_p, n)
         q = embedder.embed([line["text"]], query=True)[0]  # type: ignore[attr-defined]
         a = embedder.embed([problem.answer or problem.text], query=False)[0]  # type: ignore[attr-defined]
         same = line.get("same_as") is not None

@@ -24,7 +24,7 @@ from bot.services.reports import collect, report_file_name, write_report
 from bot.services.studios import RosterError, load_roster
 from bot.store.outbox import OutboxStatus
 from tests.conftest import SHANGHAI
-from tests.fake_wecom import Stack, WEBHOOK_KEY, aibot_text, app_text, running_stack, wecom_settings
+from tests.fake_wecom import WEBHOOK_KEY, Stack, aibot_text, app_text, running_stack, wecom_settings
 
 TUNNEL_LEAD = "mushandong"
 INJECTED = '<@all> [点我领奖](http://evil.example/x) <font color="warning">紧急</font> **加粗** `代码`'
@@ -150,7 +150,7 @@ def test_an_xlsx_claiming_a_million_rows_is_refused_quickly(tmp_path: Path) -> N
     path = tmp_path / "bomb.xlsx"
     book.save(path)
     assert path.stat().st_size < 10_000
-    with pytest.raises(ImportFileError, match="行|列"):
+    with pytest.raises(ImportFileError, match=r"行|列"):
         read_rows(path)
 
 
