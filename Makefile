@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_callbacks.py
 	$(BIN)/python bench/bench_routing.py
 	$(BIN)/python bench/bench_reminders.py
+	$(BIN)/python bench/bench_startup.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

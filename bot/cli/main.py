@@ -1,23 +1,30 @@
-"""The ``alliance-bot`` command line."""
+"""The ``alliance-bot`` command line.
+
+Building the parser imports no more than argparse and the feature CLI modules: the settings (pydantic), asyncio,
+the store, aiohttp and the routing load when a command runs, so ``--help`` starts at once
+(``tests/test_cli.py::test_help_of_every_command_loads_no_heavy_module``).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bot.cli import studios
-from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger("bot")
 
-Runner = Callable[[argparse.Namespace, Settings], Awaitable[int]]
-
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import signal
+
     from aiohttp import web
 
     from bot.app import BotApp, build_web_app
@@ -155,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("bot").setLevel(logging.INFO)
         for noisy in ("jieba", "apscheduler", "aiosqlite", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    import asyncio
+
+    from bot.settings import SettingsError, load_settings
+
     try:
         settings = load_settings()
     except SettingsError as exc:
