@@ -1,10 +1,12 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    — install into .venv, import the example roster, talk to the bot in the terminal
+#                 (ME=USER speaks as USER, GROUP=NAME in a group, ADMIN=1 as an admin for this session)
 #   make test   — install into .venv and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ME ?= demo
+ADMIN ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: install lock run serve test lint bench clean
@@ -28,7 +30,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/alliance-bot studios import config/roster.example.yaml
-	$(BIN)/alliance-bot chat --user $(ME) $(if $(GROUP),--group $(GROUP),)
+	$(BIN)/alliance-bot chat --user $(ME) $(if $(GROUP),--group $(GROUP),) $(if $(filter 1 yes true,$(ADMIN)),--admin,)
 
 serve: $(STAMP)
 	$(BIN)/alliance-bot studios import config/roster.example.yaml
@@ -38,13 +40,14 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot
+	$(BIN)/ruff check bot tests bench tools
 	$(BIN)/mypy bot
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_callbacks.py
 	$(BIN)/python bench/bench_routing.py
 	$(BIN)/python bench/bench_reminders.py
+	$(BIN)/python bench/bench_startup.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

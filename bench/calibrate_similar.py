@@ -51,7 +51,7 @@ def lines_of(folder: Path, embedder: object) -> list[Line]:
     by_id = {p.id: p for p in solved}
     index = RoutingIndex(studios_from_yaml(folder / "studios.yaml"), solved, embedder=embedder)  # type: ignore[arg-type]
     index.prepare()
-    semantic = index._semantic
+    semantic = index._semantic  # calibration reads the signals the rule combines
     assert semantic is not None
     n = len(solved)
     out = []

@@ -1,4 +1,8 @@
-"""Shared fixtures: every database test runs on SQLite and, when BOT_TEST_POSTGRES_URL is set, PostgreSQL."""
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL when one is configured or found.
+
+PostgreSQL: ``BOT_TEST_POSTGRES_URL`` when set (empty or ``off`` skips it); unset, a server answering on
+127.0.0.1:5432 as ``postgres`` (``tests.harness.choose_postgres``). The end of the run says which databases ran.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,16 @@ from bot.app import BotApp
 from bot.core.clock import ManualClock
 from bot.services.studios import load_roster
 from bot.settings import Settings
-from tests.harness import EXAMPLE_ROSTER, PG_URL, Chat, fresh_postgres_database
+from tests.harness import EXAMPLE_ROSTER, PG_URL, POSTGRES, Chat, fresh_postgres_database
 
 BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ADMIN = "admin1"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which databases the tests ran on (PostgreSQL's tests are skipped, not failed, without one)."""
+    terminalreporter.write_line(POSTGRES.summary())
 
 
 @pytest.fixture(params=BACKENDS)

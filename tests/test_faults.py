@@ -31,7 +31,7 @@ from bot.store.activities import Activity
 from bot.store.dedupe import ProcessedMessage
 from bot.store.outbox import OutboxMessage
 from tests.fake_wecom import WeComCallbacks, aibot_text, app_text
-from tests.harness import PG_URL, fresh_postgres_database
+from tests.harness import PG_URL, POSTGRES, fresh_postgres_database
 from tests.processes import (
     LEADS,
     RoutedFake,
@@ -253,7 +253,7 @@ def assert_announced_once(fake: RoutedFake, calls: list[Callback]) -> None:
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
     if not PG_URL:
-        pytest.skip("needs PostgreSQL (a table lock holds a handler mid-way): set BOT_TEST_POSTGRES_URL")
+        pytest.skip(f"needs PostgreSQL (a table lock holds a handler mid-way): {POSTGRES.reason}")
     async with fresh_postgres_database() as url:
         yield url
 
@@ -452,7 +452,7 @@ class TcpProxy:
 async def proxied_postgres() -> AsyncIterator[tuple[str, str, TcpProxy]]:
     """A fresh PostgreSQL database: its direct URL, its URL through a cuttable proxy, and the proxy."""
     if not PG_URL:
-        pytest.skip("the database outage runs on PostgreSQL: set BOT_TEST_POSTGRES_URL")
+        pytest.skip(f"the database outage runs on PostgreSQL: {POSTGRES.reason}")
     async with fresh_postgres_database() as url:
         parsed = make_url(url)
         proxy = await TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432).start()

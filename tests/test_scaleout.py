@@ -32,7 +32,7 @@ from bot.store.dedupe import ProcessedMessage
 from bot.store.jobs import JobRun
 from bot.store.outbox import OutboxMessage
 from tests.fake_wecom import Recorded, aibot_text, app_text
-from tests.harness import PG_URL, ROOT, fresh_postgres_database
+from tests.harness import PG_URL, POSTGRES, ROOT, fresh_postgres_database
 from tests.probe_job import ESCALATE, LAUNCHER, PROBES
 from tests.processes import (
     LEADS,
@@ -47,7 +47,7 @@ from tests.processes import (
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not PG_URL, reason="scale-out runs on PostgreSQL: set BOT_TEST_POSTGRES_URL"),
+    pytest.mark.skipif(not PG_URL, reason=f"scale-out runs on PostgreSQL: {POSTGRES.reason}"),
 ]
 
 

@@ -6,8 +6,10 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.settings import Settings
+if TYPE_CHECKING:  # the settings (pydantic) load when a command runs, not for --help
+    from bot.settings import Settings
 
 
 async def _achievements_import(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.settings import Settings
+if TYPE_CHECKING:  # the settings (pydantic) load when a command runs, not for --help
+    from bot.settings import Settings
 
 
 async def _activities_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,23 +1,30 @@
-"""The ``alliance-bot`` command line."""
+"""The ``alliance-bot`` command line.
+
+Building the parser imports no more than argparse and the feature CLI modules: the settings (pydantic), asyncio,
+the store, aiohttp and the routing load when a command runs, so ``--help`` starts at once
+(``tests/test_cli.py::test_help_of_every_command_loads_no_heavy_module``).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bot.cli import studios
-from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger("bot")
 
-Runner = Callable[[argparse.Namespace, Settings], Awaitable[int]]
-
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import signal
+
     from aiohttp import web
 
     from bot.app import BotApp, build_web_app
@@ -50,16 +57,15 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import BotApp
     from bot.channels.console import run_console
 
+    if args.admin and args.user not in settings.admins:
+        # this session only, as if the user were listed in BOT_ADMINS: nothing is written to the database
+        settings = settings.model_copy(update={"admins": [*settings.admins, args.user]})
     bot = await BotApp.create(settings)
     try:
         await run_console(bot, user_id=args.user, group=args.group)
     finally:
         await bot.close()
     return 0
-
-
-
-
 
 
 async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (each line is one message)")
     chat.add_argument("--user", required=True, help="the WeCom user id to speak as")
     chat.add_argument("--group", help="the group chat to speak in (default: a 1:1 chat)")
+    chat.add_argument(
+        "--admin",
+        action="store_true",
+        help="speak as an admin for this session only (as if the user were in BOT_ADMINS; nothing is stored)",
+    )
     chat.set_defaults(run=_chat)
 
     studios.register_cli(sub)
@@ -151,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("bot").setLevel(logging.INFO)
         for noisy in ("jieba", "apscheduler", "aiosqlite", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    import asyncio
+
+    from bot.settings import SettingsError, load_settings
+
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -7,9 +7,8 @@ import json
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot.settings import Settings
-
-if TYPE_CHECKING:  # the store and the handlers load SQLAlchemy: not for `alliance-bot --help`
+if TYPE_CHECKING:  # the store, the handlers and the settings load when a command runs, not for --help
+    from bot.settings import Settings
     from bot.store.outbox import OutboxMessage
 
 

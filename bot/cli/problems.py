@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.settings import Settings
+if TYPE_CHECKING:  # the settings (pydantic) load when a command runs, not for --help
+    from bot.settings import Settings
 
 IMPORT_BATCH = 500
 PROGRESS_FROM = 1000  # lines: smaller files import without a progress bar

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from bot.settings import Settings
+if TYPE_CHECKING:  # the settings (pydantic) load when a command runs, not for --help
+    from bot.settings import Settings
 
 
 async def _studios_import(args: argparse.Namespace, settings: Settings) -> int:
