@@ -10,7 +10,7 @@ import yaml
 
 from bot.app import BotApp
 from bot.services.studios import RosterError, load_roster, parse_roster
-from tests.harness import EXAMPLE_ROSTER
+from tests.harness import EXAMPLE_ROSTER, Chat
 
 
 def example() -> dict[str, Any]:
