@@ -17,7 +17,7 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.delivery import Delivery
 from bot.core.dispatcher import Dispatcher, Router
 from bot.core.messages import Event, Reply, TargetKind
-from bot.core.middleware import APOLOGY, default_middlewares
+from bot.core.middleware import APOLOGY, DATABASE_ERRORS, default_middlewares
 from bot.core.outbox import Outbox, OutboxWorker, Sender
 from bot.core.runtime import Runtime
 from bot.core.scheduler import JobRegistry
@@ -139,10 +139,12 @@ class BotApp:
         """Deliver outbox messages until cancelled: woken by new messages, polling for retries."""
         assert self.worker is not None
         wakeup = self.runtime.outbox.wakeup
-        while True:
+        while not self._stopping.is_set():  # a stop ends it between passes: never mid-query
             wakeup.clear()
             try:
-                await self.worker.run_once()
+                await self.worker.run_once(stop=self._stopping.is_set)
+            except DATABASE_ERRORS as exc:  # an outage: the next pass tries again, nothing is lost
+                log.warning("outbox worker pass failed (database: %s); retrying", type(exc).__name__)
             except Exception:
                 log.exception("outbox worker pass failed; retrying")
             try:
@@ -209,11 +211,14 @@ class BotApp:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self._stopping.set()
-        recovery = [t for t in self._tasks if t.get_name() == "recovery-worker"]
-        if recovery:
-            await asyncio.wait(recovery, timeout=30)
-        workers = [t for t in self._tasks if t.get_name() in WORKERS]
-        for task in workers:
+        self.runtime.outbox.wakeup.set()
+        # both workers stop by themselves at the flag (the outbox after its current batch): a task cancelled
+        # inside a query leaves its pooled connection to a rollback that is cancelled too
+        finishing = [t for t in self._tasks if t.get_name() in WORKERS]
+        if finishing:
+            await asyncio.wait(finishing, timeout=10)
+        workers = [t for t in self._tasks if t.get_name() in WORKERS and not t.done()]
+        for task in workers:  # still at it after 10 s (a slow platform): cancelled, in-flight sends recorded
             task.cancel()
         if workers:  # let them finish their cancellation (the outbox records what was in flight)
             await asyncio.wait(workers, timeout=30)

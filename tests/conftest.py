@@ -18,6 +18,7 @@ from bot.core.clock import ManualClock
 from bot.services.studios import load_roster
 from bot.settings import Settings
 from tests.harness import EXAMPLE_ROSTER, PG_URL, POSTGRES, Chat, fresh_postgres_database
+from tests.processes import tally_table
 
 BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -27,6 +28,8 @@ ADMIN = "admin1"
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say which databases the tests ran on (PostgreSQL's tests are skipped, not failed, without one)."""
     terminalreporter.write_line(POSTGRES.summary())
+    for line in tally_table():
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -45,6 +45,41 @@ LEADS = {"bridge": "gaojiaqiao", "tunnel": "mushandong", "urban": "jiaditie", "p
 SEND_PATHS = ("/cgi-bin/message/send", "/cgi-bin/appchat/send", "/cgi-bin/webhook/send")
 
 
+@dataclass(slots=True)
+class Tally:
+    """What one fault scenario did to its messages, for the run's summary: ``sent`` distinct callbacks,
+    ``answered`` those WeCom got a 200 for, ``stored`` those acted on exactly once, ``duplicated`` those acted
+    on (or announced) more than once, ``missing`` those answered 200 and never acted on; ``in_doubt`` sends a
+    takeover found in flight (the only ones allowed to reach a group twice)."""
+
+    scenario: str
+    sent: int = 0
+    answered: int = 0
+    stored: int = 0
+    duplicated: int = 0
+    missing: int = 0
+    in_doubt: int = 0
+
+    def line(self) -> str:
+        """One row of the summary table."""
+        return (
+            f"{self.scenario:<56} {self.sent:>5} {self.answered:>8} {self.stored:>6} {self.duplicated:>10} "
+            f"{self.missing:>7} {self.in_doubt:>8}"
+        )
+
+
+# filled by the fault scenarios as they run; printed at the end of the run (tests/conftest.py)
+TALLIES: list[Tally] = []
+
+
+def tally_table() -> list[str]:
+    """The fault scenarios' tallies as a table, or nothing when none ran."""
+    if not TALLIES:
+        return []
+    head = f"{'fault scenario':<56} {'sent':>5} {'answered':>8} {'stored':>6} {'duplicated':>10} {'missing':>7} {'in doubt':>8}"
+    return [head, *(t.line() for t in TALLIES)]
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     with socket.socket() as sock:

@@ -34,8 +34,10 @@ from tests.fake_wecom import WeComCallbacks, aibot_text, app_text
 from tests.harness import PG_URL, POSTGRES, fresh_postgres_database
 from tests.processes import (
     LEADS,
+    TALLIES,
     RoutedFake,
     ServeProcess,
+    Tally,
     announcing_roster,
     free_port,
     prepare_database,
@@ -226,6 +228,9 @@ async def test_sigkill_in_a_burst_loses_and_doubles_nothing(tmp_path: Path, data
             await until(lambda: outbox_settled(database_url), within=120, what="outbox delivered", every=0.5)
 
         counts = await acted_on(database_url, calls)
+        backend = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
+        result = await tally(f"SIGKILL mid-burst, 40 callbacks ({backend})", database_url, fake, calls)
+        assert (result.duplicated, result.missing) == (0, 0), result
         assert [t for t, n in counts.items() if n == 0] == [], "callbacks never acted on"
         once = [c for c in calls if counts[c.title] == 1]
         assert {c.title: counts[c.title] for c in calls if counts[c.title] != 1} == {}, "acted on twice"
@@ -235,6 +240,39 @@ async def test_sigkill_in_a_burst_loses_and_doubles_nothing(tmp_path: Path, data
         await bot.stop()
         await fake.close()
     assert tracebacks(bot.log()) == []
+
+
+def announcements(fake: RoutedFake, calls: list[Callback]) -> dict[str, int]:
+    """How many group sends (robot, app chat) name each callback's event."""
+    sends: dict[str, int] = {}
+    # group announcements only: a late reply to the organiser (message/send) also names the event
+    for recorded in (r for r in fake.sends() if r.path != "/cgi-bin/message/send"):
+        body = recorded.body if isinstance(recorded.body, dict) else {}
+        text = str((body.get("text") or body.get("markdown") or {}).get("content", ""))
+        for call in calls:
+            if call.title in text:
+                sends[call.title] = sends.get(call.title, 0) + 1
+    return {c.title: sends.get(c.title, 0) for c in calls}
+
+
+async def tally(
+    scenario: str, url: str, fake: RoutedFake, calls: list[Callback], *, in_doubt: int = 0
+) -> Tally:
+    """Count what the scenario did to its callbacks (each should make one event, announced to two groups)
+    and record it for the run's summary."""
+    counts = await acted_on(url, calls)
+    sent = announcements(fake, calls)
+    result = Tally(
+        scenario,
+        sent=len(calls),
+        answered=sum(c.answered for c in calls),
+        stored=sum(1 for c in calls if counts[c.title] == 1),
+        duplicated=sum(1 for c in calls if counts[c.title] > 1 or sent[c.title] > 2),
+        missing=sum(1 for c in calls if c.answered and counts[c.title] == 0),
+        in_doubt=in_doubt,
+    )
+    TALLIES.append(result)
+    return result
 
 
 def assert_announced_once(fake: RoutedFake, calls: list[Callback]) -> None:
@@ -503,6 +541,8 @@ async def test_database_outage_answers_503_and_recovers_by_itself(
             await retry_unanswered(http, bot.url, during, within=30)
             assert all(c.answers[-1] == 200 and 503 in c.answers for c in during)
             await until(lambda: outbox_settled(direct_url), within=60, what="outbox delivered", every=0.2)
+        result = await tally("database cut, 8 callbacks (503, retried)", direct_url, fake, before + during)
+        assert (result.stored, result.duplicated, result.missing) == (8, 0, 0), result
         assert set((await acted_on(direct_url, before + during)).values()) == {1}
         assert_announced_once(fake, before + during)
     finally:
@@ -581,6 +621,8 @@ async def test_a_stalled_database_neither_hangs_callbacks_nor_loses_them(
 
             await until(acted, within=30, what="the message acted on", every=0.2)
             await until(lambda: outbox_settled(direct_url), within=60, what="outbox delivered", every=0.2)
+        result = await tally(f"database stalled 3 s, {channel} callback", direct_url, fake, [warm, call])
+        assert (result.stored, result.duplicated, result.missing) == (2, 0, 0), result
         assert (await acted_on(direct_url, [call]))[call.title] == 1
         assert_announced_once(fake, [warm, call])
         if status == 200 and channel == "app":
@@ -628,6 +670,8 @@ async def test_a_message_answered_later_then_killed_is_finished_by_the_recovery_
 
             await until(acted, within=60, what="the recovery worker finishing the message", every=0.5)
             await until(lambda: outbox_settled(url), within=30, what="outbox delivered", every=0.2)
+        result = await tally("answered later, then SIGKILL (recovery worker)", url, fake, [call])
+        assert (result.stored, result.duplicated, result.missing) == (1, 0, 0), result
         assert (await acted_on(url, [call]))[call.title] == 1
         assert_announced_once(fake, [call])
         late = [r for r in fake.delivered("/cgi-bin/message/send") if "已添加活动" in str(r.body)]
@@ -638,3 +682,168 @@ async def test_a_message_answered_later_then_killed_is_finished_by_the_recovery_
         await bot.stop()
         await fake.close()
     assert tracebacks(bot.log()) == []
+
+
+# -- sends in flight at a kill ------------------------------------------------------------------------
+
+
+async def test_sends_in_flight_at_a_kill_are_marked_and_never_repeated_to_a_person(
+    tmp_path: Path, database_url: str
+) -> None:
+    # A backlog in the outbox (four alliances' two groups each, four leads' DMs): WeCom acts on each send at
+    # once but holds back its answers, and the process dies waiting for them. The restarted process takes the
+    # leased messages over, finds them marked in flight and sends them again (WeCom may never have got
+    # them): message/send with WeCom's duplicate check, so a person never gets one twice; a group (robot, app
+    # chat: no such check) may, and only for a send marked in doubt.
+    await prepare_database(database_url, announcing_roster(tmp_path))
+    tag = uuid.uuid4().hex[:6]
+    alliances = list(LEADS)
+    queued = [
+        *(
+            OutboxMessage(target_kind=kind, target=f"{prefix}-{a}", text=f"【新活动】{tag} 讲座 {a} {prefix} 第{n}条")
+            for a in alliances
+            for kind, prefix in (("webhook", "hook"), ("appchat", "chat"))
+            for n in range(2)
+        ),
+        *(
+            OutboxMessage(target_kind="user", target=lead, text=f"【技术问题 {tag}】请认领第{i}个")
+            for i, lead in enumerate(LEADS.values())
+        ),
+    ]
+    store = await Store.open(database_url, migrate=False)
+    try:
+        assert await store.outbox.add(queued) == len(queued)
+    finally:
+        await store.close()
+    fake = RoutedFake()
+    (api_base,) = await fake.start_ports(1)
+    bot = ServeProcess("bot", tmp_path / "bot", wecom_env(database_url, api_base))
+    try:
+        fake.hold_answers()
+        await bot.start()
+
+        async def in_flight() -> bool:
+            # one send per target at a time: 8 groups and 4 people; the kill comes before the client's own
+            # 10 s timeout would retry any of them
+            return fake.answers_held >= 12
+
+        await until(in_flight, within=30, what="sends acted on with their answers held")
+        bot.kill()
+        await bot.wait()
+        fake.release_answers()
+        await bot.start()
+        # the dead process's leases (60 s) run out, then the messages are sent again
+        await until(lambda: outbox_settled(database_url), within=120, what="outbox delivered", every=0.5)
+        rows = await _all(database_url, select(OutboxMessage))
+        in_doubt = [r for r in rows if r.in_doubt]
+        assert len(in_doubt) == 12, [(r.target, r.text, r.in_doubt) for r in rows]
+        assert all(r.sending_since is None and r.status == "sent" for r in rows)
+        delivered: Counter[str] = Counter()
+        for recorded in fake.sends():
+            body = recorded.body if isinstance(recorded.body, dict) else {}
+            delivered[str((body.get("text") or body.get("markdown") or {}).get("content", ""))] += 1
+        counts = {m.text: sum(n for text, n in delivered.items() if m.text in text) for m in queued}
+        # a person gets each notice once: the repeats of message/send were dropped by the duplicate check
+        personal = {m.text: counts[m.text] for m in queued if m.target_kind == "user"}
+        assert personal == {text: 1 for text in personal}
+        assert sum(r.repeat for r in fake.calls("/cgi-bin/message/send")) == 4
+        # a group may get an announcement twice, and only one whose send was in doubt
+        doubtful = {r.text for r in in_doubt}
+        assert all(1 <= counts[m.text] <= (2 if m.text in doubtful else 1) for m in queued), (counts, doubtful)
+        result = Tally(
+            f"sends in flight at SIGKILL ({'PostgreSQL' if database_url.startswith('postgresql') else 'SQLite'})",
+            sent=len(queued),
+            answered=len(queued),
+            stored=sum(1 for m in queued if counts[m.text] >= 1),
+            duplicated=sum(1 for m in queued if counts[m.text] > 1),
+            missing=sum(1 for m in queued if counts[m.text] == 0),
+            in_doubt=len(in_doubt),
+        )
+        TALLIES.append(result)
+        assert result.missing == 0 and result.duplicated <= sum(
+            1 for r in in_doubt if r.target_kind != "user"
+        )
+    finally:
+        fake.release_answers()
+        await bot.stop()
+        await fake.close()
+    assert "was in flight when its worker stopped" in bot.log()
+    assert tracebacks(bot.log()) == []
+
+
+# -- the database away for 20 s under a burst on two processes --------------------------------------------
+
+
+async def test_a_database_stopped_for_20_s_under_a_burst_on_two_processes(
+    tmp_path: Path, proxied_postgres: tuple[str, str, TcpProxy]
+) -> None:
+    # 60 callbacks, two a second, across two processes; once 15 are answered the database goes away for 20 s.
+    # WeCom retries an unanswered callback 3 times, 5 s apart, each time at the other process, then gives up:
+    # what was answered 503 throughout the outage is WeCom's to drop. Whatever was answered 200 — passively,
+    # or "later" and then finished by the recovery worker — is acted on once and announced once.
+    direct_url, proxied_url, proxy = proxied_postgres
+    await prepare_database(direct_url, announcing_roster(tmp_path))
+    fake = RoutedFake()
+    bases = await fake.start_ports(2)
+    bots = [
+        ServeProcess(f"bot{i}", tmp_path / f"bot{i}", wecom_env(proxied_url, b)) for i, b in enumerate(bases)
+    ]
+    try:
+        await asyncio.gather(*(b.start() for b in bots))
+        async with aiohttp.ClientSession() as http:
+            aibot, app = bots[0].callbacks(http)  # same keys for both processes
+            calls = add_event_callbacks(aibot, app, 60, uuid.uuid4().hex[:6])
+            # 15 per alliance: the robots' 20/min is not reached, and pacing is not what this measures
+            gate = asyncio.Semaphore(16)
+            loop = asyncio.get_running_loop()
+
+            async def as_wecom(call: Callback) -> None:
+                async with gate:
+                    await post(http, bots[call.index % 2].url, call, within=5.0)
+                for attempt in range(1, WECOM_RETRIES + 1):
+                    if call.answered:
+                        return
+                    await asyncio.sleep(WECOM_RETRY_AFTER)
+                    await post(http, bots[(call.index + attempt) % 2].url, call, within=5.0)
+
+            async def paced() -> None:  # two callbacks a second: some before, some during, some after the outage
+                tasks = []
+                for call in calls:
+                    tasks.append(asyncio.create_task(as_wecom(call)))
+                    await asyncio.sleep(0.5)
+                await asyncio.gather(*tasks)
+
+            burst = asyncio.create_task(paced())
+
+            async def some_answered() -> bool:
+                return sum(c.answered for c in calls) >= 15
+
+            await until(some_answered, within=30, what="15 callbacks answered before the outage", every=0.05)
+            proxy.cut()
+            cut_at = loop.time()
+            await asyncio.sleep(20.0)
+            proxy.restore()
+            assert loop.time() - cut_at >= 20
+            await burst
+            answered = [c for c in calls if c.answered]
+            assert 15 <= len(answered) < len(calls) and calls[-1].answered, "the outage was not mid-burst"
+
+            async def all_acted() -> bool:
+                counts = await acted_on(direct_url, answered)
+                return all(n >= 1 for n in counts.values())
+
+            # a message answered "later" before the cut is finished by a recovery worker (30 s after its claim)
+            await until(all_acted, within=90, what="every answered callback acted on", every=0.5)
+            await until(lambda: outbox_settled(direct_url), within=90, what="outbox delivered", every=0.5)
+        counts = await acted_on(direct_url, calls)
+        result = await tally("database stopped 20 s, 60-callback burst, 2 processes", direct_url, fake, calls)
+        assert (result.missing, result.duplicated) == (0, 0), result
+        assert_announced_once(fake, [c for c in calls if counts[c.title] == 1])
+        statuses = Counter(status for c in calls for status in c.answers)
+        assert statuses[503] > 0, f"the outage was not seen: {statuses}"
+    finally:
+        proxy.restore()
+        await asyncio.gather(*(b.stop() for b in bots))
+        await fake.close()
+    for process in bots:
+        assert tracebacks(process.log()) == []

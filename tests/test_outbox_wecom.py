@@ -134,7 +134,7 @@ async def test_restart_with_messages_in_the_outbox_loses_nothing_and_repeats_not
     fake.slow_next(0.3, path=SEND, times=100)
     await first.start(scheduler=False)
     await asyncio.sleep(0.4)
-    await first.close()  # cancels the worker: the message in flight is recorded, the rest handed back
+    await first.close()  # stops the worker: the message in flight is recorded, the rest handed back
     sent_before = Counter(r.body["text"]["content"] for r in fake.delivered(SEND))
     assert 1 <= sum(sent_before.values()) < 12
     # a process that crashed holding a lease on some messages (never sent them)
@@ -348,3 +348,39 @@ async def test_a_window_that_frees_up_during_a_pass_is_used(bot: BotApp) -> None
     await outbox.send(Outbound(Target(TargetKind.WEBHOOK, "other"), "o1"))  # …which this keeps going
     await asyncio.wait_for(worker.run_once(), 10)
     assert sent == ["m0", "m1", "o1", "m2", "m5"]  # m3 waits for the next window
+
+
+async def test_a_send_found_in_flight_is_marked_and_a_person_gets_it_once(
+    bot: BotApp, fake: FakeWeCom, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a worker killed while waiting for WeCom's answer leaves behind: its messages leased and marked in
+    flight, and WeCom having acted on the send. The worker that takes them over once the lease runs out counts
+    each in doubt and sends it again; WeCom's duplicate check on message/send keeps the person from getting
+    it twice. (The real kill: tests/test_faults.py.)"""
+    await bot.runtime.outbox.notify_user("chenjuejin", "请认领问题 #7")
+    (claimed,) = await bot.store.outbox.claim_due(clock.now(), limit=10, lease=timedelta(seconds=60))
+    assert claimed.id is not None and claimed.sending_since is None
+    await bot.store.outbox.mark_sending(claimed.id, clock.now())
+    assert bot.worker is not None
+    await bot.worker._senders[TargetKind.USER].send(Target(TargetKind.USER, "chenjuejin"), claimed.text)
+    assert len(fake.delivered(SEND)) == 1  # WeCom delivered it; the dead worker never recorded that
+    clock.advance(seconds=30)
+    assert await bot.worker.run_once() == 0  # still leased to the dead worker
+    clock.advance(seconds=90)
+    with caplog.at_level("WARNING"):
+        await deliver_due(bot)
+    assert f"outbox message {claimed.id} to user was in flight when its worker stopped" in caplog.text
+    (row,) = await bot.store.outbox.listing([OutboxStatus.SENT])
+    assert (row.in_doubt, row.sending_since, row.attempts) == (1, None, 1)
+    calls = [r for r in fake.calls(SEND) if r.body["text"]["content"] == "请认领问题 #7"]
+    assert len(calls) == 2 and [r.repeat for r in calls] == [False, True]
+    assert all(r.body["enable_duplicate_check"] == 1 for r in calls)
+    assert len(fake.delivered(SEND)) == 1  # the person got it once
+
+
+async def test_a_send_recorded_normally_is_never_in_doubt(bot: BotApp, fake: FakeWeCom) -> None:
+    await bot.runtime.outbox.notify_user("chenjuejin", "请认领问题 #8")
+    await bot.runtime.outbox.announce("tunnel", "【新活动】讲座「盾构施工新技术」")
+    await deliver_due(bot)
+    rows = await bot.store.outbox.listing([OutboxStatus.SENT])
+    assert len(rows) >= 2 and all(r.in_doubt == 0 and r.sending_since is None for r in rows)

@@ -139,21 +139,25 @@ class OutboxWorker:
         self._parallel = parallel
         self._sends = SendLogRepo(store.sessions)
 
-    async def run_once(self) -> int:
-        """Deliver everything due now; returns how many messages were attempted (deferred ones excluded).
+    async def run_once(self, *, stop: Callable[[], bool] = lambda: False) -> int:
+        """Deliver everything due now, batch by batch until ``stop()`` says so; returns how many messages were
+        attempted (deferred ones excluded).
 
         Messages to one target go in order, one at a time; different targets are served concurrently (up to
         ``parallel`` sends in flight), so one slow target or a slow platform does not hold up the rest.
         """
         attempted = 0
         saturated: dict[str, datetime] = {}  # target → when its window frees up, within this pass
-        while True:
+        while not stop():
             due = await self._store.outbox.claim_due(self._now(), limit=self._batch, lease=CLAIM_LEASE)
             if not due:
                 return attempted
-            attempted += await self._deliver_batch(due, saturated)
+            attempted += await self._deliver_batch(due, saturated, stop)
+        return attempted
 
-    async def _deliver_batch(self, due: Sequence[OutboxMessage], saturated: dict[str, datetime]) -> int:
+    async def _deliver_batch(
+        self, due: Sequence[OutboxMessage], saturated: dict[str, datetime], stop: Callable[[], bool]
+    ) -> int:
         chains: dict[str, list[OutboxMessage]] = {}
         for message in due:
             chains.setdefault(f"{message.target_kind}:{message.target}", []).append(message)
@@ -170,7 +174,7 @@ class OutboxWorker:
             async with slots:
                 for position, message in enumerate(messages):
                     assert message.id is not None
-                    if self._now() >= cutoff:
+                    if self._now() >= cutoff or stop():  # a stopping worker hands the rest back
                         handed_back.extend(m.id for m in messages[position:] if m.id is not None)
                         return
                     sender = self._sender_for(message)
@@ -217,6 +221,16 @@ class OutboxWorker:
 
     async def _deliver(self, message: OutboxMessage, sender: Sender | None) -> None:
         assert message.id is not None
+        doubt = message.sending_since is not None
+        if doubt:
+            log.warning(
+                "outbox message %s to %s was in flight when its worker stopped (since %s): it may have been "
+                "delivered; sending it again (message/send drops a repeat, a group may see it twice)",
+                message.id,
+                message.target_kind,
+                message.sending_since,
+            )
+        await self._store.outbox.mark_sending(message.id, self._now(), in_doubt=doubt)
         try:
             kind = TargetKind(message.target_kind)
             if sender is None:

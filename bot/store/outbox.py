@@ -64,6 +64,10 @@ class OutboxMessage(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # set just before a send, cleared when its outcome is recorded: found set by a worker taking over, the
+    # message may have reached WeCom already (its worker died waiting for the answer)
+    sending_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    in_doubt: int = 0  # how many times a send of it was found in flight
 
 
 class OutboxRepo:
@@ -130,6 +134,15 @@ class OutboxRepo:
             )
             return list(rows.all())
 
+    async def mark_sending(self, message_id: int, at: datetime, *, in_doubt: bool = False) -> None:
+        """Mark a message in flight, committed before the send; ``in_doubt`` counts a takeover of one found
+        in flight."""
+        values: dict[str, object] = {"sending_since": at}
+        if in_doubt:
+            values["in_doubt"] = OutboxMessage.in_doubt + 1
+        async with self._sessions() as session, session.begin():
+            await session.exec(update(OutboxMessage).where(col(OutboxMessage.id) == message_id).values(**values))
+
     async def mark_sent(self, message_id: int, at: datetime) -> None:
         """Record a delivery."""
         async with self._sessions() as session, session.begin():
@@ -140,6 +153,7 @@ class OutboxRepo:
                     status=OutboxStatus.SENT.value,
                     sent_at=at,
                     lease_until=None,
+                    sending_since=None,
                     attempts=OutboxMessage.attempts + 1,
                     last_error=None,
                 )
@@ -151,6 +165,7 @@ class OutboxRepo:
             "attempts": OutboxMessage.attempts + 1,
             "last_error": error[:2000],
             "lease_until": None,
+            "sending_since": None,
         }
         if retry_at is None:
             values["status"] = OutboxStatus.FAILED.value

@@ -60,6 +60,9 @@ async def _deliver(call: Awaitable[dict[str, Any]], what: str) -> dict[str, Any]
         raise DeliveryError(f"{what}: {exc}", retry_after=exc.retry_after if exc.retryable else None) from exc
 
 
+DUPLICATE_CHECK_SECONDS = 1800  # WeCom's default; far longer than an outbox lease (60 s) and its retries
+
+
 class UserSender:
     """A personal message through the app: ``message/send`` (studio leads asked to take a problem…)."""
 
@@ -76,6 +79,10 @@ class UserSender:
             "msgtype": "text",
             "agentid": self._agent_id,
             "text": {"content": clip(text, TEXT_BYTES)},
+            # a send taken over after its worker died may have been delivered: WeCom drops the same request
+            # within the interval, so a person never gets a message twice (app chats and robots have no such check)
+            "enable_duplicate_check": 1,
+            "duplicate_check_interval": DUPLICATE_CHECK_SECONDS,
         }
         data = await _deliver(self._client.api("/cgi-bin/message/send", payload), "message/send")
         if data.get("invaliduser"):
