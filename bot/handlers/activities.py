@@ -22,7 +22,7 @@ from bot.services.activities.dates import WhenError, format_when, read_when, spl
 from bot.services.activities.duties import check_annual_meetings, check_lead_rotation, weekly_digest
 from bot.services.activities.service import ALL_ALLIANCES, SWEEP_JOB, ActivityService, type_label
 from bot.services.activities.types import TYPE_NAMES, ActivityType, offset_label
-from bot.services.studios import display_names
+from bot.services.studios import display_names, roster_names
 from bot.store.activities import Activity, ActivityAudience, ActivityReminder, AttendeeStatus
 from bot.store.studios import Alliance
 
@@ -203,12 +203,7 @@ async def resolve_people(ctx: Context, words: tuple[str, ...]) -> list[str]:
     """Accounts for invitees written as accounts, lead names from the roster, or a studio (its lead);
     raises ``UserError`` naming who could not be found."""
     store = ctx.runtime.store
-    by_name: dict[str, str] = {}
-    for alliance in await store.alliances.all():
-        if alliance.lead_userid and alliance.lead_name:
-            by_name[alliance.lead_name] = alliance.lead_userid
-    for studio in await store.studios.all():
-        by_name.setdefault(studio.lead_name, studio.lead_userid)
+    by_name = {name: user_id for user_id, name in (await roster_names(store)).items()}
     found: list[str] = []
     unknown: list[str] = []
     for word in words:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from bot.core.dispatcher import Context, Role, Router, UsageError, UserError, fold
 from bot.core.scheduler import JobRegistry, JobStatus
+from bot.services.studios import display_names
 from bot.store.studios import MemberRole
 
 router = Router("管理")
@@ -58,15 +59,9 @@ GRANT_USAGE = (
 
 
 async def person_label(ctx: Context, user_id: str) -> str:
-    """``陈掘进（chenjuejin）`` when the roster knows the name, else the account alone."""
-    store = ctx.runtime.store
-    member = await store.members.get(user_id)
-    name = member.name if member and member.name else None
-    if name is None:
-        name = next((s.lead_name for s in await store.studios.led_by(user_id)), None)
-    if name is None:
-        name = next((a.lead_name for a in await store.alliances.led_by(user_id) if a.lead_name), None)
-    return f"{name}（{user_id}）" if name else user_id
+    """``陈掘进（chenjuejin）`` when the roster or the members table knows the name, else the account alone."""
+    name = (await display_names(ctx.runtime.store, [user_id]))[user_id]
+    return f"{name}（{user_id}）" if name != user_id else user_id
 
 
 @router.command(

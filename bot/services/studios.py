@@ -211,14 +211,20 @@ def studio_list(ids: Sequence[str], studios: dict[str, Studio]) -> str:
     return "、".join(studios[i].name if i in studios else i for i in ids) or "—"
 
 
-async def display_names(store: Store, user_ids: Sequence[str]) -> dict[str, str]:
-    """Names for user ids, from the roster (studio and alliance leads) and members; the id otherwise."""
+async def roster_names(store: Store) -> dict[str, str]:
+    """The people the roster names (alliance and studio leads): user id → name."""
     names: dict[str, str] = {}
     for alliance in await store.alliances.all():
         if alliance.lead_userid and alliance.lead_name:
             names[alliance.lead_userid] = alliance.lead_name
     for studio in await store.studios.all():
         names.setdefault(studio.lead_userid, studio.lead_name)
+    return names
+
+
+async def display_names(store: Store, user_ids: Sequence[str]) -> dict[str, str]:
+    """Names for user ids, from the roster (studio and alliance leads) and members; the id otherwise."""
+    names = await roster_names(store)
     for user_id in user_ids:
         if user_id not in names:
             member = await store.members.get(user_id)
