@@ -16,7 +16,7 @@ import logging
 import os
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.triggers.date import DateTrigger
 
 from bot.app import BotApp
@@ -67,6 +67,7 @@ async def setup(bot: BotApp) -> None:
 
     def executed(event: JobExecutionEvent) -> None:
         if event.job_id in (*PROBES, ESCALATE):
-            log.warning("probe fired: %s in %d", event.job_id, os.getpid())
+            outcome = "failed" if event.exception is not None else "fired"
+            log.warning("probe %s: %s in %d (%r)", outcome, event.job_id, os.getpid(), event.exception)
 
-    bot.scheduler.add_listener(executed, EVENT_JOB_EXECUTED)
+    bot.scheduler.add_listener(executed, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)

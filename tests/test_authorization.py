@@ -3,6 +3,7 @@ studios work on; one person supporting a topic for several studios counts once t
 
 from __future__ import annotations
 
+from bot.settings import Settings
 from tests.conftest import ADMIN
 from tests.harness import Chat
 
@@ -65,3 +66,36 @@ async def test_grant_studio_lead_needs_the_studio_and_then_claims_for_it(chat: C
 async def test_grant_reply_names_people_the_roster_knows(chat: Chat) -> None:
     reply = await chat.say(ADMIN, "/授权 chenjuejin 联盟负责人 tunnel")
     assert reply == "已将 陈掘进（chenjuejin）设为「联盟负责人」：隧道联盟。", reply
+
+
+async def test_roles_are_cached_until_a_grant_anywhere_changes_them(chat: Chat, settings: Settings) -> None:
+    """A second message from a user reads no roles; a grant made by another process is seen once this one
+    rechecks the role version (at most a second later; at once here)."""
+    from sqlalchemy import event
+
+    from bot.app import BotApp
+
+    bot = chat.bot
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(bot.store.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert "身份：成员" in await chat.say("deputy", "/我是谁")
+        statements.clear()
+        bot.store.roles.recheck = 3600.0  # no version read within the hour
+        await chat.say("deputy", "/帮助")
+        role_reads = [s for s in statements if "FROM member" in s or "FROM studio" in s or "role_version" in s]
+        assert role_reads == [], role_reads
+        other = await BotApp.create(settings, clock=bot.clock)  # a second process on the same database
+        try:
+            assert "设为「工作室负责人」" in await Chat(other).say(ADMIN, "/授权 deputy 工作室负责人 T1")
+        finally:
+            await other.close()
+        assert "身份：成员" in await chat.say("deputy", "/我是谁")  # not rechecked yet: still cached
+        bot.store.roles.recheck = 0.0
+        assert "身份：工作室负责人" in await chat.say("deputy", "/我是谁")
+    finally:
+        event.remove(bot.store.engine.sync_engine, "before_cursor_execute", record)

@@ -700,7 +700,9 @@ async def test_sends_in_flight_at_a_kill_are_marked_and_never_repeated_to_a_pers
     alliances = list(LEADS)
     queued = [
         *(
-            OutboxMessage(target_kind=kind, target=f"{prefix}-{a}", text=f"【新活动】{tag} 讲座 {a} {prefix} 第{n}条")
+            OutboxMessage(
+                target_kind=kind, target=f"{prefix}-{a}", text=f"【新活动】{tag} 讲座 {a} {prefix} 第{n}条"
+            )
             for a in alliances
             for kind, prefix in (("webhook", "hook"), ("appchat", "chat"))
             for n in range(2)
@@ -749,7 +751,10 @@ async def test_sends_in_flight_at_a_kill_are_marked_and_never_repeated_to_a_pers
         assert sum(r.repeat for r in fake.calls("/cgi-bin/message/send")) == 4
         # a group may get an announcement twice, and only one whose send was in doubt
         doubtful = {r.text for r in in_doubt}
-        assert all(1 <= counts[m.text] <= (2 if m.text in doubtful else 1) for m in queued), (counts, doubtful)
+        assert all(1 <= counts[m.text] <= (2 if m.text in doubtful else 1) for m in queued), (
+            counts,
+            doubtful,
+        )
         result = Tally(
             f"sends in flight at SIGKILL ({'PostgreSQL' if database_url.startswith('postgresql') else 'SQLite'})",
             sent=len(queued),
@@ -806,7 +811,9 @@ async def test_a_database_stopped_for_20_s_under_a_burst_on_two_processes(
                     await asyncio.sleep(WECOM_RETRY_AFTER)
                     await post(http, bots[(call.index + attempt) % 2].url, call, within=5.0)
 
-            async def paced() -> None:  # two callbacks a second: some before, some during, some after the outage
+            async def paced() -> (
+                None
+            ):  # two callbacks a second: some before, some during, some after the outage
                 tasks = []
                 for call in calls:
                     tasks.append(asyncio.create_task(as_wecom(call)))
@@ -847,3 +854,37 @@ async def test_a_database_stopped_for_20_s_under_a_burst_on_two_processes(
         await fake.close()
     for process in bots:
         assert tracebacks(process.log()) == []
+
+
+# -- a slow WeCom API during a burst --------------------------------------------------------------------------
+
+
+async def test_a_slow_wecom_api_delays_sends_but_loses_and_doubles_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    # Every WeCom call takes 2 s (token, sends) while 20 callbacks arrive at once: the callbacks are still
+    # answered within WeCom's 5 s (the outbox sends later), each is acted on once and announced once.
+    await prepare_database(database_url, announcing_roster(tmp_path))
+    fake = RoutedFake()
+    (api_base,) = await fake.start_ports(1)
+    bot = ServeProcess("bot", tmp_path / "bot", wecom_env(database_url, api_base))
+    try:
+        await bot.start()
+        fake.slow_next(2.0, times=1000)
+        async with aiohttp.ClientSession() as http:
+            aibot, app = bot.callbacks(http)
+            calls = add_event_callbacks(aibot, app, 20, uuid.uuid4().hex[:6])
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            statuses = await asyncio.gather(*(post(http, bot.url, c, within=5.0) for c in calls))
+            assert statuses == [200] * len(calls), Counter(statuses)
+            assert loop.time() - started < 5 + 1, "callbacks waited for the slow API"
+            await until(lambda: outbox_settled(database_url), within=120, what="outbox delivered", every=0.5)
+        backend = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
+        result = await tally(f"WeCom API 2 s per call, 20 callbacks ({backend})", database_url, fake, calls)
+        assert (result.stored, result.duplicated, result.missing) == (20, 0, 0), result
+        assert_announced_once(fake, calls)
+    finally:
+        await bot.stop()
+        await fake.close()
+    assert tracebacks(bot.log()) == []

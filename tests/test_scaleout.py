@@ -292,7 +292,11 @@ async def test_each_problem_is_escalated_once_when_every_process_sweeps_at_once(
         async def all_swept() -> bool:
             return all(f"probe fired: {ESCALATE}" in p.log() for p in cluster.processes)
 
-        await until(all_swept, within=60, what="every process running the escalation sweep")
+        try:
+            await until(all_swept, within=60, what="every process running the escalation sweep")
+        except AssertionError:
+            tails = "\n---\n".join(p.log()[-2000:] for p in cluster.processes)
+            raise AssertionError(f"not every process swept:\n{tails}") from None
         await until(cluster.outbox_settled, within=30, what="escalation notices delivered")
         keys = await _all(
             postgres_url,

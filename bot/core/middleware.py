@@ -9,7 +9,6 @@ a savepoint, so a handler bug rolls back what the handler wrote and the apology 
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -169,26 +168,25 @@ async def resolve_caller(runtime: Runtime, user_id: str) -> Caller:
 class Identify:
     """Attach the caller (role, led studios and alliances) and record that the user was seen.
 
-    Roles are cached per process for ``ttl`` seconds: every message needs them, and they change rarely (a
-    roster import or a grant in this process clears the cache at once; one in another process is seen within
-    ``ttl``).
+    Roles are cached per process until they change: a roster import or a grant bumps the role version (in
+    this process at once; in the database, in the same transaction, for every other process, which reads it
+    at most once a second), so an occasional user's message costs no role query at all.
     """
 
-    def __init__(self, ttl: float = 10.0) -> None:
-        self.ttl = ttl
-        self._cache: dict[str, tuple[int, float, Caller]] = {}
+    def __init__(self, max_users: int = 10_000) -> None:
+        self.max_users = max_users
+        self._cache: dict[str, tuple[tuple[int, int], Caller]] = {}
 
     async def caller(self, runtime: Runtime, user_id: str) -> Caller:
-        """The caller, from the cache when fresh."""
-        generation = runtime.store.roles.value
-        now = time.monotonic()
+        """The caller, from the cache while the role version is unchanged."""
+        version = await runtime.store.roles.current()
         cached = self._cache.get(user_id)
-        if cached is not None and cached[0] == generation and cached[1] > now:
-            return cached[2]
+        if cached is not None and cached[0] == version:
+            return cached[1]
         caller = await resolve_caller(runtime, user_id)
-        if len(self._cache) > 10_000:
+        if len(self._cache) >= self.max_users:
             self._cache.clear()
-        self._cache[user_id] = (generation, now + self.ttl, caller)
+        self._cache[user_id] = (version, caller)
         return caller
 
     async def __call__(self, ctx: Context, call_next: Next) -> Reply | None:

@@ -192,7 +192,7 @@ class ProblemService:
         self._lock = asyncio.Lock()
         # When the index was last checked against the database, and the roster generation it saw then.
         self._checked_at = -math.inf
-        self._roles_seen = -1
+        self._roles_seen: tuple[int, int] = (-1, -1)
         self._studios: dict[str, Studio] | None = None
         self._embedder_cache: Embedder | None = None
         self._embedder_loaded = False

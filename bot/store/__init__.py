@@ -17,7 +17,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = session_factory(engine)
-        self.roles = Generation()
+        self.roles = Generation(self.sessions)
         self.alliances = AllianceRepo(self.sessions)
         self.studios = StudioRepo(self.sessions, self.roles)
         self.members = MemberRepo(self.sessions, self.roles)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Column, func
+from sqlalchemy import JSON, Column, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, col, select
@@ -82,16 +83,50 @@ class ImportResult:
     unchanged: int
 
 
-class Generation:
-    """A counter bumped by writes that change who may do what (roster imports, granted roles); caches of
-    callers' roles compare it to know they are stale."""
+class RoleVersion(SQLModel, table=True):
+    """The one row counting changes to roles (roster imports, grants), for every process's role cache."""
 
-    def __init__(self) -> None:
-        self.value = 0
+    __tablename__ = "role_version"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = 0
+
+
+class Generation:
+    """Which version of "who may do what" this process has seen: the database's counter (bumped in the same
+    transaction as a roster import or a grant, by any process) plus a local one (bumped at once after such a
+    write here). Callers' role caches compare it to know they are stale; the database is read at most every
+    ``recheck`` seconds, so a change made by another process is seen within that."""
+
+    def __init__(self, sessions: Sessions | None = None, *, recheck: float = 1.0) -> None:
+        self._sessions = sessions
+        self.recheck = recheck
+        self.local = 0
+        self._stored = 0
+        self._read_at = float("-inf")
+
+    @property
+    def value(self) -> tuple[int, int]:
+        """The version as last seen (no database read)."""
+        return self._stored, self.local
 
     def bump(self) -> None:
-        """Mark cached roles stale."""
-        self.value += 1
+        """Mark cached roles stale in this process."""
+        self.local += 1
+
+    async def current(self) -> tuple[int, int]:
+        """The version, reading the database's counter when the last read is older than ``recheck``."""
+        now = time.monotonic()
+        if self._sessions is not None and now - self._read_at >= self.recheck:
+            async with self._sessions() as session:
+                stored = (await session.exec(select(RoleVersion.version).where(RoleVersion.id == 1))).first()
+            self._stored, self._read_at = stored or 0, now
+        return self.value
+
+    @staticmethod
+    async def bump_stored(session: Any) -> None:
+        """Count a change to roles in the database, inside the transaction that makes it."""
+        await session.exec(update(RoleVersion).where(col(RoleVersion.id) == 1).values(version=RoleVersion.version + 1))
 
 
 class AllianceRepo:
@@ -228,6 +263,7 @@ class StudioRepo:
                     updated_s += 1
                 else:
                     unchanged += 1
+            await Generation.bump_stored(session)
         return ImportResult(created_a, updated_a, created_s, updated_s, unchanged)
 
 
@@ -322,4 +358,5 @@ class MemberRepo:
             member.role = role
             member.alliance_id = alliance_id
             member.studio_id = studio_id
+            await Generation.bump_stored(session)
             return member
