@@ -140,8 +140,8 @@ def baseline_server(port: int) -> None:
 Request = tuple[str, dict[str, str]]
 
 
-def build_requests(endpoint: str, kind: str, n: int) -> list[Request]:
-    """``n`` distinct signed, encrypted callbacks (each its own message id)."""
+def build_requests(endpoint: str, kind: str, n: int, users: tuple[str, ...] = USERS) -> list[Request]:
+    """``n`` distinct signed, encrypted callbacks (each its own message id), from ``users`` in turn."""
     texts = itertools.cycle(questions()) if kind == "problem" else itertools.repeat("/help")
     if endpoint == "aibot":
         crypto = WeChatCrypto(AIBOT_TOKEN, AIBOT_AES_KEY, "")
@@ -151,7 +151,7 @@ def build_requests(endpoint: str, kind: str, n: int) -> list[Request]:
                 json.dumps(
                     aibot_text(
                         f"@联盟助手 {text}",
-                        user=USERS[i % len(USERS)],
+                        user=users[i % len(users)],
                         chat_id="wrgroup-bench",
                         msg_id=f"bench-{uuid.uuid4().hex}",
                     ),
@@ -165,7 +165,7 @@ def build_requests(endpoint: str, kind: str, n: int) -> list[Request]:
     return [
         _seal(
             crypto,
-            app_text(text if kind == "help" else f"/提问 {text}", user=USERS[i % len(USERS)]),
+            app_text(text if kind == "help" else f"/提问 {text}", user=users[i % len(users)]),
             lambda enc: f"<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>",
         )
         for i, text in zip(range(n), texts, strict=False)
@@ -330,8 +330,15 @@ async def main(args: argparse.Namespace) -> None:
                             # warm-up: imports, the segmenter's dictionary, connection pools
                             await burst(http, ours, "warm-up", build_requests(endpoint, kind, 40), 4)
                             await burst(http, base, "warm-up", build_requests(endpoint, kind, 40), 4)
-                            mine = build_requests(endpoint, kind, args.n)
-                            theirs = build_requests(endpoint, kind, args.n)
+                            users = USERS if args.users <= len(USERS) else tuple(f"u{i:05d}" for i in range(args.users))
+                            if args.pause:
+                                # the same users wrote a while ago: whatever the bot caches about them has
+                                # had ``--pause`` seconds to expire
+                                prime = build_requests(endpoint, kind, len(users), users)
+                                await burst(http, ours, "prime", prime, args.concurrency)
+                                await asyncio.sleep(args.pause)
+                            mine = build_requests(endpoint, kind, args.n, users)
+                            theirs = build_requests(endpoint, kind, args.n, users)
                             bot_run = await burst(http, ours, f"bot /wecom/{endpoint}", mine, args.concurrency)
                             base_run = await burst(
                                 http, base, f"baseline /wecom/{endpoint}", theirs, args.concurrency
@@ -349,6 +356,8 @@ async def main(args: argparse.Namespace) -> None:
 
     db = "PostgreSQL" if args.postgres else "SQLite"
     slow = f", fake WeCom API answers after {args.slow_api:g} s" if args.slow_api else ""
+    if args.users > len(USERS) or args.pause:
+        slow += f", {args.users} senders" + (f" who wrote {args.pause:g} s before" if args.pause else "")
     print(
         f"\n{args.n} callbacks per endpoint and kind, {args.concurrency} concurrent, {db}, "
         f"{args.processes} `alliance-bot serve` process(es){slow}\n"
@@ -386,6 +395,13 @@ if __name__ == "__main__":
         help="run on a fresh PostgreSQL database created on this server (default: $BOT_TEST_POSTGRES_URL)",
     )
     parser.add_argument("--processes", type=int, default=1, help="bot processes (default 1)")
+    parser.add_argument("--users", type=int, default=len(USERS), help="distinct senders (default 8)")
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="first send one callback from every sender, wait this many seconds, then measure (occasional users)",
+    )
     parser.add_argument("--slow-api", type=float, default=0.0, help="fake WeCom API delay per call, s")
     parser.add_argument(
         "--deliver-within",
