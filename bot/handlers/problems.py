@@ -723,6 +723,7 @@ async def setup(bot: BotApp) -> None:
     if ProblemService not in bot.runtime.features:
         bot.runtime.add_feature(ProblemService(bot.runtime))
     await bot.runtime.feature(ProblemService).index()
+    bot.shutdown_hooks.append(bot.runtime.feature(ProblemService).stop_indexing)
     bot.runtime.warmers.append(_warmer(bot.runtime.feature(ProblemService)))
     bot.add_router(router)
     tz = bot.settings.tz

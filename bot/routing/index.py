@@ -30,7 +30,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from bot.routing.judge import FAULT_MARKERS
@@ -291,10 +291,20 @@ class RoutingIndex:
 
     def upsert_studio(self, studio: StudioDoc) -> None:
         """Add a studio or replace its roster entry (history evidence for its id is kept)."""
-        self._studios[studio.id] = self._build_studio(studio)
-        self._ngrams.set_roster(studio.id, _roster_pieces(studio))
-        if self._semantic is not None:
-            self._semantic.set_studio(studio.id, _profile_text(studio))
+        for _ in self.upsert_studios([studio]):
+            pass
+
+    def upsert_studios(self, studios: Iterable[StudioDoc]) -> Iterator[int]:
+        """Add or replace several studios, yielding the count done after each (a few milliseconds apiece, so
+        the caller can let other work run between them), then re-index the roster once — consume it fully."""
+        done = 0
+        for studio in studios:
+            self._studios[studio.id] = self._build_studio(studio)
+            self._ngrams.set_roster(studio.id, _roster_pieces(studio))
+            if self._semantic is not None:
+                self._semantic.set_studio(studio.id, _profile_text(studio))
+            done += 1
+            yield done
         self._reindex_roster()
 
     # --- history -----------------------------------------------------------------------------------------
@@ -376,11 +386,12 @@ class RoutingIndex:
                 self._keys.setdefault(key, []).append(problem.id)
         self._stale = 0
 
-    def prepare(self, *texts: str) -> None:
+    def prepare(self, *texts: str, wait: bool = True) -> None:
         """Compute what is computed lazily (the semantic vectors, and those of ``texts`` about to be ranked)
-        — call it in a worker thread so the event loop never waits for the model."""
+        — call it in a worker thread so the event loop never waits for the model. ``wait=False``: if another
+        thread is embedding the history, only the texts are embedded (ranking uses the vectors there are)."""
         if self._semantic is not None:
-            self._semantic.prepare()
+            self._semantic.prepare(wait=wait)
             if texts:
                 self._semantic.warm(texts)
 

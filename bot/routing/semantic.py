@@ -169,6 +169,7 @@ class SemanticIndex:
         self._solved_vec: dict[int, np.ndarray] = {}
         self._matrix: tuple[list[int], np.ndarray] | None = None  # rows of _solved_vec, rebuilt when stale
         self._lock = threading.RLock()  # prepare() may run in a worker thread while questions are ranked
+        self._preparer = threading.Lock()
 
     def set_studio(self, sid: str, text: str) -> None:
         """A studio's profile text (its vector is recomputed when next needed)."""
@@ -190,30 +191,55 @@ class SemanticIndex:
             self._solved_vec.pop(pid, None)
             self._matrix = None
 
-    def prepare(self) -> None:
-        """Embed whatever is not embedded yet (call from a worker thread to keep the event loop free)."""
-        with self._lock:
+    def prepare(self, *, wait: bool = True) -> None:
+        """Embed whatever is not embedded yet (call from a worker thread to keep the event loop free).
+
+        The model runs outside the lock that ranking takes, so questions are ranked meanwhile on the vectors
+        already there; one preparer works at a time, and with ``wait=False`` a caller finding another at work
+        returns at once (a question must not wait behind the start-up embedding of a large history)."""
+        if not self._preparer.acquire(blocking=wait):
+            return
+        try:
             self._prepare()
+        finally:
+            self._preparer.release()
 
     def _prepare(self) -> None:
-        studios = [sid for sid in self._studio_text if sid not in self._studio_vec]
+        with self._lock:
+            studios = [(sid, text) for sid, text in self._studio_text.items() if sid not in self._studio_vec]
         if studios:
-            vectors = self._embedder.embed([self._studio_text[s] for s in studios], query=False)
-            self._studio_vec.update(zip(studios, vectors, strict=True))
-        pending = [pid for pid in self._solved if pid not in self._solved_vec]
+            vectors = self._embedder.embed([text for _, text in studios], query=False)
+            with self._lock:
+                for (sid, text), vector in zip(studios, vectors, strict=True):
+                    if self._studio_text.get(sid) == text:  # not changed meanwhile
+                        self._studio_vec[sid] = vector
+        with self._lock:
+            pending = [(pid, self._solved[pid][1]) for pid in self._solved if pid not in self._solved_vec]
         for start in range(0, len(pending), 256):
             batch = pending[start : start + 256]
-            vectors = self._embedder.embed([self._solved[p][1] for p in batch], query=True)
-            self._solved_vec.update(zip(batch, vectors, strict=True))
-        if self._matrix is None:
-            ids = list(self._solved_vec)
-            matrix = np.stack([self._solved_vec[p] for p in ids]) if ids else np.zeros((0, DIMENSIONS), np.float32)
-            self._matrix = (ids, matrix)
+            vectors = self._embedder.embed([text for _, text in batch], query=True)
+            with self._lock:
+                for (pid, text), vector in zip(batch, vectors, strict=True):
+                    current = self._solved.get(pid)
+                    if current is not None and current[1] == text:
+                        self._solved_vec[pid] = vector
+                self._matrix = None
+        with self._lock:
+            if self._matrix is None:
+                self._matrix = self._stack()
+
+    def _stack(self) -> tuple[list[int], np.ndarray]:
+        ids = list(self._solved_vec)
+        matrix = np.stack([self._solved_vec[p] for p in ids]) if ids else np.zeros((0, DIMENSIONS), np.float32)
+        return ids, matrix
 
     def _neighbours(self, vector: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """Cosines to the solved problems embedded so far: what is pending is embedded first unless another
+        thread is embedding (then the question is ranked on the vectors there are)."""
+        self.prepare(wait=False)
         with self._lock:
-            self._prepare()
-            assert self._matrix is not None
+            if self._matrix is None:
+                self._matrix = self._stack()
             ids, matrix = self._matrix
         return ids, matrix @ vector if len(ids) else np.zeros(0, np.float32)
 

@@ -213,6 +213,11 @@ def use_cache_dir(path: Path) -> None:
     _cache_dir = path
 
 
+def warm_tokenizer() -> None:
+    """Initialise the tokenizer now (writing jieba's dictionary cache when there is none yet)."""
+    _tokenizer()
+
+
 def _tokenizer() -> Any:
     """A private jieba tokenizer with the vocabulary as user words; initialised once, quietly. jieba's own
     dictionary cache goes to the cache directory when one is set."""

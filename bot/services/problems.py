@@ -14,6 +14,7 @@ skipped for further problems that day.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -54,6 +55,8 @@ REPOST_CANDIDATES = 100
 DIGEST_AGE = timedelta(days=1)
 # How long the routing index is trusted before it is checked against the database again (seconds).
 FRESH_FOR = 5.0
+# Up to this many solved problems the index is built before the first answer; more are read in the background.
+BUILD_INLINE = 2000
 
 
 # -- labels ----------------------------------------------------------------------------------------
@@ -141,6 +144,12 @@ async def load_index(store: Store, embedder: Embedder | None = None) -> RoutingI
     return index
 
 
+def _add_history(index: RoutingIndex, rows: Sequence[tuple[int, str | None, str, str, str]]) -> None:
+    """Add a page of ``solved_history`` rows to an index no one else uses yet (runs in a worker thread)."""
+    for pid, ref, sid, text, answer in rows:
+        index.add_solved(SolvedProblem(id=pid, ref=ref, studio_id=sid, text=text, answer=answer))
+
+
 def expertise_terms(docs: Iterable[StudioDoc]) -> tuple[str, ...]:
     """The roster's expertise phrases: the judge counts them as domain terms."""
     return tuple(dict.fromkeys(e for d in docs for e in d.expertise))
@@ -196,6 +205,7 @@ class ProblemService:
         self._studios: dict[str, Studio] | None = None
         self._embedder_cache: Embedder | None = None
         self._embedder_loaded = False
+        self._history_task: asyncio.Task[None] | None = None
 
     def _embedder(self) -> Embedder | None:
         if self._embedder_loaded is False:
@@ -228,11 +238,15 @@ class ProblemService:
 
         Checked against the database at most every ``FRESH_FOR`` seconds (a burst of problems must not pay
         for it each time); at once after a roster import in this process; problems solved here are added as
-        they are solved.
+        they are solved. A large history (more than ``BUILD_INLINE`` solved problems) is read into a fresh
+        index in the background while questions are routed on the roster (``history_task``); a roster change
+        is applied studio by studio, yielding to the event loop between them.
         """
         if self._fresh():
             assert self._index is not None
             return self._index
+        if self._index is not None and self._lock.locked():
+            return self._index  # being brought up to date right now: answer on what is there
         async with self._lock:
             if self._fresh():
                 assert self._index is not None
@@ -244,39 +258,100 @@ class ProblemService:
                 docs = {d.id: d for d in await studio_docs(store)}
                 changed = [d for sid, d in docs.items() if self._docs.get(sid) != d]
                 removed = set(self._docs) - set(docs)
-                if self._index is None or removed or len(changed) > 20:
-                    self._index = RoutingIndex(docs.values(), embedder=self._embedder())
-                    self._indexed = set()
-                    self._solved_signature = None
-                else:
-                    for doc in changed:
-                        self._index.upsert_studio(doc)
-                self._docs = docs
                 self._terms = expertise_terms(docs.values())
-                self._studio_signature = signature
-            solved_signature = await self.repo.solved_signature()
-            if solved_signature != self._solved_signature:
-                await self._sync_solved()
-                self._solved_signature = solved_signature
+                self._studios = {s.id: s for s in await store.studios.all()}
+                if self._index is None or removed:
+                    await self._rebuild(docs, signature)
+                else:
+                    for done in self._index.upsert_studios(changed):
+                        if done % 6 == 0:
+                            await asyncio.sleep(0)  # ~5 ms a studio: a whole roster never holds the loop
+                    self._docs = docs
+                    self._studio_signature = signature
+            if not self.building:
+                solved_signature = await self.repo.solved_signature()
+                if solved_signature != self._solved_signature:
+                    await self._sync_solved()
+                    self._solved_signature = solved_signature
             self._studios = {s.id: s for s in await store.studios.all()}
-            await asyncio.to_thread(self._index.prepare)
+            assert self._index is not None
+            await asyncio.to_thread(self._index.prepare, wait=False)
             self._checked_at, self._roles_seen = monotonic(), roles_seen
             return self._index
+
+    @property
+    def building(self) -> bool:
+        """Whether a large history is being read into a fresh index in the background."""
+        return self._history_task is not None and not self._history_task.done()
+
+    async def _rebuild(self, docs: dict[str, StudioDoc], signature: tuple[Any, ...]) -> None:
+        """A new index over ``docs``: with a small history at once, with a large one on the roster first while
+        the history is read into another index in the background and swapped in when complete."""
+        if self._history_task is not None:
+            self._history_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._history_task
+            self._history_task = None
+        embedder = self._embedder()
+        count, _ = await self.repo.solved_signature()
+        roster = await asyncio.to_thread(RoutingIndex, list(docs.values()), embedder=embedder)
+        self._index, self._indexed, self._solved_signature = roster, set(), None
+        self._docs, self._studio_signature = docs, signature
+        if count <= BUILD_INLINE:
+            await self._sync_solved()
+            return
+        self._history_task = asyncio.create_task(self._read_history(docs, signature, count), name="routing-history")
+
+    async def _read_history(self, docs: dict[str, StudioDoc], signature: tuple[Any, ...], count: int) -> None:
+        """Read every solved problem into a fresh index a page at a time (the analysis in a worker thread, so the
+        event loop keeps answering), then swap it in; solves made meanwhile are caught up by the next check."""
+        started = monotonic()
+        log.info("routing index: reading %d solved problems in the background", count)
+        full = await asyncio.to_thread(RoutingIndex, list(docs.values()), embedder=self._embedder())
+        indexed: set[int] = set()
+        after, reported = 0, 0
+        while True:
+            page = await self.repo.solved_history(after=after)
+            if not page:
+                break
+            await asyncio.to_thread(_add_history, full, page)
+            indexed.update(row[0] for row in page)
+            after = page[-1][0]
+            if len(indexed) - reported >= 20_000:
+                reported = len(indexed)
+                log.info("routing index: %d of %d solved problems read", reported, count)
+        async with self._lock:
+            self._index, self._indexed = full, indexed
+            self._docs, self._studio_signature, self._solved_signature = docs, signature, None
+            self._checked_at = -math.inf  # catch up with solves and roster changes made meanwhile
+        log.info("routing index: %d solved problems in %.1f s", len(indexed), monotonic() - started)
+        await asyncio.to_thread(full.prepare)  # sentence vectors of the history, as long as that takes
+
+    async def stop_indexing(self) -> None:
+        """Stop reading the history (shutdown)."""
+        if self._history_task is not None:
+            self._history_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._history_task
 
     async def _sync_solved(self) -> None:
         assert self._index is not None
         current = await self.repo.solved_ids()
         for problem_id in self._indexed - current:
             self._index.remove_solved(problem_id)
-        missing = current - self._indexed
-        if missing:
-            for problem in await self.repo.by_ids(sorted(missing)):
+        missing = sorted(current - self._indexed)
+        for start in range(0, len(missing), 50):
+            for problem in await self.repo.by_ids(missing[start : start + 50]):
                 self._index.add_solved(solved_problem(problem))
+            await asyncio.sleep(0)  # ~1 ms a problem: many solved elsewhere never hold the loop
         self._indexed = current
 
     async def _learn(self, problem: Problem) -> None:
         """Add a problem this process just solved to the index (no rebuild)."""
         if self._index is None or problem.studio_id is None or problem.id is None:
+            return
+        if self._lock.locked() or self.building:
+            self._checked_at = -math.inf  # the index is being updated: the next check catches it up
             return
         async with self._lock:
             self._index.add_solved(solved_problem(problem))
@@ -286,6 +361,9 @@ class ProblemService:
     async def _forget(self, problem_id: int) -> None:
         """Withdraw a reopened problem from the index."""
         if self._index is None:
+            return
+        if self._lock.locked() or self.building:
+            self._checked_at = -math.inf
             return
         async with self._lock:
             self._index.remove_solved(problem_id)
@@ -366,7 +444,7 @@ class ProblemService:
             if p.created_at >= now - timedelta(days=REPOST_DAYS)
         ]
         texts = [p.text for p in recent]
-        await asyncio.to_thread(index.prepare, text, *texts)
+        await asyncio.to_thread(index.prepare, text, *texts, wait=False)
         position = index.same_question(text, texts)
         return recent[position] if position is not None else None
 
@@ -377,7 +455,7 @@ class ProblemService:
     ) -> Logged:
         """Log a problem, ask the best studios (skipping those at today's cap) and notify their leads."""
         index = await self.index()
-        await asyncio.to_thread(index.prepare, text)  # the model runs off the event loop
+        await asyncio.to_thread(index.prepare, text, wait=False)  # the model runs off the event loop
         now = self.runtime.clock.now()
         studios = await self.studios()
         capped = await self.capped_studios(now)

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint, func, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Field, SQLModel, col, select
 
 from bot.store.engine import Sessions
@@ -369,6 +370,24 @@ class ProblemRepo:
         if isinstance(latest, str):  # SQLite aggregates bypass the column type
             latest = datetime.fromisoformat(latest)
         return int(count), latest
+
+    async def solved_history(self, *, after: int = 0, limit: int = 2000) -> list[tuple[int, str | None, str, str, str]]:
+        """One page of the routing history as plain rows ``(id, ref, studio_id, text, answer)``, by id after
+        ``after``: the start-up build reads 100,000 solved problems a page at a time, without ORM objects."""
+        columns = (col(Problem.id), col(Problem.ref), col(Problem.studio_id), col(Problem.text), col(Problem.answer))
+        query = (
+            sa_select(*columns)
+            .where(
+                col(Problem.status) == ProblemStatus.SOLVED.value,
+                col(Problem.studio_id).is_not(None),
+                col(Problem.id) > after,
+            )
+            .order_by(col(Problem.id))
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.exec(query)).all()  # type: ignore[call-overload]  # a plain Core select
+        return [(int(i), ref, str(sid), text, answer or "") for i, ref, sid, text, answer in rows]
 
     async def by_ids(self, ids: Iterable[int]) -> list[Problem]:
         """Problems by number."""
