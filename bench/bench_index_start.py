@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -49,6 +50,9 @@ from bot.routing import SolvedProblem  # noqa: E402
 from bot.store import Store  # noqa: E402
 from bot.store.problems import Problem, ProblemRepo, ProblemStatus  # noqa: E402
 from tests.fake_wecom import AIBOT_TOKEN, FakeWeCom, aibot_text  # noqa: E402
+
+
+READY = re.compile(r"routing index: \d+ solved problems in [\d.]+ s")  # the service's log line
 
 
 def roster_yaml(path: Path, *, note: str = "") -> None:
@@ -215,7 +219,7 @@ async def main(args: argparse.Namespace, root: Path) -> None:
             assert server.stdout is not None
             while line := await server.stdout.readline():
                 text = line.decode(errors="replace")
-                if "solved problems in" in text and not ready_at:
+                if READY.search(text) and not ready_at:
                     ready_at.append(time.perf_counter() - began)
 
         watcher = asyncio.create_task(watch())

@@ -141,6 +141,8 @@ async def test_escalation_respects_the_daily_cap(chat: Chat, clock: ManualClock)
     start = datetime(2026, 11, 24, tzinfo=SHANGHAI)
     counts = await service.repo.asked_counts(start, start + timedelta(days=1))
     assert counts[order[k]] == 5 and counts[order[0]] == 5
+    assert await service.repo.asked_on(clock.now()) == counts  # the per-day counts the cap reads agree
+    assert await service.repo.asked_on(clock.now() + timedelta(days=1)) == {}
     assert len(chat.to_user(LEADS[order[k]])) == 5
     # two hours later the capped studios are all skipped: #1 goes to the one after
     clock.advance(hours=2, minutes=10)

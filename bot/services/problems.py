@@ -191,7 +191,7 @@ class ProblemService:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.repo = ProblemRepo(runtime.store.sessions)
+        self.repo = ProblemRepo(runtime.store.sessions, tz=runtime.settings.tz)
         self._index: RoutingIndex | None = None
         self._docs: dict[str, StudioDoc] = {}
         self._terms: tuple[str, ...] = ()
@@ -405,8 +405,7 @@ class ProblemService:
 
     async def capped_studios(self, now: datetime) -> set[str]:
         """Studios asked ``BOT_STUDIO_DAILY_CAP`` times or more today (local day)."""
-        start, end = local_day_bounds(now, self.tz)
-        counts = await self.repo.asked_counts(start, end)
+        counts = await self.repo.asked_on(now)
         return {sid for sid, count in counts.items() if count >= self.runtime.settings.studio_daily_cap}
 
     def _ask_text(
@@ -754,8 +753,7 @@ class ProblemService:
         studios = await self.studios()
         capped = await self.capped_studios(now)
         cap = self.runtime.settings.studio_daily_cap
-        start, end = local_day_bounds(now, self.tz)
-        counts = await self.repo.asked_counts(start, end)
+        counts = await self.repo.asked_on(now)
         escalated = exhausted = 0
         for problem in due:
             assert problem.id is not None

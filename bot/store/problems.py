@@ -9,15 +9,19 @@ a problem (in rank order); they drive escalation and the per-studio daily cap.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint, func, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.store.engine import Sessions
 from bot.store.types import UTCDateTime, utcnow
@@ -129,6 +133,31 @@ class ProblemRequest(SQLModel, table=True):
     outcome: str = Field(default=RequestOutcome.PENDING.value, max_length=16)
 
 
+class StudioAskDay(SQLModel, table=True):
+    """How many problems a studio was asked to take on one local day, kept with each request: the daily cap
+    reads one row per studio instead of counting the day's requests."""
+
+    __tablename__ = "studio_ask_day"
+
+    studio_id: str = Field(max_length=64, primary_key=True)
+    day: str = Field(max_length=10, primary_key=True)  # local date, ISO (BOT_TIMEZONE)
+    asked: int = Field(default=0)
+
+
+async def _count_asks(session: AsyncSession, asks: Counter[tuple[str, str]]) -> None:
+    """Add ``asks`` ((studio, local day) → requests) to the per-day counts, in the caller's transaction."""
+    if not asks:
+        return
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    for (studio_id, day), n in sorted(asks.items()):
+        statement = insert(StudioAskDay).values(studio_id=studio_id, day=day, asked=n)
+        statement = statement.on_conflict_do_update(
+            index_elements=["studio_id", "day"], set_={"asked": col(StudioAskDay.asked) + n}
+        )
+        await session.exec(statement)
+
+
 @dataclass(slots=True, frozen=True)
 class ProblemStats:
     """Problem counts of an alliance: logged and solved in a period, and open now."""
@@ -150,8 +179,12 @@ class ProblemDetail:
 class ProblemRepo:
     """Problems, their history and the studios asked."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, *, tz: tzinfo = UTC) -> None:
         self._sessions = sessions
+        self._tz = tz  # the local day of the per-day ask counts
+
+    def _day(self, at: datetime) -> str:
+        return at.astimezone(self._tz).date().isoformat()
 
     async def create(
         self,
@@ -189,6 +222,8 @@ class ProblemRepo:
                         problem_id=problem.id, studio_id=studio_id, rank=rank, asked_at=problem.created_at
                     )
                 )
+            day = self._day(problem.created_at)
+            await _count_asks(session, Counter((studio_id, day) for studio_id, _ in requests))
         return problem
 
     async def add_imported(self, problems: Sequence[Problem]) -> None:
@@ -504,8 +539,17 @@ class ProblemRepo:
                 session.add(
                     ProblemRequest(problem_id=problem_id, studio_id=studio_id, rank=rank, asked_at=at)
                 )
+                await _count_asks(session, Counter({(studio_id, self._day(at)): 1}))
             session.add(ProblemEvent(problem_id=problem_id, action=action, actor=actor, at=at, detail=detail))
         return True
+
+    async def asked_on(self, at: datetime) -> dict[str, int]:
+        """How many problems each studio was asked to take on the local day of ``at`` (one row per studio)."""
+        async with self._sessions() as session:
+            rows = await session.exec(
+                select(StudioAskDay.studio_id, StudioAskDay.asked).where(StudioAskDay.day == self._day(at))
+            )
+            return {studio_id: int(asked) for studio_id, asked in rows.all()}
 
     async def asked_counts(self, since: datetime, until: datetime) -> dict[str, int]:
         """How many problems each studio was asked to take in ``[since, until)``."""
