@@ -51,7 +51,6 @@ from bot.store import Store  # noqa: E402
 from bot.store.problems import Problem, ProblemRepo, ProblemStatus  # noqa: E402
 from tests.fake_wecom import AIBOT_TOKEN, FakeWeCom, aibot_text  # noqa: E402
 
-
 READY = re.compile(r"routing index: \d+ solved problems in [\d.]+ s")  # the service's log line
 
 
