@@ -84,8 +84,8 @@ async def test_answers_while_the_history_is_read_and_catches_up_after(
     app = await BotApp.create(settings, clock=clock)
     try:
         service = app.runtime.feature(ProblemService)
-        assert service.building
         assert len(await service.index()) == 0  # routing on the roster meanwhile
+        assert service.building
         chat = Chat(app)
         assert "/帮助" in await chat.say("u1", "/help")
         reply = await chat.say("u1", "盾构掘进的时候刀盘扭矩一下子变大了怎么办")
@@ -112,6 +112,7 @@ async def test_shutdown_stops_reading_the_history(
     await _seed(settings)
     app = await BotApp.create(settings, clock=clock)
     service = app.runtime.feature(ProblemService)
+    await service.index()
     assert service.building
     task = service._history_task
     gate.set()  # the worker thread finishes its page; the reading coroutine is cancelled
@@ -126,7 +127,7 @@ async def test_a_small_history_is_indexed_before_the_first_answer(
     app = await BotApp.create(settings, clock=clock)
     try:
         service = app.runtime.feature(ProblemService)
-        assert not service.building
         assert len(await service.index()) == SOLVED
+        assert not service.building
     finally:
         await app.close()

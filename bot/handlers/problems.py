@@ -719,11 +719,19 @@ async def _todo(runtime: Runtime, now: datetime) -> str:
 
 
 async def setup(bot: BotApp) -> None:
-    """Register the problem commands, build the routing index and add the escalation and digest jobs."""
+    """Register the problem commands, build the routing index at start-up and add the escalation and digest
+    jobs."""
     if ProblemService not in bot.runtime.features:
         bot.runtime.add_feature(ProblemService(bot.runtime))
-    await bot.runtime.feature(ProblemService).index()
-    bot.shutdown_hooks.append(bot.runtime.feature(ProblemService).stop_indexing)
+    service = bot.runtime.feature(ProblemService)
+
+    async def build_index() -> None:
+        # in the background: the port opens (and /help is answered) while the tokenizer loads and the index is
+        # built; the first problem waits for it, and a large history follows later (ProblemService.index)
+        bot.spawn(service.index(), name="routing-index")
+
+    bot.startup_hooks.append(build_index)
+    bot.shutdown_hooks.append(service.stop_indexing)
     bot.runtime.warmers.append(_warmer(bot.runtime.feature(ProblemService)))
     bot.add_router(router)
     tz = bot.settings.tz
