@@ -71,6 +71,8 @@ class BotApp:
         self.web_setups: list[WebSetup] = []
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        # preparation spawned at start-up, answering meanwhile (e.g. the routing index); named for their tasks
+        self.warmups: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {}
         self.live_channels: list[str] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -194,10 +196,16 @@ class BotApp:
             except TimeoutError:
                 pass
 
-    async def start(self, *, scheduler: bool = True, outbox: bool = True, recovery: bool = True) -> None:
-        """Start scheduled jobs, the outbox worker, the recovery worker and feature start-up hooks."""
+    async def start(
+        self, *, scheduler: bool = True, outbox: bool = True, recovery: bool = True, warm: bool = True
+    ) -> None:
+        """Start scheduled jobs, the outbox worker, the recovery worker and feature start-up hooks; ``warm``
+        spawns the warm-ups (a one-shot piped ``chat`` skips them: its first problem prepares what it needs)."""
         for hook in self.startup_hooks:
             await hook()
+        if warm:
+            for name, warmup in self.warmups.items():
+                self.spawn(warmup(), name=name)
         if scheduler:
             self.jobs.install()
             self.scheduler.start()

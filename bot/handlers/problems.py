@@ -724,13 +724,9 @@ async def setup(bot: BotApp) -> None:
     if ProblemService not in bot.runtime.features:
         bot.runtime.add_feature(ProblemService(bot.runtime))
     service = bot.runtime.feature(ProblemService)
-
-    async def build_index() -> None:
-        # in the background: the port opens (and /help is answered) while the tokenizer loads and the index is
-        # built; the first problem waits for it, and a large history follows later (ProblemService.index)
-        bot.spawn(service.index(), name="routing-index")
-
-    bot.startup_hooks.append(build_index)
+    # in the background: the port opens (and /help is answered) while the tokenizer loads and the index is
+    # built; the first problem waits for it, and a large history follows later (ProblemService.index)
+    bot.warmups["routing-index"] = service.index
     bot.shutdown_hooks.append(service.stop_indexing)
     bot.runtime.warmers.append(_warmer(bot.runtime.feature(ProblemService)))
     bot.add_router(router)
