@@ -254,6 +254,17 @@ async def database(postgres: str | None, tmp: Path) -> AsyncIterator[str]:
         yield url
 
 
+async def database_calls(http: aiohttp.ClientSession, ports: list[int]) -> dict[str, int]:
+    """The bot processes' database call counters, summed (zeros from a tree without them)."""
+    total = {"statements": 0, "commits": 0, "trips": 0}
+    for port in ports:
+        async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+            counters = (await response.json()).get("database_calls", {})
+        for key in total:
+            total[key] += int(counters.get(key, 0))
+    return total
+
+
 async def wait_delivered(url: str, within: float) -> tuple[float, dict[str, int]]:
     """Seconds until no outbox message is pending (or ``within``), and the outbox counts then."""
     store = await Store.open(normalise_database_url(url), migrate=False)
@@ -278,6 +289,7 @@ async def main(args: argparse.Namespace) -> None:
     processes: list[asyncio.subprocess.Process] = []
     drains: list[asyncio.Task[None]] = []
     results: list[tuple[str, Run, Run]] = []
+    calls: dict[tuple[str, str], dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         async with database(args.postgres, Path(tmp)) as url:
             try:
@@ -339,7 +351,10 @@ async def main(args: argparse.Namespace) -> None:
                                 await asyncio.sleep(args.pause)
                             mine = build_requests(endpoint, kind, args.n, users)
                             theirs = build_requests(endpoint, kind, args.n, users)
+                            before = await database_calls(http, bot_ports)
                             bot_run = await burst(http, ours, f"bot /wecom/{endpoint}", mine, args.concurrency)
+                            after = await database_calls(http, bot_ports)
+                            calls[(kind, endpoint)] = {k: (after[k] - before[k]) / args.n for k in after}
                             base_run = await burst(
                                 http, base, f"baseline /wecom/{endpoint}", theirs, args.concurrency
                             )
@@ -375,6 +390,13 @@ async def main(args: argparse.Namespace) -> None:
             f"{ours.p99_ms / base.p99_ms:.1f}× | {ours.max_ms / base.max_ms:.1f}× | "
             f"**{ours.rps / base.rps:.2f}×** | |"
         )
+    if calls:
+        print("\nDatabase calls per message (the servers' `/healthz` counters over the burst, delivery included):\n")
+        print("| kind | endpoint | SQL statements | commits | database-thread trips (SQLite) |")
+        print("|---|---|---:|---:|---:|")
+        for (kind, endpoint), per in calls.items():
+            trips = f"{per['trips']:.1f}" if not args.postgres else "—"
+            print(f"| {kind} | /wecom/{endpoint} | {per['statements']:.1f} | {per['commits']:.2f} | {trips} |")
     sent = sum(1 for r in fake.requests if r.path in ("/cgi-bin/message/send", "/cgi-bin/appchat/send"))
     emptied = "emptied" if not counts.get("pending") else "not empty"
     print(

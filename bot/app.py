@@ -26,7 +26,7 @@ from bot.routing.text import use_cache_dir
 from bot.settings import Settings
 from bot.store import Store
 from bot.store.dedupe import MAX_ATTEMPTS, RECOVERY_AFTER, Claimed
-from bot.store.engine import unit_of_work
+from bot.store.engine import calls_of, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +250,7 @@ async def healthz(request: web.Request) -> web.Response:
         counts = await bot.store.outbox.counts()
         status["database"] = bot.store.dialect
         status["outbox"] = {"pending": counts.get("pending", 0), "failed": counts.get("failed", 0)}
+        status["database_calls"] = calls_of(bot.store.engine).as_dict()
     except Exception as exc:
         status.update(status="degraded", database_error=type(exc).__name__)
         return web.json_response(status, status=503)

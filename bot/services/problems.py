@@ -263,9 +263,8 @@ class ProblemService:
                 if self._index is None or removed:
                     await self._rebuild(docs, signature)
                 else:
-                    for done in self._index.upsert_studios(changed):
-                        if done % 6 == 0:
-                            await asyncio.sleep(0)  # ~5 ms a studio: a whole roster never holds the loop
+                    for _ in self._index.upsert_studios(changed):
+                        await asyncio.sleep(0)  # 5-20 ms a studio: a whole roster never holds the loop
                     self._docs = docs
                     self._studio_signature = signature
             if not self.building:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,56 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed number: serialises concurrent migrations of several processes on one PostgreSQL database.
 _MIGRATION_LOCK_ID = 7_310_001
+
+
+@dataclass(slots=True)
+class DatabaseCalls:
+    """What the process has asked of the database so far: SQL statements, commits and, on SQLite, trips to
+    aiosqlite's thread (each statement, fetch and commit is one or more). Read by ``/healthz`` so a benchmark
+    can divide the growth over a burst by its messages."""
+
+    statements: int = 0
+    commits: int = 0
+    trips: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a JSON-ready mapping."""
+        return {"statements": self.statements, "commits": self.commits, "trips": self.trips}
+
+
+CALLS: dict[int, DatabaseCalls] = {}  # id(engine.sync_engine) → its counters
+
+
+def calls_of(engine: AsyncEngine) -> DatabaseCalls:
+    """The call counters of ``engine``."""
+    return CALLS.setdefault(id(engine.sync_engine), DatabaseCalls())
+
+
+def _count_calls(engine: AsyncEngine, sqlite: bool) -> None:
+    calls = calls_of(engine)
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _statement(*_args: Any) -> None:
+        calls.statements += 1
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def _commit(*_args: Any) -> None:
+        calls.commits += 1
+
+    if sqlite:
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _trips(dbapi_connection: Any, _record: Any) -> None:
+            inner = getattr(dbapi_connection, "_connection", None)  # the aiosqlite connection
+            execute = getattr(inner, "_execute", None)
+            if execute is None:
+                return
+
+            async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+                calls.trips += 1
+                return await execute(fn, *args, **kwargs)
+
+            inner._execute = counted  # type: ignore[union-attr]
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -56,6 +107,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         def _sqlite_begin(connection: Connection) -> None:
             connection.exec_driver_sql("BEGIN")
 
+    _count_calls(engine, parsed.get_backend_name() == "sqlite")
     return engine
 
 
