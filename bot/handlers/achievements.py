@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.core.dispatcher import Context, Role, Router, UsageError, UserError, first_word, fold
+from bot.services.achievements.amounts import parse_amount
 from bot.services.achievements.novelty import NEAR_DUPLICATE, describe
 from bot.services.achievements.service import AchievementService, achievement_label
 from bot.services.studios import studio_list
@@ -25,17 +26,19 @@ if TYPE_CHECKING:
 router = Router("创新成果")
 
 MAX_TITLE = 300
-MAX_AMOUNT = 10_000_000
 FIRST_YEAR = 1980
 STRONG = 0.6  # a check scoring this high puts the novelty claim in doubt
 ACHIEVE_USAGE = (
     "/成果 登记 类型 名称 [工作室…] [年份] [#T-课题]，例如 /成果 登记 工法 盾构管片拼装质量控制工法 T1 T3 2026；"
-    "/成果 查询 关键词；/成果 查新 名称或简介；/成果 编号 查看详情。"
+    "/成果 查询 关键词；/成果 查新 名称或简介；/成果 编号 查看详情；"
+    "/成果 编号 修改 字段=值 原因=…（字段：类型、名称、年份、简介、工作室）；/成果 编号 撤销 原因；"
+    "/成果 编号 确认（为本工作室确认他人登记的成果）。"
     f"类型：{TYPE_NAMES}"
 )
 AWARD_USAGE = (
     "/奖励 成果编号或工作室编号 金额 [年份] [奖项名称]，例如 /奖励 12 20000 2026 优秀成果奖、"
-    "/奖励 T1 3万 2026 五星级工作室（章程：优秀成果 5000–20000 元，五星级工作室 30000 元）"
+    "/奖励 T1 3万 2026 五星级工作室（章程：优秀成果 5000–20000 元，五星级工作室 30000 元）；"
+    "改错：/奖励 修改 奖励编号 金额=2万 原因=…；/奖励 撤销 奖励编号 原因"
 )
 _SUBCOMMANDS = {
     "add": "add",
@@ -57,7 +60,6 @@ _SUBCOMMANDS = {
 }
 _YEAR = re.compile(r"^((?:19|20)\d\d)年?$")
 _TOPIC_REF = re.compile(r"^(?:#T-?|T-)(\d{1,9})$", re.IGNORECASE)
-_AMOUNT = re.compile(r"^(\d+(?:\.\d+)?)(万)?元?$")
 _SEPARATORS = re.compile(r"[、,;]+")
 
 
@@ -70,22 +72,6 @@ def parse_year(word: str) -> int | None:
     """``2026`` or ``2026年`` → 2026; None for anything else."""
     match = _YEAR.match(fold(word))
     return int(match.group(1)) if match else None
-
-
-def parse_amount(word: str) -> int:
-    """``20000``, ``20,000``, ``2万``, ``1.5万元`` → yuan; raises ``ValueError`` with the reason in Chinese."""
-    folded = fold(word).replace(",", "")
-    match = _AMOUNT.match(folded.removeprefix("-"))
-    if not match:
-        raise ValueError(f"金额「{word}」看不懂，请写元数，例如 20000 或 2万")
-    value = float(match.group(1)) * (10_000 if match.group(2) else 1)
-    if folded.startswith("-") or value == 0:
-        raise ValueError(f"金额要大于 0，「{word}」不行")
-    if value != int(value):
-        raise ValueError(f"金额请写到元，「{word}」有零头")
-    if value > MAX_AMOUNT:
-        raise ValueError(f"单项奖励最多 {MAX_AMOUNT // 10_000:,} 万元（{MAX_AMOUNT:,} 元），「{word}」超出了")
-    return int(value)
 
 
 def find_studio(word: str, studios: dict[str, Studio]) -> Studio | None:
@@ -184,8 +170,72 @@ async def handle_achieve(ctx: Context) -> str:
     if sub == "list":
         return await _recent(ctx)
     if word.lstrip("#").isdigit() and len(word.lstrip("#")) <= 9:
-        return await _details(ctx, int(word.lstrip("#")))
+        action, tail = first_word(rest)
+        if not action:
+            return await _details(ctx, int(word.lstrip("#")))
+        return await _change(ctx, int(word.lstrip("#")), action, tail)
     raise UsageError(f"不认识的子命令「{word}」。")
+
+
+_EDIT_WORDS = ("修改", "更正", "edit")
+_DELETE_WORDS = ("撤销", "删除", "delete", "undo")
+_CONFIRM_WORDS = ("确认", "confirm")
+_REASON_KEYS = ("原因", "理由", "reason")
+
+
+def parse_changes(text: str, single: tuple[str, ...] = ()) -> tuple[dict[str, str], str]:
+    """``金额=2万 名称=新 名称 原因=录入错误`` → ({金额: 2万, 名称: 新 名称}, 录入错误). A value runs to the next
+    ``字段=``; after a one-word field (``single``: 金额, 年份…) further words are the reason, as are words
+    before any field."""
+    changes: dict[str, str] = {}
+    reason: list[str] = []
+    current: str | None = None
+    for token in text.split():
+        folded = fold(token)
+        if "=" in folded:
+            key, _, value = folded.partition("=")
+            key = key.strip()
+            value = token.split("=", 1)[1] if "=" in token else token.split("＝", 1)[1]
+            if key in _REASON_KEYS:
+                current = "原因"
+                reason.append(value)
+                continue
+            current = key
+            changes[key] = value
+            continue
+        if current == "原因" or current is None or current in single:
+            reason.append(token)
+            current = "原因" if current in single else current
+        else:
+            changes[current] = f"{changes[current]} {token}".strip()
+    return changes, " ".join(reason).strip()
+
+
+async def _change(ctx: Context, achievement_id: int, action: str, args: str) -> str:
+    service = service_of(ctx)
+    if action in _CONFIRM_WORDS:
+        achievement, mine = await service.confirm(achievement_id, caller=ctx.caller)
+        studios = await service.studio_names()
+        if achievement.state == "confirmed":
+            return f"已确认{achievement_label(achievement)}（{studio_list(mine, studios)}），成果已计入统计。"
+        waiting = studio_list(achievement.pending_studios or [], studios)
+        return f"已确认{studio_list(mine, studios)}的部分，还需{waiting}确认后才计入统计。"
+    _need(ctx, Role.STUDIO_LEAD, action)
+    if action in _DELETE_WORDS:
+        _, reason = parse_changes(args)
+        achievement, awards = await service.delete(achievement_id, caller=ctx.caller, reason=reason)
+        extra = f"，其上的奖励 {'、'.join(f'#{a.id}' for a in awards)} 一并撤销" if awards else ""
+        return (
+            f"已撤销{achievement_label(achievement)}{extra}。原因：{reason}。不再计入统计和报表，记录留档。"
+        )
+    if action in _EDIT_WORDS:
+        changes, reason = parse_changes(args, single=("类型", "年份"))
+        achievement, what = await service.edit(achievement_id, changes, caller=ctx.caller, reason=reason)
+        return f"已修改{achievement_label(achievement)}：{what}。原因：{reason}。发送 /成果 {achievement_id} 查看修改记录。"
+    raise UsageError(
+        f"不认识的操作「{action}」。可用：/成果 {achievement_id} 修改 字段=值 原因=…；"
+        f"/成果 {achievement_id} 撤销 原因；/成果 {achievement_id} 确认。"
+    )
 
 
 def _need(ctx: Context, role: Role, sub: str) -> None:
@@ -212,7 +262,11 @@ async def _add(ctx: Context, args: str) -> str:
         if detail is None:
             raise UserError(f"没有编号为 T-{request.topic_id} 的课题。")
         topic = detail.topic
-        team = {topic.studio_id, *(m.studio_id for m in detail.members), *(s.studio_id for s in detail.supports)}
+        team = {
+            topic.studio_id,
+            *(m.studio_id for m in detail.members),
+            *(s.studio_id for s in detail.supports),
+        }
         if not ctx.caller.at_least(Role.ADMIN) and not team & set(studio_ids):
             raise UserError(
                 f"成果只能关联到完成工作室参与的课题：{topic_label(topic)} 的攻关团队里没有"
@@ -323,9 +377,20 @@ async def _details(ctx: Context, achievement_id: int) -> str:
         topic = await service.topics.get(achievement.topic_id)
         if topic is not None:
             lines.append(f"来源课题：{topic_label(topic)}")
-    awards = await service.achievements.awards_of(achievement_id)
+    if achievement.state == "pending":
+        lines.append(
+            f"状态：待{studio_list(achievement.pending_studios or [], studios)}确认，确认前不计入统计"
+        )
+    elif achievement.state == "withdrawn":
+        lines.append("状态：已撤销，不计入统计")
+    awards = await service.achievements.awards_of(achievement_id, withdrawn=True)
     for award in awards:
-        lines.append(f"奖励：{award.year}年 {award.name} {award.amount:,} 元")
+        gone = "（已撤销）" if award.state == "withdrawn" else ""
+        lines.append(f"奖励：{award.year}年 {award.name} {award.amount:,} 元（奖励 #{award.id}）{gone}")
+    history = await service.history(achievement_id, [a.id for a in awards if a.id is not None])
+    if history:
+        lines.append("修改记录：")
+        lines.extend(f"· {line}" for line in history)
     return "\n".join(lines)
 
 
@@ -346,6 +411,9 @@ async def handle_award(ctx: Context) -> str:
 
 async def _award(ctx: Context, args: str) -> str:
     _need(ctx, Role.ALLIANCE_LEAD, "奖励")
+    action, tail = first_word(args)
+    if action in _EDIT_WORDS or action in _DELETE_WORDS:
+        return await _change_award(ctx, action, tail)
     tokens = args.split()
     if len(tokens) < 2:
         raise UserError(f"请写明奖励对象和金额。\n用法：{AWARD_USAGE}")
@@ -367,6 +435,9 @@ async def _award(ctx: Context, args: str) -> str:
         achievement = await service.achievements.get(int(number))
         if achievement is None:
             raise UserError(f"没有编号为 {number} 的成果。")
+        if achievement.state != "confirmed":
+            state = "已撤销" if achievement.state == "withdrawn" else "尚待确认"
+            raise UserError(f"{achievement_label(achievement)} {state}，不能记录奖励。")
         alliances = {studios[s].alliance_id for s in achievement.studios if s in studios}
         name = name or "成果奖励"
     else:
@@ -394,6 +465,23 @@ async def _award(ctx: Context, args: str) -> str:
     return f"已记录奖励 #{award.id}：{year}年「{name}」{amount:,} 元 → {what}"
 
 
+async def _change_award(ctx: Context, action: str, args: str) -> str:
+    number, rest = first_word(args)
+    number = number.lstrip("#")
+    if not number.isdigit() or len(number) > 9:
+        raise UserError(f"请写奖励编号，例如 /奖励 {action} 3 …（编号见 /奖励列表 或 /成果 编号）。")
+    service = service_of(ctx)
+    if action in _DELETE_WORDS:
+        _, reason = parse_changes(rest)
+        award = await service.delete_award(int(number), caller=ctx.caller, reason=reason)
+        return (
+            f"已撤销奖励 #{award.id}（{award.year}年「{award.name}」{award.amount:,} 元）。原因：{reason}。"
+        )
+    changes, reason = parse_changes(rest, single=("金额", "年份"))
+    award, what = await service.edit_award(int(number), changes, caller=ctx.caller, reason=reason)
+    return f"已修改奖励 #{award.id}：{what}。原因：{reason}。"
+
+
 @router.command(
     "awards", "奖励列表", summary="查看某年的奖励与激励", usage="/奖励列表 [年份]，例如 /奖励列表 2026"
 )
@@ -416,7 +504,7 @@ async def handle_awards(ctx: Context) -> str:
             what = achievement_label(achievement) if achievement else f"成果 #{award.achievement_id}"
         else:
             what = studio_list([award.studio_id or ""], studios)
-        lines.append(f"· {award.name} {award.amount:,} 元 — {what}")
+        lines.append(f"· #{award.id} {award.name} {award.amount:,} 元 — {what}")
     return "\n".join(lines)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, Text, update
 from sqlmodel import Field, SQLModel, col, select
 
 from bot.store.engine import Sessions
@@ -57,6 +58,11 @@ _TYPE_ALIASES = {
 
 TYPE_NAMES = "、".join(kind.value for kind in AchievementType)
 
+CONFIRMED = "confirmed"  # counted in figures and the report
+PENDING = "pending"  # credited to a studio whose lead (or alliance lead) has not confirmed yet: not counted
+WITHDRAWN = "withdrawn"  # 撤销: kept for the audit trail, counted nowhere
+ACTIVE = "active"  # an award in force
+
 
 class Achievement(SQLModel, table=True):
     """A registered result: patent, construction method, QC result, award-winning innovation…"""
@@ -73,6 +79,9 @@ class Achievement(SQLModel, table=True):
     registered_by: str = Field(default="", max_length=64)
     source: str = Field(default="chat", max_length=16)  # chat | import
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    state: str = Field(default=CONFIRMED, max_length=16, sa_column_kwargs={"server_default": CONFIRMED})
+    # the studios whose confirmation is still awaited while ``state`` is pending
+    pending_studios: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Award(SQLModel, table=True):
@@ -89,6 +98,7 @@ class Award(SQLModel, table=True):
     note: str = ""
     created_by: str = Field(default="", max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    state: str = Field(default=ACTIVE, max_length=16, sa_column_kwargs={"server_default": ACTIVE})
 
 
 class AchievementRepo:
@@ -108,9 +118,12 @@ class AchievementRepo:
         async with self._sessions() as session:
             return await session.get(Achievement, achievement_id)
 
-    async def all(self, *, year: int | None = None) -> list[Achievement]:
-        """Achievements, newest first, optionally of one year."""
+    async def all(self, *, year: int | None = None, uncounted: bool = False) -> list[Achievement]:
+        """Counted (confirmed) achievements, newest first, optionally of one year; ``uncounted`` adds the
+        pending and withdrawn ones."""
         query = select(Achievement).order_by(col(Achievement.id).desc())
+        if not uncounted:
+            query = query.where(Achievement.state == CONFIRMED)
         if year is not None:
             query = query.where(Achievement.year == year)
         async with self._sessions() as session:
@@ -121,7 +134,10 @@ class AchievementRepo:
         async with self._sessions() as session:
             rows = await session.exec(
                 select(Achievement).where(
-                    Achievement.type == type, Achievement.title == title, Achievement.year == year
+                    Achievement.type == type,
+                    Achievement.title == title,
+                    Achievement.year == year,
+                    Achievement.state != WITHDRAWN,
                 )
             )
             return rows.first()
@@ -142,18 +158,32 @@ class AchievementRepo:
                 session.add(award)
         return achievement
 
-    async def awards(self, *, year: int | None = None) -> list[Award]:
-        """Awards, by year then id, optionally of one year."""
+    async def awards(self, *, year: int | None = None, withdrawn: bool = False) -> list[Award]:
+        """Awards in force, by year then id, optionally of one year (``withdrawn`` adds the withdrawn)."""
         query = select(Award).order_by(col(Award.year), col(Award.id))
+        if not withdrawn:
+            query = query.where(Award.state == ACTIVE)
         if year is not None:
             query = query.where(Award.year == year)
         async with self._sessions() as session:
             return list((await session.exec(query)).all())
 
-    async def awards_of(self, achievement_id: int) -> list[Award]:
-        """The awards on one achievement."""
+    async def awards_of(self, achievement_id: int, *, withdrawn: bool = False) -> list[Award]:
+        """The awards on one achievement (in force, or all with ``withdrawn``)."""
+        query = select(Award).where(Award.achievement_id == achievement_id).order_by(col(Award.id))
+        if not withdrawn:
+            query = query.where(Award.state == ACTIVE)
         async with self._sessions() as session:
-            rows = await session.exec(
-                select(Award).where(Award.achievement_id == achievement_id).order_by(col(Award.id))
-            )
-            return list(rows.all())
+            return list((await session.exec(query)).all())
+
+    async def get_award(self, award_id: int) -> Award | None:
+        """One award by number."""
+        async with self._sessions() as session:
+            return await session.get(Award, award_id)
+
+    async def update(self, row: Achievement | Award, values: dict[str, Any]) -> None:
+        """Write ``values`` onto an achievement or award (inside the caller's unit of work)."""
+        async with self._sessions() as session, session.begin():
+            await session.exec(update(type(row)).where(col(type(row).id) == row.id).values(**values))
+        for key, value in values.items():
+            setattr(row, key, value)
