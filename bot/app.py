@@ -36,6 +36,7 @@ FEATURES: tuple[str, ...] = (
     "bot.handlers.problems",
     "bot.handlers.topics",
     "bot.handlers.achievements",
+    "bot.handlers.evaluations",
     "bot.handlers.reports",
     "bot.handlers.activities",
     "bot.handlers.outbox",
