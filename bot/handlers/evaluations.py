@@ -22,7 +22,8 @@ from bot.services.evaluations import (
     round_label,
     sweep_evaluations,
 )
-from bot.services.studios import roster_names
+from bot.services.records import EIGHT, RecordService, checklist_item
+from bot.services.studios import display_names, roster_names
 from bot.store.evaluations import OPEN
 
 if TYPE_CHECKING:
@@ -351,9 +352,93 @@ async def _details(ctx: Context, round_id: int) -> str:
     return "\n".join(lines)
 
 
+# -- the studio record and the "八有" checklist ------------------------------------------------------
+
+CHECKLIST_USAGE = (
+    "/八有 工作室编号 查看；/八有 工作室编号 确认 条件 [备注]（联盟负责人、管理员），"
+    f"例如 /八有 T1 确认 有场所设备 实验室已验收。条件：{'、'.join(EIGHT)}"
+)
+RECORD_WORDS = ("档案", "record")
+
+
+def _hours_text(value: float | None) -> str:
+    return f"{value:g} 小时" if value is not None else "—"
+
+
+async def handle_record(ctx: Context, word: str) -> str:
+    """``/工作室 T1 档案``: the studio's record, year by year, with its "八有" checklist."""
+    service = ctx.runtime.feature(RecordService)
+    studio = await service.studio(word)
+    record = await service.record(studio)
+    lines = [f"【{studio.name}（{studio.id}）档案】当前星级：{STAR_WORDS.get(studio.stars, studio.stars)}"]
+    for year in record.years.values():
+        kinds = "、".join(f"{k} {n}" for k, n in year.achievements.items()) or "0"
+        lines.append(
+            f"{year.year}年：问题 被请求 {year.asked}、认领 {year.claimed}、答复 {year.answered}、解决 {year.solved}；"
+            f"认领用时中位 {_hours_text(year.median_claim_hours)}，解决用时中位 {_hours_text(year.median_solve_hours)}；"
+            f"课题 提出 {year.topics_proposed}、参与 {year.topics_joined}；成果 {kinds}；"
+            f"奖励 {year.awards} 项 {year.award_yuan:,} 元；活动 主办 {year.hosted}、参加 {year.attended}"
+        )
+        lines.extend(f"  · {e}" for e in year.evaluations)
+    if record.stars:
+        tz = ctx.runtime.settings.tz
+        for change in record.stars:
+            where = f"评选 #{change.round_id}" if change.round_id else "手工调整"
+            lines.append(
+                f"星级变更：{change.at.astimezone(tz):%Y-%m-%d} {STAR_WORDS.get(change.before, change.before)}"
+                f"→{STAR_WORDS.get(change.after, change.after)}（{where}）"
+            )
+    lines.append(await _checklist_text(ctx, record.checklist))
+    return "\n".join(lines)
+
+
+async def _checklist_text(ctx: Context, checklist: dict[str, Any]) -> str:
+    names = await display_names(ctx.runtime.store, [c.confirmed_by for c in checklist.values()])
+    tz = ctx.runtime.settings.tz
+    parts = []
+    for item in EIGHT:
+        confirmed = checklist.get(item)
+        if confirmed is None:
+            parts.append(f"☐ {item}")
+        else:
+            note = f"，{confirmed.note}" if confirmed.note else ""
+            parts.append(
+                f"☑ {item}（{names[confirmed.confirmed_by]} {confirmed.confirmed_at.astimezone(tz):%Y-%m-%d} 确认{note}）"
+            )
+    done = sum(1 for item in EIGHT if item in checklist)
+    return f"「八有」{done}/8：\n" + "\n".join(f"  {p}" for p in parts)
+
+
+@router.command("checklist", "八有", summary="工作室「八有」条件：查看、确认", usage=CHECKLIST_USAGE)
+async def handle_checklist(ctx: Context) -> str:
+    """Show a studio's "八有" checklist, or confirm one item."""
+    word, rest = first_word(ctx.args)
+    if not word:
+        raise UsageError()
+    service = ctx.runtime.feature(RecordService)
+    studio = await service.studio(word)
+    action, rest = first_word(rest)
+    if not action:
+        checklist = {c.item: c for c in await service.evaluations.checklist(studio.id)}
+        return f"{studio.name}（{studio.id}）" + await _checklist_text(ctx, checklist)
+    if action not in ("确认", "confirm"):
+        raise UsageError(f"不认识的操作「{action}」。")
+    item_word, note = first_word(rest)
+    item = checklist_item(item_word)
+    if item is None:
+        raise UsageError(f"没有「{item_word}」这一条。")
+    earlier = await service.confirm(studio, item, caller=ctx.caller, note=note[:200])
+    if earlier is not None:
+        names = await display_names(ctx.runtime.store, [earlier.confirmed_by])
+        when = earlier.confirmed_at.astimezone(ctx.runtime.settings.tz)
+        return f"{studio.name}的「{item}」已由{names[earlier.confirmed_by]}于 {when:%Y-%m-%d} 确认过。"
+    return f"已确认{studio.name}（{studio.id}）的「{item}」。发送 /八有 {studio.id} 查看全部。"
+
+
 async def setup(bot: BotApp) -> None:
-    """Register the evaluation commands, the service and the reminder/close job."""
+    """Register the evaluation commands, the services and the reminder/close job."""
     bot.runtime.add_feature(EvaluationService(bot.runtime))
+    bot.runtime.add_feature(RecordService(bot.runtime))
     bot.add_router(router)
     bot.jobs.add(
         SWEEP_JOB,
@@ -361,6 +446,3 @@ async def setup(bot: BotApp) -> None:
         sweep_evaluations,
         description="评选：截止前提醒未申报、未评分的人，评分截止后结束评选并公布结果",
     )
-
-
-__all__ = ["STAR_WORDS", "router", "setup"]

@@ -26,7 +26,8 @@ async def handle_studios(ctx: Context) -> str:
     alliances = await store.alliances.all()
     if ctx.args:
         alliance = await store.alliances.find(ctx.args)
-        if alliance is None and await store.studios.get(fold(ctx.args.split()[0])) is not None:
+        record = len(ctx.args.split()) > 1 and fold(ctx.args.split()[1]) in ("档案", "record")
+        if alliance is None and (record or await store.studios.get(fold(ctx.args.split()[0])) is not None):
             return str(await handle_studio(ctx))
         if alliance is None:
             names = "、".join(a.name for a in alliances) or "（尚未导入花名册）"
@@ -52,13 +53,20 @@ async def handle_studios(ctx: Context) -> str:
 
 
 @router.command(
-    "studio", "工作室详情", summary="查看一个工作室的简介和专长", usage="/studio 编号，例如 /studio T1"
+    "studio",
+    "工作室详情",
+    summary="查看一个工作室的简介和专长",
+    usage="/studio 编号，例如 /studio T1；/studio 编号 档案 查看历年档案和「八有」",
 )
 async def handle_studio(ctx: Context) -> str:
     """Show one studio's profile."""
     if not ctx.args:
         raise UsageError()
     key = fold(ctx.args.split()[0])
+    if len(ctx.args.split()) > 1 and fold(ctx.args.split()[1]) in ("档案", "record"):
+        from bot.handlers.evaluations import handle_record  # the evaluations feature's studio record
+
+        return await handle_record(ctx, key)
     store = ctx.runtime.store
     studio = await store.studios.get(key)
     if studio is None:

@@ -235,3 +235,65 @@ class EvaluationRepo:
                 return earlier
             session.add(item)
             return None
+
+
+class RecordRepo:
+    """What a studio's record (档案) reads from the other features' tables: problems it was asked, claimed,
+    answered and solved, topics it proposed and joined, activities its people hosted and attended."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def problems(self, studio_id: str) -> tuple[list[Any], list[Any]]:
+        """(the requests to the studio, the problems it claimed)."""
+        from bot.store.problems import Problem, ProblemRequest
+
+        async with self._sessions() as session:
+            requests = (
+                await session.exec(select(ProblemRequest).where(ProblemRequest.studio_id == studio_id))
+            ).all()
+            claimed = (await session.exec(select(Problem).where(Problem.studio_id == studio_id))).all()
+        return list(requests), list(claimed)
+
+    async def topics(self, studio_id: str) -> tuple[list[Any], list[Any]]:
+        """(topics the studio proposed, topics it joined as a team member or supporter, with the time)."""
+        from bot.store.topics import Topic, TopicMember, TopicSupport
+
+        async with self._sessions() as session:
+            proposed = (await session.exec(select(Topic).where(Topic.studio_id == studio_id))).all()
+            joined = list(
+                (await session.exec(select(TopicMember).where(TopicMember.studio_id == studio_id))).all()
+            )
+            supports = (
+                await session.exec(select(TopicSupport).where(TopicSupport.studio_id == studio_id))
+            ).all()
+        return list(proposed), [(m.topic_id, m.joined_at) for m in joined] + [
+            (s.topic_id, s.created_at) for s in supports
+        ]
+
+    async def activities(self, people: set[str]) -> tuple[list[Any], list[tuple[Any, str]]]:
+        """(activities organised by these people, (activity, person) for each of them who signed up)."""
+        from bot.store.activities import Activity, ActivityAttendee
+
+        if not people:
+            return [], []
+        async with self._sessions() as session:
+            hosted = (await session.exec(select(Activity).where(col(Activity.organizer).in_(people)))).all()
+            rows = (
+                await session.exec(
+                    select(Activity, ActivityAttendee)
+                    .join(ActivityAttendee, col(ActivityAttendee.activity_id) == col(Activity.id))
+                    .where(col(ActivityAttendee.user_id).in_(people))
+                )
+            ).all()
+        return [a for a in hosted if not a.cancelled], [
+            (a, att.user_id) for a, att in rows if not a.cancelled
+        ]
+
+    async def members_of(self, studio_id: str) -> list[str]:
+        """The user ids recorded as members of a studio."""
+        from bot.store.studios import Member
+
+        async with self._sessions() as session:
+            rows = await session.exec(select(Member).where(Member.studio_id == studio_id))
+            return [m.user_id for m in rows.all()]
