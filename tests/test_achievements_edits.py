@@ -87,3 +87,28 @@ async def test_a_retried_edit_is_applied_once(chat: Chat) -> None:
     again = await chat.say(TUNNEL_LEAD, "/奖励 修改 1 金额=2万 录错", msg_id="edit-1")
     assert first == again and first.startswith("已修改奖励 #1")
     assert len(await AuditRepo(chat.bot.store.sessions).history("award", 1)) == 1
+
+
+async def test_crediting_another_studio_waits_for_its_confirmation(chat: Chat) -> None:
+    reply = await chat.say(T1_LEAD, "/成果 登记 工法 盾构与桥梁联合施工工法 T1 B1 2026")
+    assert "待确认：涉及预应力张拉压浆劳模创新工作室，需其负责人或所在联盟负责人发送 /成果 1 确认" in reply
+    (asked,) = chat.to_user(B1_LEAD)
+    assert (
+        asked.startswith("【成果待确认】成果 #1 工法「盾构与桥梁联合施工工法」") and "/成果 1 确认" in asked
+    )
+    # pending: not counted, not listed, no award, and only B1's lead or the bridge alliance lead confirms
+    assert "成果库还是空的" in await chat.say(ADMIN, "/成果")
+    assert "状态：待预应力张拉压浆劳模创新工作室确认" in await chat.say(ADMIN, "/成果 1")
+    assert "尚待确认，不能记录奖励" in await chat.say(TUNNEL_LEAD, "/奖励 1 2万")
+    assert "您不在其中" in await chat.say(TUNNEL_LEAD, "/成果 1 确认")
+    assert "您不在其中" in await chat.say("xuanbining", "/成果 1 确认")
+    reply = await chat.say(BRIDGE_LEAD, "/成果 1 确认")
+    assert (
+        reply
+        == "已确认成果 #1 工法「盾构与桥梁联合施工工法」（2026）（预应力张拉压浆劳模创新工作室），成果已计入统计。"
+    )
+    assert "不需要确认（已确认）" in await chat.say(B1_LEAD, "/成果 1 确认")
+    assert "共 1 项" in await chat.say(ADMIN, "/成果")
+    assert "高架桥 确认成果：待确认工作室 B1→—；状态 待确认→已确认" in await chat.say(ADMIN, "/成果 1")
+    service = chat.bot.runtime.feature(AchievementService)
+    assert [a.id for a in await service.achievements.all()] == [1]

@@ -1,5 +1,6 @@
-"""Credit and quorum within the caller's reach: a studio lead credits only their studios and topics their
-studios work on; one person supporting a topic for several studios counts once towards its quorum."""
+"""Credit and quorum within the caller's reach: a studio lead credits their own studios at once and other
+studios only with those studios' confirmation (pending until then), and only on topics their studios work
+on; one person supporting a topic for several studios counts once towards its quorum."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ TUNNEL_LEAD = "mushandong"  # 隧道联盟 lead, leads no studio
 PROPOSAL = "/立项 盾构管片拼装质量控制 研究管片错台、破损的成因与对策"
 
 
-async def test_a_studio_lead_credits_only_their_own_studios(chat: Chat) -> None:
-    refused = await chat.say(T1_LEAD, "/成果 登记 工法 挂篮悬浇线形控制工法 B2 2026")
-    assert "只能为您负责的工作室登记成果" in refused and "挂篮" in refused
-    assert "已登记" not in refused
+async def test_a_studio_lead_credits_other_studios_only_with_their_confirmation(chat: Chat) -> None:
+    pending = await chat.say(T1_LEAD, "/成果 登记 工法 挂篮悬浇线形控制工法 B2 2026")
+    assert "待确认：涉及挂篮悬浇与连续梁工匠工作室" in pending and "/成果 1 确认" in pending
     assert "登记" in await chat.say(T1_LEAD, "/成果 登记 工法 盾构姿态控制工法 T1 2026")
+    assert "待确认" not in await chat.say(T1_LEAD, "/成果 3")
     # an alliance lead credits within their alliance; an admin anywhere
-    assert "只能为您负责的联盟登记成果" in await chat.say(TUNNEL_LEAD, "/成果 登记 工法 某桥梁工法 B2 2026")
-    assert "只能为" not in await chat.say(ADMIN, "/成果 登记 工法 某桥梁工法 B2 2026")
+    assert "待确认：涉及挂篮" in await chat.say(TUNNEL_LEAD, "/成果 登记 工法 某桥梁工法 B2 2026")
+    assert "待确认" not in await chat.say(ADMIN, "/成果 登记 工法 另一桥梁工法 B2 2026")
 
 
 async def test_an_achievement_attaches_only_to_a_topic_its_studios_work_on(chat: Chat) -> None:
@@ -46,7 +47,7 @@ async def test_a_team_lead_credits_the_topics_team(chat: Chat) -> None:
     await chat.say("shibaopo", "/附议 T-1")  # T2's lead
     assert "正式立项" in await chat.say(B2_LEAD, "/附议 T-1")
     assert "已登记成果" in await chat.say(T1_LEAD, "/成果 登记 工法 管片拼装工法 T1 T2 B2 2026 #T-1")
-    assert "只能为您负责的工作室登记成果" in await chat.say(
+    assert "待确认：涉及地铁车站深基坑工作室" in await chat.say(
         T1_LEAD, "/成果 登记 工法 另一工法 T1 U1 2026 #T-1"
     )
 

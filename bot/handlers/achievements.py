@@ -91,25 +91,6 @@ class AddRequest:
     topic_id: int | None
 
 
-def _within_reach(ctx: Context, studio_ids: tuple[str, ...], studios: dict[str, Studio]) -> None:
-    """A studio lead credits only the studios they lead, an alliance lead those of their alliances; an admin
-    any. Crediting other studios needs their lead (or the alliance lead): refused with the reason."""
-    caller = ctx.caller
-    if caller.at_least(Role.ADMIN):
-        return
-    if caller.at_least(Role.ALLIANCE_LEAD):
-        outside = [s for s in studio_ids if s in studios and studios[s].alliance_id not in caller.alliances]
-        who = "您负责的联盟"
-    else:
-        outside = [s for s in studio_ids if s not in caller.studios]
-        who = "您负责的工作室"
-    if outside:
-        raise UserError(
-            f"只能为{who}登记成果，{studio_list(outside, studios)}不在其中。"
-            "联合完成的成果请由对方负责人或联盟负责人登记。"
-        )
-
-
 def parse_add(args: str, studios: dict[str, Studio]) -> AddRequest:
     """``TYPE TITLE [工作室…] [年份] [#T-N]``: studios and year are read from the end; raises ``UsageError``."""
     word, rest = first_word(args)
@@ -272,12 +253,12 @@ async def _add(ctx: Context, args: str) -> str:
                 f"成果只能关联到完成工作室参与的课题：{topic_label(topic)} 的攻关团队里没有"
                 f"{studio_list(studio_ids, studios)}。"
             )
-        # a topic's achievement belongs to its team: a lead on the team credits the team's studios
-        if not (set(studio_ids) <= team and team & set(ctx.caller.studios)):
-            _within_reach(ctx, studio_ids, studios)
+        pending = service.needs_confirmation(
+            ctx.caller, studio_ids, studios, team=team, topic_owner=topic.studio_id
+        )
         description = topic.conclusion
     else:
-        _within_reach(ctx, studio_ids, studios)
+        pending = service.needs_confirmation(ctx.caller, studio_ids, studios)
     existing = await service.achievements.find(type=request.type.value, title=request.title, year=year)
     if existing is not None:
         raise UserError(f"已登记过：{achievement_label(existing)}。发送 /成果 {existing.id} 查看。")
@@ -291,6 +272,8 @@ async def _add(ctx: Context, args: str) -> str:
             topic_id=request.topic_id,
             registered_by=ctx.caller.user_id,
             created_at=ctx.runtime.clock.now(),
+            state="pending" if pending else "confirmed",
+            pending_studios=pending or None,
         )
     )
     assert achievement.id is not None
@@ -300,6 +283,12 @@ async def _add(ctx: Context, args: str) -> str:
         f"已登记{achievement_label(achievement)}",
         f"完成工作室：{studio_list(achievement.studios, studios)}",
     ]
+    if pending:
+        await service.ask_confirmation(achievement, pending, studios)
+        lines.append(
+            f"待确认：涉及{studio_list(pending, studios)}，需其负责人或所在联盟负责人发送 /成果 {achievement.id} 确认，"
+            "确认前不计入统计和报表（已通知对方）。"
+        )
     if request.topic_id is not None:
         lines.append(f"来源课题：#T-{request.topic_id}")
     matches = await service.similar(

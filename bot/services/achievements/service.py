@@ -332,6 +332,48 @@ class AchievementChanges:
         )
         return award
 
+    def needs_confirmation(
+        self,
+        caller: Caller,
+        studio_ids: Iterable[str],
+        studios: dict[str, Studio],
+        *,
+        team: set[str] | None = None,
+        topic_owner: str | None = None,
+    ) -> list[str]:
+        """The studios whose lead (or alliance lead) must confirm before an achievement the caller registers is
+        counted: those credited that the caller does not answer for, and the topic's own studio when the caller
+        is not on its team. A lead on a topic's team credits the team's studios; an admin credits anyone."""
+        if caller.at_least(Role.ADMIN):
+            return []
+        ids = list(dict.fromkeys(studio_ids))
+        if team is not None and set(ids) <= team and team & set(caller.studios):
+            return []
+        outside = [s for s in ids if not may_confirm_for(caller, s, studios)]
+        if (
+            topic_owner is not None
+            and not (team or set()) & set(caller.studios)
+            and not may_confirm_for(caller, topic_owner, studios)
+            and topic_owner not in outside
+        ):
+            outside.append(topic_owner)
+        return outside
+
+    async def ask_confirmation(
+        self, achievement: Achievement, pending: list[str], studios: dict[str, Studio]
+    ) -> None:
+        """Ask the leads of the studios still to confirm (one message per studio, keyed)."""
+        for studio_id in pending:
+            studio = studios.get(studio_id)
+            if studio is None:
+                continue
+            await self.runtime.outbox.notify_user(
+                studio.lead_userid,
+                f"【成果待确认】{achievement_label(achievement)} 登记在{studio.name}名下（登记人 "
+                f"{achievement.registered_by}）。属实请发送 /成果 {achievement.id} 确认；有误请联系登记人或联盟负责人。",
+                dedupe_key=f"achievement:{achievement.id}:confirm:{studio_id}",
+            )
+
     async def confirm(
         self, achievement_id: int, *, caller: Caller, source: str = "chat"
     ) -> tuple[Achievement, list[str]]:
