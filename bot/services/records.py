@@ -7,7 +7,8 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING
 
 from bot.core.dispatcher import Caller, Role, UserError
 from bot.core.runtime import Runtime
@@ -15,6 +16,9 @@ from bot.store.achievements import AchievementRepo
 from bot.store.audit import AuditRepo
 from bot.store.evaluations import ChecklistItem, EvaluationRepo, Nominee, RecordRepo, StarChange
 from bot.store.studios import Studio
+
+if TYPE_CHECKING:
+    from bot.store import Store
 
 EIGHT = (
     "有创新团队",
@@ -83,6 +87,80 @@ class StudioRecord:
     nominees: list[Nominee]
 
 
+async def build_record(store: Store, studio: Studio, *, tz: tzinfo, now: datetime) -> StudioRecord:
+    """A studio's record, every year with something in it (and the current year)."""
+    records = RecordRepo(store.sessions)
+    evaluations = EvaluationRepo(store.sessions)
+    achievement_repo = AchievementRepo(store.sessions)
+    years: dict[int, YearRecord] = {}
+
+    def year(when: datetime | None) -> YearRecord | None:
+        number = when.astimezone(tz).year if when is not None else None
+        if number is None:
+            return None
+        return years.setdefault(number, YearRecord(number))
+
+    requests, claimed = await records.problems(studio.id)
+    for request in requests:
+        if (row := year(request.asked_at)) is not None:
+            row.asked += 1
+    for problem in claimed:
+        if (row := year(problem.claimed_at)) is not None:
+            row.claimed += 1
+            if (hours := _hours(problem.created_at, problem.claimed_at)) is not None:
+                row.claim_hours.append(hours)
+        if (row := year(problem.answered_at)) is not None:
+            row.answered += 1
+        if (row := year(problem.solved_at)) is not None:
+            row.solved += 1
+            if (hours := _hours(problem.created_at, problem.solved_at)) is not None:
+                row.solve_hours.append(hours)
+    proposed, joined = await records.topics(studio.id)
+    for topic in proposed:
+        if (row := year(topic.created_at)) is not None:
+            row.topics_proposed += 1
+    for _topic_id, when in {topic_id: when for topic_id, when in joined}.items():
+        if (row := year(when)) is not None:
+            row.topics_joined += 1
+    achievements = [a for a in await achievement_repo.all() if studio.id in a.studios]
+    for achievement in achievements:
+        years.setdefault(achievement.year, YearRecord(achievement.year)).achievements[achievement.type] += 1
+    mine = {a.id for a in achievements}
+    for award in await achievement_repo.awards():
+        if award.studio_id == studio.id or award.achievement_id in mine:
+            row = years.setdefault(award.year, YearRecord(award.year))
+            row.awards += 1
+            row.award_yuan += award.amount
+    people = {studio.lead_userid, *await records.members_of(studio.id)}
+    hosted, attended = await records.activities(people)
+    for activity in hosted:
+        if (row := year(activity.start)) is not None:
+            row.hosted += 1
+    for activity in {a.id: a for a, _ in attended}.values():
+        if (row := year(activity.start)) is not None:
+            row.attended += 1
+    nominees = await evaluations.nominees(studio_id=studio.id)
+    for nominee in nominees:
+        evaluation = await evaluations.round(nominee.round_id)
+        if evaluation is None or evaluation.closed_at is None:
+            continue
+        if (row := year(evaluation.closed_at)) is not None:
+            result = {"winner": "入选", "not_selected": "未入选", "unscored": "无人评分"}.get(
+                nominee.result, ""
+            )
+            score = f" {nominee.score:g} 分" if nominee.score is not None else ""
+            row.evaluations.append(f"评选 #{evaluation.id} {evaluation.kind}{score} {result}".strip())
+    years.setdefault(now.astimezone(tz).year, YearRecord(now.astimezone(tz).year))
+    checklist = {item.item: item for item in await evaluations.checklist(studio.id)}
+    return StudioRecord(
+        studio=studio,
+        years=dict(sorted(years.items(), reverse=True)),
+        stars=await evaluations.star_history(studio.id),
+        checklist=checklist,
+        nominees=nominees,
+    )
+
+
 def _hours(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None
@@ -106,79 +184,10 @@ class RecordService:
             raise UserError(f"没有编号为 {word} 的工作室。发送 /工作室 查看全部工作室。")
         return studio
 
-    def _year(self, when: datetime | None) -> int | None:
-        return when.astimezone(self.runtime.settings.tz).year if when is not None else None
-
     async def record(self, studio: Studio) -> StudioRecord:
         """The studio's record, every year with something in it (and the current year)."""
-        years: dict[int, YearRecord] = {}
-
-        def year(when: datetime | None) -> YearRecord | None:
-            number = self._year(when)
-            if number is None:
-                return None
-            return years.setdefault(number, YearRecord(number))
-
-        requests, claimed = await self.records.problems(studio.id)
-        for request in requests:
-            if (row := year(request.asked_at)) is not None:
-                row.asked += 1
-        for problem in claimed:
-            if (row := year(problem.claimed_at)) is not None:
-                row.claimed += 1
-                if (hours := _hours(problem.created_at, problem.claimed_at)) is not None:
-                    row.claim_hours.append(hours)
-            if (row := year(problem.answered_at)) is not None:
-                row.answered += 1
-            if (row := year(problem.solved_at)) is not None:
-                row.solved += 1
-                if (hours := _hours(problem.created_at, problem.solved_at)) is not None:
-                    row.solve_hours.append(hours)
-        proposed, joined = await self.records.topics(studio.id)
-        for topic in proposed:
-            if (row := year(topic.created_at)) is not None:
-                row.topics_proposed += 1
-        for _topic_id, when in {topic_id: when for topic_id, when in joined}.items():
-            if (row := year(when)) is not None:
-                row.topics_joined += 1
-        achievements = [a for a in await self.achievements.all() if studio.id in a.studios]
-        for achievement in achievements:
-            years.setdefault(achievement.year, YearRecord(achievement.year)).achievements[
-                achievement.type
-            ] += 1
-        mine = {a.id for a in achievements}
-        for award in await self.achievements.awards():
-            if award.studio_id == studio.id or award.achievement_id in mine:
-                row = years.setdefault(award.year, YearRecord(award.year))
-                row.awards += 1
-                row.award_yuan += award.amount
-        people = {studio.lead_userid, *await self.records.members_of(studio.id)}
-        hosted, attended = await self.records.activities(people)
-        for activity in hosted:
-            if (row := year(activity.start)) is not None:
-                row.hosted += 1
-        for activity in {a.id: a for a, _ in attended}.values():
-            if (row := year(activity.start)) is not None:
-                row.attended += 1
-        nominees = await self.evaluations.nominees(studio_id=studio.id)
-        for nominee in nominees:
-            evaluation = await self.evaluations.round(nominee.round_id)
-            if evaluation is None or evaluation.closed_at is None:
-                continue
-            if (row := year(evaluation.closed_at)) is not None:
-                result = {"winner": "入选", "not_selected": "未入选", "unscored": "无人评分"}.get(
-                    nominee.result, ""
-                )
-                score = f" {nominee.score:g} 分" if nominee.score is not None else ""
-                row.evaluations.append(f"评选 #{evaluation.id} {evaluation.kind}{score} {result}".strip())
-        years.setdefault(self.runtime.local_now().year, YearRecord(self.runtime.local_now().year))
-        checklist = {item.item: item for item in await self.evaluations.checklist(studio.id)}
-        return StudioRecord(
-            studio=studio,
-            years=dict(sorted(years.items(), reverse=True)),
-            stars=await self.evaluations.star_history(studio.id),
-            checklist=checklist,
-            nominees=nominees,
+        return await build_record(
+            self.runtime.store, studio, tz=self.runtime.settings.tz, now=self.runtime.clock.now()
         )
 
     async def confirm(

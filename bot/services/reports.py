@@ -34,6 +34,12 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
+from bot.services.reports_evaluations import (
+    EvaluationFacts,
+    collect_evaluations,
+    write_evaluation_sheets,
+    write_stars_chart,
+)
 from bot.store import Store
 from bot.store.achievements import Achievement, AchievementRepo, AchievementType, Award
 from bot.store.problems import Problem
@@ -180,6 +186,7 @@ class YearReport:
     awards: list[AwardFacts]
     studio_names: dict[str, str] = field(default_factory=dict)  # every studio in the roster, by id
     people: dict[str, str] = field(default_factory=dict)  # names of the users the report mentions, if known
+    evaluations: EvaluationFacts | None = None  # studio records, rounds and stars (reports_evaluations)
 
     @property
     def alliance_names(self) -> dict[str, str]:
@@ -366,7 +373,9 @@ async def collect(
         facts = _award_facts(award, every, studios, alliances_of)
         if alliance_id is None or alliance_id in facts.alliances:
             awards.append(facts)
+    evaluations = await collect_evaluations(store, year=year, tz=tz, now=now, alliance_id=alliance_id)
     return YearReport(
+        evaluations=evaluations,
         year=year,
         tz=tz,
         generated_at=now,
@@ -608,6 +617,7 @@ def write_workbook(report: YearReport, path: Path) -> Path:
 
     _achievement_sheet(report, new("成果"))
     _award_sheet(report, new("奖励"))
+    write_evaluation_sheets(report, new)
 
     for writer in writers:
         writer.fit_columns()
@@ -1028,6 +1038,7 @@ def write_charts(
             color="#555555",
         )
         save(fig, "awards_by_alliance.png")
+    paths.extend(write_stars_chart(report, out, chinese=labels.chinese, style=style))
     return paths
 
 
