@@ -5,6 +5,7 @@ charter's amount ranges, and the refusals on the way."""
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta
 
 from alembic.autogenerate import compare_metadata
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from bot.app import BotApp
+from bot.channels.console import run_console
 from bot.core.clock import ManualClock
 from bot.handlers.evaluations import SWEEP_JOB
 from bot.services.evaluations import EvaluationService, combine
@@ -244,3 +246,36 @@ async def test_an_admin_may_override_the_charter_amount(chat: Chat) -> None:
     assert "还没有申报对象" in await chat.say(ADMIN, "/评选 1")
     assert "0 个申报对象，0 个入选" in await chat.say(ADMIN, "/评选 结束 1")
     assert timedelta(0) == timedelta(0)
+
+
+async def console(bot: BotApp, user: str, *lines: str) -> str:
+    """Type lines into the console channel as ``user``; what it printed (replies and deliveries)."""
+    out = io.StringIO()
+    await run_console(bot, user_id=user, stdin=io.StringIO("".join(f"{line}\n" for line in lines)), out=out)
+    return out.getvalue()
+
+
+async def test_a_round_through_the_console_channel(bot: BotApp, clock: ManualClock) -> None:
+    printed = await console(bot, T1_LEAD, "/成果 登记 工法 盾构管片拼装错台控制工法 T1 2026")
+    assert "已登记成果 #1" in printed
+    printed = await console(
+        bot, ADMIN, "/评选 发起 成果 隧道 评委=陈掘进,张拉力 申报截止=11月30日 评分截止=12月5日"
+    )
+    assert "已发起评选 #1 优秀创新成果评选（隧道联盟）" in printed
+    assert "↪ [群 → 隧道联盟群]" in printed and "【评选 #1 优秀创新成果评选 开始申报】" in printed
+    assert "↪ [私信 → zhanglali]" in printed
+    assert "已申报评选 #1" in await console(bot, T1_LEAD, "/评选 申报 1 1")
+    printed = await console(bot, T1_LEAD, "/评选 评分 1 1 90 90 90", "/评选 1")
+    assert "回避：申报 1" in printed and "您需回避" in printed
+    at(clock, 12, 5, 9)
+    assert await bot.jobs.fire(SWEEP_JOB) == "reminded 1, closed 0"
+    printed = await console(bot, B1_LEAD, "/评选 评分 1 1 80 70 60")
+    assert "↪ [私信 → zhanglali]" in printed and "申报号 1 未评分" in printed  # the reminder, delivered
+    assert "已评分" in printed
+    at(clock, 12, 6, 9)
+    assert await bot.jobs.fire(SWEEP_JOB) == "reminded 0, closed 1"
+    printed = await console(bot, ADMIN, "/评选 1", "/成果 1")
+    assert "【评选 #1 优秀创新成果评选 结果】" in printed and "奖励 10,000 元" in printed
+    assert (
+        "71 分，第 1 名，入选" in printed and "奖励：2026年 优秀创新成果评选（评选 #1） 10,000 元" in printed
+    )
