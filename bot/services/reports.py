@@ -38,7 +38,6 @@ from bot.services.reports_evaluations import (
     EvaluationFacts,
     collect_evaluations,
     write_evaluation_sheets,
-    write_stars_chart,
 )
 from bot.store import Store
 from bot.store.achievements import Achievement, AchievementRepo, AchievementType, Award
@@ -1038,7 +1037,6 @@ def write_charts(
             color="#555555",
         )
         save(fig, "awards_by_alliance.png")
-    paths.extend(write_stars_chart(report, out, chinese=labels.chinese, style=style))
     return paths
 
 

@@ -1,15 +1,14 @@
 """The evaluations feature's part of the year report: a per-studio sheet (工作室档案), an evaluation sheet
-(评选: rounds, nominees, scores, results) and a sheet of stars by alliance (星级) with its bar chart, plus
-the same chart as a PNG. ``reports`` calls ``collect_evaluations`` and the two writers."""
+(评选: rounds, nominees, scores, results) and a sheet of stars by alliance (星级) with its bar chart (a chart
+in the workbook: the PNG charts are the year's activity, and stars exist in an empty year too). ``reports`` calls
+``collect_evaluations`` and ``write_evaluation_sheets``."""
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -207,7 +206,7 @@ def write_evaluation_sheets(report: YearReport, new: Callable[[str], Any]) -> No
             ]
         )
     if not facts.nominees:
-        rounds.footnote("本年度没有评选。")
+        rounds.row(["本年度没有评选。"])
     stars = new("星级")
     stars.header(["联盟", "五星", "四星", "三星", "合计"])
     for name, counts in facts.stars.items():
@@ -224,33 +223,3 @@ def write_evaluation_sheets(report: YearReport, new: Callable[[str], Any]) -> No
         chart.add_data(data, titles_from_data=True)
         chart.set_categories(Reference(stars.sheet, min_col=1, min_row=2, max_row=count + 1))
         stars.sheet.add_chart(chart, "G2")
-
-
-def write_stars_chart(report: YearReport, out: Path, *, chinese: bool, style: Any) -> list[Path]:
-    """``stars_by_alliance.png``: studios per alliance, stacked by star rating."""
-    import matplotlib.pyplot as plt
-
-    facts = report.evaluations
-    if facts is None:
-        return []
-    names = list(facts.stars) if chinese else [a.id for a in report.alliances][: len(facts.stars)]
-    with warnings.catch_warnings(), plt.rc_context(style):
-        warnings.filterwarnings("ignore", message=r"Glyph .* missing from")
-        fig, ax = plt.subplots(figsize=(7, 4))
-        bottom = [0] * len(names)
-        for stars, color in ((3, "#9ECAE9"), (4, "#4C78A8"), (5, "#F28E2B")):
-            values = [facts.stars[n][stars] for n in facts.stars]
-            ax.bar(
-                names, values, bottom=bottom, color=color, label=f"{stars}星" if chinese else f"{stars} stars"
-            )
-            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-        ax.set_ylabel("工作室数" if chinese else "studios")
-        ax.set_title(
-            f"{report.year}年各联盟星级工作室" if chinese else f"Studios by star rating, {report.year}"
-        )
-        ax.legend()
-        fig.tight_layout()
-        path = out / "stars_by_alliance.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-    return [path]
