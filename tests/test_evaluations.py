@@ -279,3 +279,20 @@ async def test_a_round_through_the_console_channel(bot: BotApp, clock: ManualClo
     assert (
         "71 分，第 1 名，入选" in printed and "奖励：2026年 优秀创新成果评选（评选 #1） 10,000 元" in printed
     )
+
+
+async def test_bad_round_settings_are_explained(chat: Chat) -> None:
+    assert "请写明评选类型" in await chat.say(ADMIN, "/评选 发起")
+    base = "/评选 发起 成果 评委=张拉力 申报截止=11月30日 评分截止=12月5日"
+    assert "名额至少为 1" in await chat.say(ADMIN, f"{base} 名额=0")
+    assert "入选线应在 0 到 100 分之间" in await chat.say(ADMIN, f"{base} 入选线=101")
+    assert "请写名额（数字）" in await chat.say(ADMIN, f"{base} 名额=三")
+    assert "名称不能重复" in await chat.say(ADMIN, f"{base} 标准=创新:50,创新:50")
+    assert "权重看不懂" in await chat.say(ADMIN, f"{base} 标准=创新:多")
+    assert "不认识的设置「颜色」" in await chat.say(ADMIN, f"{base} 颜色=红")
+    assert "「火星」看不懂" in await chat.say(ADMIN, f"{base} 火星")
+    assert "请写明评鉴团成员" in await chat.say(ADMIN, "/评选 发起 成果 申报截止=11月30日 评分截止=12月5日")
+    assert "不认识的子命令「乱写」" in await chat.say(ADMIN, "/评选 乱写")
+    assert "还没有评选" in await chat.say(ADMIN, "/评选")
+    assert "没有编号为 3 的评选" in await chat.say(ADMIN, "/评选 3")
+    assert "请写明要确认哪一条" in await chat.say(ADMIN, "/八有 T1 确认")

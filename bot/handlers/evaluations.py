@@ -160,7 +160,11 @@ def _criteria(text: str) -> list[dict[str, Any]]:
             raise UserError(f"标准「{part}」的权重看不懂，请写 名称:权重，例如 创新性:40。") from None
         if value <= 0 or not name.strip():
             raise UserError(f"标准「{part}」不对：要有名称，权重大于 0。")
+        if len(name.strip()) > 20:
+            raise UserError(f"标准名称「{name.strip()[:20]}…」太长，请不超过 20 个字。")
         criteria.append({"name": name.strip(), "weight": value})
+    if len(criteria) > 10 or len({c["name"] for c in criteria}) != len(criteria):
+        raise UserError("评分标准最多 10 项，且名称不能重复。")
     if not criteria:
         raise UserError("请写明评分标准，例如 标准=创新性:40,效益:30,推广价值:30。")
     return criteria
@@ -170,6 +174,8 @@ async def _open(ctx: Context, args: str) -> str:
     if not ctx.caller.at_least(Role.ALLIANCE_LEAD):
         raise UserError("只有管理员或联盟负责人可以发起评选。")
     word, rest = first_word(args)
+    if not word:
+        raise UsageError(f"请写明评选类型：{KIND_NAMES}。")
     try:
         kind = Kind.parse(word)
     except ValueError:
@@ -211,6 +217,10 @@ async def _open(ctx: Context, args: str) -> str:
         raise UserError(f"{exc}。") from None
     quota = _number(options["名额"], "名额") if "名额" in options else None
     passing = _number(options["入选线"], "入选线") if "入选线" in options else 60
+    if quota is not None and quota < 1:
+        raise UserError("名额至少为 1。")
+    if passing > 100:
+        raise UserError("入选线应在 0 到 100 分之间。")
     service = service_of(ctx)
     evaluation = await service.open(
         caller=ctx.caller,
@@ -424,6 +434,8 @@ async def handle_checklist(ctx: Context) -> str:
     if action not in ("确认", "confirm"):
         raise UsageError(f"不认识的操作「{action}」。")
     item_word, note = first_word(rest)
+    if not item_word:
+        raise UsageError("请写明要确认哪一条。")
     item = checklist_item(item_word)
     if item is None:
         raise UsageError(f"没有「{item_word}」这一条。")

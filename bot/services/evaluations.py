@@ -183,6 +183,8 @@ class EvaluationService:
         check_amount(kind, amount, override)
         if not panel:
             raise UserError("请写明评鉴团成员，例如 评委=张三,李四,王五。")
+        if len(panel) > 50 or any(len(p) > 64 for p in panel):
+            raise UserError("评鉴团最多 50 人，每人写姓名或企业微信账号。")
         now = self.runtime.clock.now()
         if not now < nominate_until <= score_until:
             raise UserError("申报截止应在现在之后，评分截止不早于申报截止。")
