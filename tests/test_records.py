@@ -31,10 +31,13 @@ async def test_the_record_counts_problems_achievements_awards_and_stars(
     assert "申报" in await chat.say(T1_LEAD, "/评选 申报 1 T1 五星")
     assert "已评分" in await chat.say("zhanglali", "/评选 评分 1 1 90 90 90")
     assert "已结束" in await chat.say(ADMIN, "/评选 结束 1")
+    assert "已添加" in await chat.say(TUNNEL_LEAD, "/活动 添加 培训 12月20日14:00 盾构掘进操作培训")
+    assert "报名成功" in await chat.say(T1_LEAD, "/报名 1")
     record = await chat.say(T2_LEAD, "/工作室 T1 档案")
     assert record.startswith("【盾构掘进控制劳模创新工作室（T1）档案】当前星级：五星"), record
     line = next(line for line in record.splitlines() if line.startswith("2026年："))
     assert "认领 1、答复 1、解决 1" in line and "认领用时中位 2 小时，解决用时中位" in line
+    assert "活动 主办 0（其中培训 0）、参加 1" in line
     assert "成果 工法 1" in line and "奖励 2 项 50,000 元" in line  # with the five-star award
     assert "  · 评选 #1 星级工作室评定 90 分 入选" in record
     assert "「八有」0/8" in record and "☐ 有创新团队" in record

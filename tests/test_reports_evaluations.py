@@ -34,7 +34,7 @@ async def test_the_year_workbook_has_studio_evaluation_and_star_sheets(
     t1 = studios["T1"]
     assert t1[1] == "盾构掘进控制劳模创新工作室" and t1[12] == "工法 1"  # the pending one is not counted
     t2 = studios["T2"]
-    assert t2[3] == 5 and t2[13:15] == (1, 30000) and "评选 #1 星级工作室评定 81 分 入选" in t2[18]
+    assert t2[3] == 5 and t2[13:15] == (1, 30000) and "评选 #1 星级工作室评定 81 分 入选" in t2[19]
     (row,) = list(book["评选"].iter_rows(min_row=2, values_only=True))
     assert row[:6] == (1, "星级工作室评定", "隧道联盟", "已结束", "申报5星", "钻爆法隧道工匠工作室（T2）")
     assert row[6] == "张拉力 81" and row[7:] == (81, 1, "入选", 30000)

@@ -387,7 +387,7 @@ async def handle_record(ctx: Context, word: str) -> str:
             f"{year.year}年：问题 被请求 {year.asked}、认领 {year.claimed}、答复 {year.answered}、解决 {year.solved}；"
             f"认领用时中位 {_hours_text(year.median_claim_hours)}，解决用时中位 {_hours_text(year.median_solve_hours)}；"
             f"课题 提出 {year.topics_proposed}、参与 {year.topics_joined}；成果 {kinds}；"
-            f"奖励 {year.awards} 项 {year.award_yuan:,} 元；活动 主办 {year.hosted}、参加 {year.attended}"
+            f"奖励 {year.awards} 项 {year.award_yuan:,} 元；活动 主办 {year.hosted}（其中培训 {year.trainings}）、参加 {year.attended}"
         )
         lines.extend(f"  · {e}" for e in year.evaluations)
     if record.stars:

@@ -58,6 +58,7 @@ class YearRecord:
     awards: int = 0
     award_yuan: int = 0
     hosted: int = 0
+    trainings: int = 0  # hosted activities of the type 培训
     attended: int = 0
     evaluations: list[str] = field(default_factory=list)
 
@@ -136,6 +137,7 @@ async def build_record(store: Store, studio: Studio, *, tz: tzinfo, now: datetim
     for activity in hosted:
         if (row := year(activity.start)) is not None:
             row.hosted += 1
+            row.trainings += activity.type == "培训"
     for activity in {a.id: a for a, _ in attended}.values():
         if (row := year(activity.start)) is not None:
             row.attended += 1
