@@ -94,6 +94,7 @@ class Run:
     max_ms: float
     rps: float
     errors: int
+    cpu_ms: float | None = None  # CPU time of the server's processes (and their children) per request
 
 
 # -- the baseline server (its own process) -------------------------------------------------------------
@@ -187,10 +188,40 @@ def _seal(crypto: WeChatCrypto, plaintext: str, envelope: Callable[[str], str]) 
     return envelope(fields["Encrypt"]), query
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` and all their descendants (gunicorn's workers), from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    wanted = set(pids)
+    grew = True
+    while grew:
+        extra = {pid for pid, parent in parents.items() if parent in wanted and pid not in wanted}
+        wanted |= extra
+        grew = bool(extra)
+    return sum(times.get(pid, 0.0) for pid in wanted)
+
+
 async def burst(
-    http: aiohttp.ClientSession, urls: list[str], label: str, requests: list[Request], concurrency: int
+    http: aiohttp.ClientSession,
+    urls: list[str],
+    label: str,
+    requests: list[Request],
+    concurrency: int,
+    pids: list[int] | None = None,
 ) -> Run:
-    """Fire ``requests``, ``concurrency`` at a time, worker ``i`` at ``urls[i % len(urls)]``."""
+    """Fire ``requests``, ``concurrency`` at a time, worker ``i`` at ``urls[i % len(urls)]``; with ``pids``, also
+    the servers' CPU time per request."""
+    cpu_before = cpu_seconds(pids) if pids else 0.0
     latencies: list[float] = []
     errors = 0
     pending = iter(requests)
@@ -210,6 +241,7 @@ async def burst(
     began = time.perf_counter()
     await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
     wall = time.perf_counter() - began
+    cpu_ms = (cpu_seconds(pids) - cpu_before) * 1000 / len(requests) if pids else None
     latencies.sort()
     return Run(
         label=label,
@@ -219,6 +251,7 @@ async def burst(
         max_ms=latencies[-1] * 1000,
         rps=len(requests) / wall,
         errors=errors,
+        cpu_ms=cpu_ms,
     )
 
 
@@ -275,6 +308,17 @@ async def database(postgres: str | None, tmp: Path) -> AsyncIterator[str]:
         return
     async with fresh_postgres_database(postgres) as url:
         yield url
+
+
+async def wait_warm(http: aiohttp.ClientSession, ports: list[int], within: float = 120.0) -> None:
+    """Until no bot process reports a warm-up at work (the routing index is built in the background)."""
+    deadline = time.monotonic() + within
+    for port in ports:
+        while True:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                if not (await response.json()).get("warming") or time.monotonic() > deadline:
+                    break
+            await asyncio.sleep(0.2)
 
 
 async def database_calls(http: aiohttp.ClientSession, ports: list[int]) -> dict[str, int]:
@@ -347,6 +391,7 @@ async def main(args: argparse.Namespace) -> None:
                     processes.append(bot)
                     await wait_line(bot, "live channels")
                     drains.append(asyncio.create_task(drain_output(bot)))
+                bot_pids = [p.pid for p in processes]
                 base_port = free_port()
                 baseline = await asyncio.create_subprocess_exec(
                     sys.executable, str(SCRIPT), "--baseline-server", str(base_port),
@@ -356,6 +401,7 @@ async def main(args: argparse.Namespace) -> None:
                 await wait_line(baseline, "baseline ready")
                 await asyncio.sleep(0.3)  # let the baseline bind its port
                 flask_port = free_port() if args.flask else None
+                flask_pid = None
                 if flask_port is not None:
                     peer = await asyncio.create_subprocess_exec(
                         str(Path(sys.executable).parent / "gunicorn"), "--workers", "2",
@@ -363,10 +409,12 @@ async def main(args: argparse.Namespace) -> None:
                         cwd=ROOT, env=env,
                     )  # fmt: skip
                     processes.append(peer)
+                    flask_pid = peer.pid
                     await wait_port(flask_port)
                 connector = aiohttp.TCPConnector(limit=args.concurrency)
                 timeout = aiohttp.ClientTimeout(total=30)
                 async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+                    await wait_warm(http, bot_ports)
                     for endpoint in ("aibot", "app"):
                         ours = [f"http://127.0.0.1:{port}/wecom/{endpoint}" for port in bot_ports]
                         base = [f"http://127.0.0.1:{base_port}/wecom/{endpoint}"]
@@ -392,18 +440,20 @@ async def main(args: argparse.Namespace) -> None:
                             theirs = build_requests(endpoint, kind, args.n, users)
                             before = await database_calls(http, bot_ports)
                             bot_run = await burst(
-                                http, ours, f"bot /wecom/{endpoint}", mine, args.concurrency
+                                http, ours, f"bot /wecom/{endpoint}", mine, args.concurrency, bot_pids
                             )
                             after = await database_calls(http, bot_ports)
                             calls[(kind, endpoint)] = {k: (after[k] - before[k]) / args.n for k in after}
                             base_run = await burst(
-                                http, base, f"baseline /wecom/{endpoint}", theirs, args.concurrency
-                            )
+                                http, base, f"baseline /wecom/{endpoint}", theirs, args.concurrency,
+                                [baseline.pid],
+                            )  # fmt: skip
                             flask_run = None
                             if flask:
                                 flask_run = await burst(
                                     http, flask, f"Flask + gunicorn /wecom/{endpoint}",
                                     build_requests(endpoint, kind, args.n, users), args.concurrency,
+                                    [flask_pid] if flask_pid else None,
                                 )  # fmt: skip
                             results.append((kind, bot_run, base_run, flask_run))
                     delivery_s, counts = await wait_delivered(url, within=args.deliver_within)
@@ -424,24 +474,24 @@ async def main(args: argparse.Namespace) -> None:
         f"\n{args.n} callbacks per endpoint and kind, {args.concurrency} concurrent, {db}, "
         f"{args.processes} `alliance-bot serve` process(es){slow}\n"
     )
-    print("| kind | server | p50 ms | p99 ms | max ms | req/s | non-200 |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| kind | server | p50 ms | p99 ms | max ms | req/s | CPU ms/request | non-200 |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for kind, ours, base, flask_run in results:
         for run in (ours, base, *([flask_run] if flask_run else [])):
             print(
                 f"| {kind} | {run.label} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | {run.max_ms:.1f} | "
-                f"{run.rps:.0f} | {run.errors} |"
+                f"{run.rps:.0f} | {_cpu(run)} | {run.errors} |"
             )
         print(
             f"| {kind} | **ratio bot/baseline** | {ours.p50_ms / base.p50_ms:.1f}× | "
             f"{ours.p99_ms / base.p99_ms:.1f}× | {ours.max_ms / base.max_ms:.1f}× | "
-            f"**{ours.rps / base.rps:.2f}×** | |"
+            f"**{ours.rps / base.rps:.2f}×** | {_cpu_ratio(ours, base)} | |"
         )
         if flask_run is not None:
             print(
                 f"| {kind} | **ratio bot/Flask** | {ours.p50_ms / flask_run.p50_ms:.1f}× | "
                 f"{ours.p99_ms / flask_run.p99_ms:.1f}× | {ours.max_ms / flask_run.max_ms:.1f}× | "
-                f"**{ours.rps / flask_run.rps:.2f}×** | |"
+                f"**{ours.rps / flask_run.rps:.2f}×** | {_cpu_ratio(ours, flask_run)} | |"
             )
     if calls:
         print(
@@ -460,6 +510,17 @@ async def main(args: argparse.Namespace) -> None:
         f"\noutbox {delivery_s:.1f} s after the last burst ({emptied}): {counts}; "
         f"fake WeCom API: {len(fake.requests)} requests, {sent} message sends"
     )
+
+
+def _cpu(run: Run) -> str:
+    return f"{run.cpu_ms:.2f}" if run.cpu_ms is not None else "—"
+
+
+def _cpu_ratio(ours: Run, theirs: Run) -> str:
+    """The peer's CPU per request over ours: the throughput ratio a CPU-bound server would reach."""
+    if not ours.cpu_ms or not theirs.cpu_ms:
+        return "—"
+    return f"{theirs.cpu_ms / ours.cpu_ms:.2f}× by CPU"
 
 
 if __name__ == "__main__":
