@@ -1,0 +1,195 @@
+"""The web console over real HTTP: one-time sign-in links from ``/后台``, sessions, CSRF and role refusals, on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import BOT_KEY, BotApp
+from bot.channels.calendar import add_routes as add_calendar_routes
+from bot.channels.web import add_routes
+from bot.core.clock import ManualClock
+from bot.services.console import COOKIE, ConsoleService
+from tests.conftest import ADMIN
+from tests.harness import Chat
+
+Client = TestClient[web.Request, web.Application]
+LINK = re.compile(r"(https?://\S+/console/login\?token=\S+)")
+
+
+@pytest.fixture
+async def client(bot: BotApp) -> AsyncIterator[Client]:
+    app = web.Application()
+    app[BOT_KEY] = bot
+    add_routes(app)
+    add_calendar_routes(app)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+def login_path(reply: str) -> str:
+    match = LINK.search(reply)
+    assert match, reply
+    parts = urlsplit(match.group(1))
+    return f"{parts.path}?{parts.query}"
+
+
+async def sign_in(chat: Chat, client: Client, user: str) -> str:
+    """Sign ``user`` in through a chat ``/后台`` link; returns the session's CSRF token."""
+    reply = await chat.say(user, "/后台")
+    response = await client.get(login_path(reply), allow_redirects=False)
+    assert response.status == 302 and response.headers["Location"] == "/console/"
+    page = await client.get("/console/")
+    assert page.status == 200
+    html = await page.text()
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+async def test_console_link_from_a_private_chat_signs_in_once(chat: Chat, client: Client) -> None:
+    reply = await chat.say("mushandong", "/后台")
+    assert "10 分钟内有效" in reply and "联盟负责人" in reply
+    assert (
+        reply.count("http://127.0.0.1:8080/console/login?token=") == 1
+    )  # serve's address without BOT_PUBLIC_URL
+    path = login_path(reply)
+    response = await client.get(path, allow_redirects=False)
+    assert response.status == 302
+    cookie = response.cookies[COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax" and not cookie["secure"]
+    assert cookie["path"] == "/console"
+    overview = await client.get("/console/")
+    html = await overview.text()
+    assert overview.status == 200 and "概览" in html and "穆山洞" in html
+    # the same link a second time (another browser): refused, the session stays
+    other = TestClient(TestServer(client.app))
+    async with other:
+        again = await other.get(path, allow_redirects=False)
+        assert again.status == 403
+        assert "已经用过" in await again.text()
+    assert (await client.get("/console/")).status == 200
+
+
+async def test_console_in_a_group_gives_no_link(chat: Chat) -> None:
+    reply = await chat.say("mushandong", "/console", group="隧道联盟群")
+    assert "私聊" in reply and "token=" not in reply
+
+
+async def test_expired_and_forged_links_are_refused(chat: Chat, client: Client, clock: ManualClock) -> None:
+    path = login_path(await chat.say("chenjuejin", "/后台"))
+    clock.advance(minutes=10)
+    expired = await client.get(path, allow_redirects=False)
+    assert expired.status == 403 and "已过期" in await expired.text()
+    assert "请在企业微信里向机器人发送 /后台 获取登录链接" in await expired.text()
+
+    fresh = login_path(await chat.say("chenjuejin", "/后台"))
+    body, signature = fresh.split("token=")[1].split(".")
+    # another user's name in a link signed for chenjuejin
+    import base64
+    import json
+
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["u"] = ADMIN
+    forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    for token in (f"{forged_body}.{signature}", "garbage", f"{body}.", "", "a.b.c", "%%%"):
+        response = await client.get(f"/console/login?token={token}", allow_redirects=False)
+        assert response.status == 403, token
+        assert COOKIE not in response.cookies
+    assert (await client.get("/console/", allow_redirects=False)).status == 302
+    # the genuine link still works
+    assert (await client.get(fresh, allow_redirects=False)).status == 302
+
+
+async def test_pages_need_a_session_but_health_and_calendars_do_not(client: Client) -> None:
+    for path in ("/console/", "/console/problems", "/console/studios", "/console/audit", "/console"):
+        response = await client.get(path, allow_redirects=False)
+        assert response.status == 302, path
+        assert response.headers["Location"] in ("/console/signin", "/console/"), path
+    response = await client.get("/console/problems")  # followed
+    assert response.url.path == "/console/signin"
+    assert "请在企业微信里向机器人发送 /后台 获取登录链接" in await response.text()
+    posted = await client.post("/console/problems/1/close", data={"csrf": "x"}, allow_redirects=False)
+    assert posted.status == 302 and posted.headers["Location"] == "/console/signin"
+    calendar = await client.get("/calendar.ics")
+    assert calendar.status == 200
+    forged = await client.get("/console/", cookies={COOKIE: "made-up"}, allow_redirects=False)
+    assert forged.status == 302
+
+
+async def test_state_changes_need_the_csrf_token(chat: Chat, client: Client) -> None:
+    csrf = await sign_in(chat, client, ADMIN)
+    missing = await client.post("/console/logout", data={}, allow_redirects=False)
+    assert missing.status == 403 and "CSRF" in await missing.text()
+    wrong = await client.post("/console/logout", data={"csrf": csrf + "x"}, allow_redirects=False)
+    assert wrong.status == 403
+    assert (await client.get("/console/")).status == 200  # still signed in
+    ok = await client.post("/console/logout", data={"csrf": csrf}, allow_redirects=False)
+    assert ok.status == 302 and ok.headers["Location"] == "/console/signin"
+    assert (await client.get("/console/", allow_redirects=False)).status == 302
+
+
+async def test_idle_sessions_end(chat: Chat, client: Client, clock: ManualClock, bot: BotApp) -> None:
+    await sign_in(chat, client, "chenjuejin")
+    clock.advance(minutes=59)
+    assert (await client.get("/console/", allow_redirects=False)).status == 200  # and the idle clock restarts
+    clock.advance(minutes=59)
+    assert (await client.get("/console/", allow_redirects=False)).status == 200
+    clock.advance(minutes=61)
+    assert (await client.get("/console/", allow_redirects=False)).status == 302
+    assert bot.settings.console_idle_minutes == 60
+
+
+async def test_sessions_and_used_links_are_shared_between_processes(
+    chat: Chat, client: Client, bot: BotApp
+) -> None:
+    """A second bot process on the same database accepts the session and refuses the used link."""
+    reply = await chat.say("chenjuejin", "/后台")
+    path = login_path(reply)
+    assert (await client.get(path, allow_redirects=False)).status == 302
+    second = await BotApp.create(bot.settings, clock=bot.clock)
+    try:
+        app = web.Application()
+        app[BOT_KEY] = second
+        add_routes(app)
+        async with TestClient(TestServer(app)) as other:
+            assert (await other.get(path, allow_redirects=False)).status == 403
+            cookie = next(c for c in client.session.cookie_jar if c.key == COOKIE).value
+            page = await other.get("/console/", cookies={COOKIE: cookie}, allow_redirects=False)
+            assert page.status == 200
+            # a link made by the second process opens a session on the first (one signing key)
+            link = await second.runtime.feature(ConsoleService).link("mushandong")
+    finally:
+        await second.close()
+    fresh = TestClient(TestServer(client.app))
+    async with fresh:
+        assert (await fresh.get(login_path(link), allow_redirects=False)).status == 302
+
+
+async def test_role_refusal_is_a_chinese_403(chat: Chat, client: Client) -> None:
+    await sign_in(chat, client, "zhanglali")  # a studio lead
+    response = await client.get("/console/audit", allow_redirects=False)
+    assert response.status == 403
+    text = await response.text()
+    assert "管理员" in text and "工作室负责人" in text
+    overview = await (await client.get("/console/")).text()
+    assert "/console/audit" not in overview and "/console/report" not in overview  # not in the navigation
+
+
+async def test_public_https_url_makes_secure_cookies(bot: BotApp) -> None:
+    settings = bot.settings.model_copy(update={"public_url": "https://bot.example.com/"})
+    service = ConsoleService(bot.runtime)
+    service.runtime = type(bot.runtime)(
+        settings=settings, store=bot.store, clock=bot.clock, outbox=bot.runtime.outbox
+    )
+    link = await service.link("u1")
+    assert link.startswith("https://bot.example.com/console/login?token=")
+    assert service.secure_cookies
+    assert timedelta(minutes=60) == service.idle
