@@ -193,3 +193,48 @@ async def test_public_https_url_makes_secure_cookies(bot: BotApp) -> None:
     assert link.startswith("https://bot.example.com/console/login?token=")
     assert service.secure_cookies
     assert timedelta(minutes=60) == service.idle
+
+
+async def log_problem(chat: Chat) -> int:
+    reply = await chat.say("asker1", "/提问 盾构始发时土压波动大，怎么调掘进参数？", group="隧道联盟群")
+    match = re.search(r"#(\d+)", reply)
+    assert match, reply
+    return int(match.group(1))
+
+
+async def test_problem_board_and_actions_use_the_chat_rules(chat: Chat, client: Client) -> None:
+    number = await log_problem(chat)
+    csrf = await sign_in(chat, client, "mushandong")  # the tunnel alliance's lead
+    board = await (await client.get("/console/problems?status=active")).text()
+    assert f"/console/problems/{number}" in board and "盾构始发" in board
+    filtered = await (await client.get("/console/problems?status=solved")).text()
+    assert f"/console/problems/{number}" not in filtered
+    detail = await (await client.get(f"/console/problems/{number}")).text()
+    assert "登记问题" in detail and "转派" in detail and "关闭问题" in detail
+
+    moved = await client.post(f"/console/problems/{number}/transfer", data={"csrf": csrf, "studio": "T3"})
+    assert moved.status == 200 and "已把问题" in await moved.text()
+    assert "转派" in await chat.say("asker1", f"/问题 {number}")
+    assert any("由 mushandong 转派" in t for t in chat.to_user("fangshuiqing"))
+
+    closed = await client.post(f"/console/problems/{number}/close", data={"csrf": csrf, "reason": "重复提问"})
+    assert "已关闭" in await closed.text()
+    assert "已关闭" in await chat.say("asker1", f"/问题 {number}")
+    again = await client.post(f"/console/problems/{number}/close", data={"csrf": csrf})
+    assert again.status == 409
+    reopened = await client.post(f"/console/problems/{number}/reopen", data={"csrf": csrf})
+    assert "已重新打开" in await reopened.text()
+
+
+async def test_problem_actions_are_refused_where_chat_refuses_them(chat: Chat, client: Client) -> None:
+    number = await log_problem(chat)
+    csrf = await sign_in(chat, client, "zhanglali")  # a bridge studio lead: neither asker nor tunnel lead
+    detail = await (await client.get(f"/console/problems/{number}")).text()
+    assert "关闭问题" not in detail and "transfer-button" not in detail
+    for action, data in (("close", {}), ("transfer", {"studio": "T2"})):
+        response = await client.post(f"/console/problems/{number}/{action}", data={"csrf": csrf, **data})
+        assert response.status == 403, action
+        assert "只有" in await response.text()
+    chat_reply = await chat.say("zhanglali", f"/关闭 {number}")
+    assert chat_reply == "只有提问人、本联盟负责人或管理员可以关闭问题。"
+    assert (await client.get("/console/problems/999999")).status == 404
