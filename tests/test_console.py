@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -238,3 +239,76 @@ async def test_problem_actions_are_refused_where_chat_refuses_them(chat: Chat, c
     chat_reply = await chat.say("zhanglali", f"/关闭 {number}")
     assert chat_reply == "只有提问人、本联盟负责人或管理员可以关闭问题。"
     assert (await client.get("/console/problems/999999")).status == 404
+
+
+async def test_studio_edit_is_validated_audited_and_seen_in_chat(chat: Chat, client: Client) -> None:
+    csrf = await sign_in(chat, client, "mushandong")
+    roster = await (await client.get("/console/studios")).text()
+    assert "盾构掘进控制劳模创新工作室" in roster and 'href="/console/studios/T1"' in roster
+    assert 'href="/console/studios/B1"' not in roster  # another alliance's studio: no edit link
+    form = await (await client.get("/console/studios/T1")).text()
+    assert 'name="stars"' in form
+    bad = await client.post("/console/studios/T1", data={"csrf": csrf, "stars": "6"})
+    assert bad.status == 400 and "星级必须是 3、4 或 5" in await bad.text()
+    ok = await client.post(
+        "/console/studios/T1", data={"csrf": csrf, "stars": "3", "expertise": "盾构、土压平衡、管片拼装"}
+    )
+    assert ok.status == 200 and "已保存：2 项修改" in await ok.text()
+    assert "★★★☆☆" in await chat.say("asker1", "/工作室详情 T1")
+    refused = await client.post("/console/studios/B1", data={"csrf": csrf, "stars": "3"})
+    assert refused.status == 403 and "本联盟负责人" in await refused.text()
+    await sign_in(chat, client, ADMIN)
+    audit = await (await client.get("/console/audit")).text()
+    assert "studio T1" in audit and "mushandong" in audit and "网页后台" in audit
+
+
+def upload(field: str, text: str) -> aiohttp.FormData:
+    """A multipart form as the browser sends it: a file field, or a (hidden) text field."""
+    form = aiohttp.FormData(default_to_multipart=True)
+    if field == "roster":
+        form.add_field(field, text.encode(), filename="roster.yaml", content_type="application/x-yaml")
+    else:
+        form.add_field(field, text)
+    return form
+
+
+ROSTER_EXTRA = """
+alliances:
+  - {id: tunnel, name: 隧道联盟, lead: {name: 穆山洞, wecom_userid: mushandong}}
+studios:
+  - id: T9
+    name: 新建测试工作室
+    alliance: tunnel
+    unit: 测试单位
+    type: 科技研发型
+    stars: 4
+    lead: {name: 测试人, wecom_userid: ceshiren}
+    expertise: [测试]
+"""
+
+
+async def test_roster_upload_previews_then_imports(chat: Chat, client: Client) -> None:
+    csrf = await sign_in(chat, client, ADMIN)
+    bad = await client.post(
+        f"/console/studios/import?csrf={csrf}",
+        data=upload("roster", ROSTER_EXTRA.replace("stars: 4", "stars: 9")),
+    )
+    assert bad.status == 400 and "工作室 T9 的字段 星级 stars" in await bad.text()
+    preview = await client.post(f"/console/studios/import?csrf={csrf}", data=upload("roster", ROSTER_EXTRA))
+    text = await preview.text()
+    assert preview.status == 200 and "新增工作室：T9" in text and "确认导入" in text
+    assert "新建测试工作室" not in await chat.say("asker1", "/工作室")  # nothing imported yet
+    no_csrf = await client.post("/console/studios/import/apply", data=upload("roster_text", ROSTER_EXTRA))
+    assert no_csrf.status == 403
+    applied = await client.post(
+        f"/console/studios/import/apply?csrf={csrf}", data=upload("roster_text", ROSTER_EXTRA)
+    )
+    assert applied.status == 200 and "工作室 新增 1" in await applied.text()
+    assert "新建测试工作室" in await chat.say("asker1", "/工作室")
+
+
+async def test_roster_upload_is_for_admins(chat: Chat, client: Client) -> None:
+    csrf = await sign_in(chat, client, "mushandong")
+    assert "roster-file" not in await (await client.get("/console/studios")).text()
+    response = await client.post(f"/console/studios/import?csrf={csrf}", data=upload("roster", ROSTER_EXTRA))
+    assert response.status == 403 and "只有管理员可以导入花名册" in await response.text()

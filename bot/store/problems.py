@@ -372,6 +372,30 @@ class ProblemRepo:
             total = (await session.exec(counted)).one()
             return int(total), list((await session.exec(query)).all())
 
+    async def load(self) -> dict[str, tuple[int, int]]:
+        """Per studio, how many unclaimed problems it was asked to take and how many active ones it holds."""
+        async with self._sessions() as session:
+            asked = await session.exec(
+                select(ProblemRequest.studio_id, func.count())
+                .join(Problem, col(Problem.id) == col(ProblemRequest.problem_id))
+                .where(
+                    col(ProblemRequest.outcome) == RequestOutcome.PENDING.value,
+                    col(Problem.status).in_([s.value for s in UNCLAIMED]),
+                )
+                .group_by(col(ProblemRequest.studio_id))
+            )
+            held = await session.exec(
+                select(Problem.studio_id, func.count())
+                .where(
+                    col(Problem.status).in_([ProblemStatus.CLAIMED.value, ProblemStatus.ANSWERED.value]),
+                    col(Problem.studio_id).is_not(None),
+                )
+                .group_by(col(Problem.studio_id))
+            )
+            pending = {str(k): int(v) for k, v in asked.all()}
+            holding = {str(k): int(v) for k, v in held.all()}
+        return {k: (pending.get(k, 0), holding.get(k, 0)) for k in set(pending) | set(holding)}
+
     async def todo(self) -> tuple[dict[str, list[Problem]], dict[str, list[Problem]]]:
         """Per studio, the problems it was asked and has not taken (still unclaimed), and those it claimed and
         has not answered; oldest first."""
