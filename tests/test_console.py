@@ -312,3 +312,35 @@ async def test_roster_upload_is_for_admins(chat: Chat, client: Client) -> None:
     assert "roster-file" not in await (await client.get("/console/studios")).text()
     response = await client.post(f"/console/studios/import?csrf={csrf}", data=upload("roster", ROSTER_EXTRA))
     assert response.status == 403 and "只有管理员可以导入花名册" in await response.text()
+
+
+async def test_activity_calendar_page_and_attendee_export(chat: Chat, client: Client) -> None:
+    added = await chat.say(
+        "mushandong", "/活动 添加 讲座 11月26日下午3点 盾构施工新技术 地点 郑州会议中心 名额 1"
+    )
+    number = int(re.search(r"(\d+)", added.split("/报名")[1]).group(1))  # type: ignore[union-attr]
+    await chat.say("chenjuejin", f"/报名 {number}")
+    await chat.say("shibaopo", f"/报名 {number}")  # the waiting list (one seat)
+    await sign_in(chat, client, "mushandong")
+    month = await (await client.get("/console/activities?month=2026-11")).text()
+    assert "2026 年 11 月" in month and "盾构施工新技术" in month
+    assert "盾构施工新技术" not in await (await client.get("/console/activities?month=2026-12")).text()
+    assert (await client.get("/console/activities?month=garbage")).status == 200
+    page = await (await client.get(f"/console/activities/{number}")).text()
+    assert "陈掘进" in page and "候补 1" in page and "石爆破" in page
+    export = await client.get(f"/console/activities/{number}/attendees.xlsx")
+    assert export.status == 200 and "attachment" in export.headers["Content-Disposition"]
+    import io
+
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(await export.read())).active
+    assert sheet is not None
+    rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=3)]
+    assert rows[0][1:5] == ["已报名", "陈掘进", "chenjuejin", "示例隧道局盾构分公司"]
+    assert rows[1][1] == "候补 1" and rows[1][2] == "石爆破"
+
+    await sign_in(chat, client, "zhanglali")  # a studio lead, not the organizer
+    assert "陈掘进" not in await (await client.get(f"/console/activities/{number}")).text()
+    refused = await client.get(f"/console/activities/{number}/attendees.xlsx")
+    assert refused.status == 403 and "报名名单" in await refused.text()
