@@ -181,7 +181,9 @@ async def test_role_refusal_is_a_chinese_403(chat: Chat, client: Client) -> None
     text = await response.text()
     assert "管理员" in text and "工作室负责人" in text
     overview = await (await client.get("/console/")).text()
-    assert "/console/audit" not in overview and "/console/report" not in overview  # not in the navigation
+    assert "/console/audit" not in overview and "/console/report" in overview  # audit: not in the navigation
+    download = await client.get("/console/report.xlsx?year=2026")
+    assert download.status == 403 and "联盟负责人" in await download.text()
 
 
 async def test_public_https_url_makes_secure_cookies(bot: BotApp) -> None:
@@ -344,3 +346,18 @@ async def test_activity_calendar_page_and_attendee_export(chat: Chat, client: Cl
     assert "陈掘进" not in await (await client.get(f"/console/activities/{number}")).text()
     refused = await client.get(f"/console/activities/{number}/attendees.xlsx")
     assert refused.status == 403 and "报名名单" in await refused.text()
+
+
+async def test_report_page_and_workbook(chat: Chat, client: Client) -> None:
+    await log_problem(chat)
+    await sign_in(chat, client, ADMIN)
+    response = await client.get("/console/report?year=2026")
+    html = await response.text()
+    assert response.status == 200 and "2026 年度报表" in html and "隧道联盟" in html
+    assert html.count("data:image/png;base64,") >= 1
+    workbook = await client.get("/console/report.xlsx?year=2026&alliance=tunnel")
+    assert workbook.status == 200 and (await workbook.read())[:2] == b"PK"
+    assert (await client.get("/console/report?alliance=nowhere")).status == 404
+    await sign_in(chat, client, "mushandong")  # the tunnel lead: the tunnel's workbook only
+    assert (await client.get("/console/report.xlsx?year=2026&alliance=tunnel")).status == 200
+    assert (await client.get("/console/report.xlsx?year=2026&alliance=bridge")).status == 403

@@ -62,7 +62,7 @@ NAV: tuple[Page, ...] = (
     Page("topics", "课题", "/console/topics"),
     Page("achievements", "成果", "/console/achievements"),
     Page("awards", "奖励", "/console/awards"),
-    Page("report", "年度报表", "/console/report", Role.ALLIANCE_LEAD),
+    Page("report", "年度报表", "/console/report"),
     Page("audit", "审计日志", "/console/audit", Role.ADMIN),
 )
 
