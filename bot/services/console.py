@@ -60,6 +60,8 @@ class ConsoleService:
         self.runtime = runtime
         self.repo = ConsoleRepo(runtime.store.sessions)
         self._secret: bytes | None = None
+        # signed-in users' roles and names until roles change (a roster import or a grant bumps the version)
+        self._viewers: dict[str, tuple[tuple[int, int], Caller, str]] = {}
 
     @property
     def base_url(self) -> str:
@@ -145,6 +147,21 @@ class ConsoleService:
     async def caller(self, user_id: str) -> Caller:
         """The signed-in user's role, led studios and alliances, as the chat sees them."""
         return await resolve_caller(self.runtime, user_id)
+
+    async def viewer(self, user_id: str) -> tuple[Caller, str]:
+        """The signed-in user's role (as ``caller``) and display name, cached while roles are unchanged."""
+        from bot.services.studios import display_names
+
+        version = await self.runtime.store.roles.current()
+        cached = self._viewers.get(user_id)
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        caller = await self.caller(user_id)
+        name = (await display_names(self.runtime.store, [user_id]))[user_id]
+        if len(self._viewers) >= 10_000:
+            self._viewers.clear()
+        self._viewers[user_id] = (version, caller, name)
+        return caller, name
 
     async def prune(self, now: datetime) -> str:
         """Forget idle sessions and expired used links (the nightly job)."""

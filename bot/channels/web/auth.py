@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.core.dispatcher import Caller, Role
 from bot.services.console import COOKIE, ConsoleService, SignInRefused
+from bot.store.studios import Studio
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,11 @@ def service_of(request: web.Request) -> ConsoleService:
     """The console's sign-in service."""
     service: ConsoleService = bot_of(request).runtime.feature(ConsoleService)
     return service
+
+
+async def studios_by_id(request: web.Request) -> dict[str, Studio]:
+    """Every studio by id, straight from the store (not the routing index, which pages need not build)."""
+    return {s.id: s for s in await bot_of(request).store.studios.all()}
 
 
 def viewer_of(request: web.Request) -> Viewer:
@@ -151,10 +157,7 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
     session = await service.session(request.cookies.get(COOKIE))
     if session is None:
         raise web.HTTPFound("/console/signin")
-    caller = await service.caller(session.user_id)
-    from bot.services.studios import display_names
-
-    name = (await display_names(bot_of(request).store, [session.user_id]))[session.user_id]
+    caller, name = await service.viewer(session.user_id)
     request[VIEWER] = Viewer(caller=caller, csrf=session.csrf, name=name)
     if request.method not in SAFE_METHODS:
         form: Any = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.channels.web.auth import bot_of, page
+from bot.channels.web.auth import bot_of, page, studios_by_id
 from bot.core.scheduler import JobRegistry
 from bot.services.activities.service import ActivityService
 from bot.services.problems import ProblemService, local_day_bounds
@@ -42,7 +42,7 @@ async def handle_overview(request: web.Request) -> web.Response:
             "outcomes": OUTCOMES,
             "today_problems": today_problems,
             "today_activities": today_activities,
-            "studios": await problems.studios(),
+            "studios": await studios_by_id(request),
         },
     )
 

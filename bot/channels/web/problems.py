@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.channels.web.auth import Refused, bot_of, page, redirect, viewer_of
+from bot.channels.web.auth import Refused, bot_of, page, redirect, studios_by_id, viewer_of
 from bot.handlers.problems import event_text
 from bot.services.problems import (
     MAX_TEXT,
@@ -75,7 +75,7 @@ async def handle_board(request: web.Request) -> web.Response:
             "query": urlencode(kept),
             "statuses": {key: label for key, (label, _) in STATUS_FILTERS.items()},
             "alliances": await bot.store.alliances.all(),
-            "studios": await service.studios(),
+            "studios": await studios_by_id(request),
         },
     )
 
@@ -97,7 +97,7 @@ async def handle_problem(request: web.Request) -> web.Response:
     assert problem.id is not None
     detail = await service.repo.detail(problem.id)
     assert detail is not None
-    studios = await service.studios()
+    studios = await studios_by_id(request)
     names = await display_names(bot.store, [problem.asker, *(e.actor for e in detail.events)])
     history = [
         {

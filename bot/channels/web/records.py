@@ -54,14 +54,15 @@ async def handle_achievements(request: web.Request) -> web.Response:
     year = _int(request.query.get("year"))
     studio_id = request.query.get("studio", "")
     words = request.query.get("q", "").strip()
-    found = await service.achievements.all(year=year)
+    every = await service.achievements.all()
+    found = [a for a in every if year is None or a.year == year]
     if kind:
         found = [a for a in found if a.type == kind]
     if studio_id:
         found = [a for a in found if studio_id in a.studios]
     if words:
         found = [a for a in found if words in a.title or words in a.description]
-    years = sorted({a.year for a in await service.achievements.all()}, reverse=True)
+    years = sorted({a.year for a in every}, reverse=True)
     return page(
         request,
         "achievements.html",

@@ -8,6 +8,7 @@ import base64
 import tempfile
 from collections import Counter
 from pathlib import Path
+from time import monotonic
 from urllib.parse import quote
 
 from aiohttp import web
@@ -23,6 +24,10 @@ from bot.services.reports import (
     write_charts,
     write_workbook,
 )
+
+CHARTS_FOR = 300.0  # seconds the charts of a year and scope are reused (drawing them takes seconds)
+ChartCache = dict[tuple[int, str | None], tuple[float, list[tuple[str, str]]]]
+CHART_CACHE: web.AppKey[ChartCache] = web.AppKey("console_charts", dict)
 
 
 async def _report(request: web.Request) -> YearReport:
@@ -90,7 +95,14 @@ async def handle_report(request: web.Request) -> web.Response:
         for s in await bot.store.studios.all()
         if s.alliance_id in scope_ids
     ]
-    charts = await asyncio.to_thread(_charts, report)
+    cache = request.config_dict[CHART_CACHE]
+    key = (report.year, report.scope)
+    cached = cache.get(key)
+    if cached is not None and monotonic() - cached[0] < CHARTS_FOR:
+        charts = cached[1]
+    else:
+        charts = await asyncio.to_thread(_charts, report)
+        cache[key] = (monotonic(), charts)
     return page(
         request,
         "report.html",
@@ -126,5 +138,6 @@ async def handle_download(request: web.Request) -> web.Response:
 
 def add_routes(console: web.Application) -> None:
     """Mount the report page and its download."""
+    console[CHART_CACHE] = {}
     console.router.add_get("/report", handle_report, name="report")
     console.router.add_get("/report.xlsx", handle_download, name="report-download")
