@@ -97,7 +97,7 @@ async def seed(bot: BotApp, problems: int) -> dict[str, int]:
     batch: list[Problem] = []
     first_open = None
     for n in range(problems):
-        studio = rng.choice(studios)
+        studio, second = rng.sample(studios, 2)
         created = now - timedelta(minutes=rng.randint(0, 365 * 24 * 60))
         if rng.random() < open_share:
             made = await repo.create(
@@ -110,7 +110,7 @@ async def seed(bot: BotApp, problems: int) -> dict[str, int]:
                     created_at=created,
                     routed_at=created,
                 ),
-                requests=[(studio.id, 1), (rng.choice(studios).id, 2)],
+                requests=[(studio.id, 1), (second.id, 2)],
                 events=[
                     ("logged", f"user{n % 500}", "隧道联盟群"),
                     ("routed", "system", f"通知 {studio.name}（{studio.id}）"),

@@ -21,6 +21,10 @@ async def _console_link(args: argparse.Namespace, settings: Settings) -> int:
         clock = SystemClock()
         runtime = Runtime(settings=settings, store=store, clock=clock, outbox=Outbox(store, now=clock.now))
         service = ConsoleService(runtime)
+        if args.admin:  # the first admin of a fresh installation: stored, as /授权 USERID 管理员 would
+            from bot.store.studios import MemberRole
+
+            await store.members.grant(args.user, MemberRole.ADMIN.value, alliance_id=None, studio_id=None)
         link = await service.link(args.user)
         caller = await service.caller(args.user)
     finally:
@@ -34,4 +38,9 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     """Add the ``console-link`` subcommand."""
     link = sub.add_parser("console-link", help="print a one-time sign-in link to the web console (/console)")
     link.add_argument("user", metavar="USERID", help="the WeCom user id to sign in as")
+    link.add_argument(
+        "--admin",
+        action="store_true",
+        help="grant USERID the admin role first (stored, as /授权 USERID 管理员 would; for the first admin)",
+    )
     link.set_defaults(run=_console_link)
