@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -361,3 +362,33 @@ async def test_report_page_and_workbook(chat: Chat, client: Client) -> None:
     await sign_in(chat, client, "mushandong")  # the tunnel lead: the tunnel's workbook only
     assert (await client.get("/console/report.xlsx?year=2026&alliance=tunnel")).status == 200
     assert (await client.get("/console/report.xlsx?year=2026&alliance=bridge")).status == 403
+
+
+async def test_console_link_cli_prints_a_link_for_the_first_admin(
+    tmp_path: Path, database_url: str, client: Client
+) -> None:
+    import asyncio
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_") or k.startswith("BOT_TEST_")}
+    env.update(BOT_DATABASE_URL=database_url, BOT_PUBLIC_URL="https://bot.example.com")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "console-link",
+        "wanggong",
+        "--admin",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, err.decode()
+    text = out.decode()
+    assert text.startswith("https://bot.example.com/console/login?token=") and "管理员" in text
+    response = await client.get(login_path(text), allow_redirects=False)
+    assert response.status == 302
+    assert (await client.get("/console/audit")).status == 200  # signed in as an admin
