@@ -128,6 +128,8 @@ async def test_pages_need_a_session_but_health_and_calendars_do_not(client: Clie
 
 async def test_state_changes_need_the_csrf_token(chat: Chat, client: Client) -> None:
     csrf = await sign_in(chat, client, ADMIN)
+    overview = await (await client.get("/console/")).text()
+    assert "定时任务" in overview and "问题升级" in overview and "发件箱" in overview
     missing = await client.post("/console/logout", data={}, allow_redirects=False)
     assert missing.status == 403 and "CSRF" in await missing.text()
     wrong = await client.post("/console/logout", data={"csrf": csrf + "x"}, allow_redirects=False)
@@ -183,6 +185,7 @@ async def test_role_refusal_is_a_chinese_403(chat: Chat, client: Client) -> None
     assert "管理员" in text and "工作室负责人" in text
     overview = await (await client.get("/console/")).text()
     assert "/console/audit" not in overview and "/console/report" in overview  # audit: not in the navigation
+    assert "定时任务" not in overview and "发件箱" not in overview  # /定时任务 and /发件箱 are for admins
     download = await client.get("/console/report.xlsx?year=2026")
     assert download.status == 403 and "联盟负责人" in await download.text()
 

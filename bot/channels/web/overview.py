@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.channels.web.auth import bot_of, page, studios_by_id
+from bot.channels.web.auth import bot_of, page, studios_by_id, viewer_of
+from bot.core.dispatcher import Role
 from bot.core.scheduler import JobRegistry
 from bot.services.activities.service import ActivityService
 from bot.services.problems import ProblemService, local_day_bounds
@@ -29,7 +30,9 @@ async def handle_overview(request: web.Request) -> web.Response:
     ]
     activities = bot.runtime.feature(ActivityService)
     today_activities = [a for a in await activities.repo.for_calendar(start) if a.start < end]
-    jobs = await bot.runtime.feature(JobRegistry).status()
+    # the outbox and the jobs are what /发件箱 and /定时任务 show: admins only, as in chat
+    admin = viewer_of(request).at_least(Role.ADMIN)
+    jobs = await bot.runtime.feature(JobRegistry).status() if admin else []
     return page(
         request,
         "overview.html",
@@ -39,6 +42,7 @@ async def handle_overview(request: web.Request) -> web.Response:
             "channels": bot.live_channels,
             "outbox": {"pending": counts.get("pending", 0), "failed": counts.get("failed", 0)},
             "jobs": jobs,
+            "admin": admin,
             "outcomes": OUTCOMES,
             "today_problems": today_problems,
             "today_activities": today_activities,
