@@ -26,7 +26,7 @@ def build_console() -> web.Application:
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
-        enable_async=False,
+        auto_reload=False,  # templates ship with the code: no stat() per render
     )
     env.filters.update(FILTERS)
     console[TEMPLATES] = env
