@@ -124,9 +124,7 @@ def baseline_server(port: int) -> None:
 
     async def handle_app(request: web.Request) -> web.Response:
         q = request.query
-        plain = app_crypto.decrypt_message(
-            await request.read(), q["msg_signature"], q["timestamp"], q["nonce"]
-        )
+        plain = app_crypto.decrypt_message(await request.read(), q["msg_signature"], q["timestamp"], q["nonce"])
         xmltodict.parse(plain)
         return web.Response(text=app_crypto.encrypt_message(plain, q["nonce"], q["timestamp"]))
 
@@ -177,11 +175,7 @@ def build_requests(endpoint: str, kind: str, n: int, users: tuple[str, ...] = US
 def _seal(crypto: WeChatCrypto, plaintext: str, envelope: Callable[[str], str]) -> Request:
     nonce, timestamp = uuid.uuid4().hex[:10], str(int(time.time()))
     fields = xmltodict.parse(crypto.encrypt_message(plaintext, nonce, timestamp))["xml"]
-    query = {
-        "msg_signature": fields["MsgSignature"],
-        "timestamp": fields["TimeStamp"],
-        "nonce": fields["Nonce"],
-    }
+    query = {"msg_signature": fields["MsgSignature"], "timestamp": fields["TimeStamp"], "nonce": fields["Nonce"]}
     return envelope(fields["Encrypt"]), query
 
 
@@ -348,11 +342,7 @@ async def main(args: argparse.Namespace) -> None:
                             # warm-up: imports, the segmenter's dictionary, connection pools
                             await burst(http, ours, "warm-up", build_requests(endpoint, kind, 40), 4)
                             await burst(http, base, "warm-up", build_requests(endpoint, kind, 40), 4)
-                            users = (
-                                USERS
-                                if args.users <= len(USERS)
-                                else tuple(f"u{i:05d}" for i in range(args.users))
-                            )
+                            users = USERS if args.users <= len(USERS) else tuple(f"u{i:05d}" for i in range(args.users))
                             if args.pause:
                                 # the same users wrote a while ago: whatever the bot caches about them has
                                 # had ``--pause`` seconds to expire
@@ -362,9 +352,7 @@ async def main(args: argparse.Namespace) -> None:
                             mine = build_requests(endpoint, kind, args.n, users)
                             theirs = build_requests(endpoint, kind, args.n, users)
                             before = await database_calls(http, bot_ports)
-                            bot_run = await burst(
-                                http, ours, f"bot /wecom/{endpoint}", mine, args.concurrency
-                            )
+                            bot_run = await burst(http, ours, f"bot /wecom/{endpoint}", mine, args.concurrency)
                             after = await database_calls(http, bot_ports)
                             calls[(kind, endpoint)] = {k: (after[k] - before[k]) / args.n for k in after}
                             base_run = await burst(
@@ -403,16 +391,12 @@ async def main(args: argparse.Namespace) -> None:
             f"**{ours.rps / base.rps:.2f}×** | |"
         )
     if calls:
-        print(
-            "\nDatabase calls per message (the servers' `/healthz` counters over the burst, delivery included):\n"
-        )
+        print("\nDatabase calls per message (the servers' `/healthz` counters over the burst, delivery included):\n")
         print("| kind | endpoint | SQL statements | commits | database-thread trips (SQLite) |")
         print("|---|---|---:|---:|---:|")
         for (kind, endpoint), per in calls.items():
             trips = f"{per['trips']:.1f}" if not args.postgres else "—"
-            print(
-                f"| {kind} | /wecom/{endpoint} | {per['statements']:.1f} | {per['commits']:.2f} | {trips} |"
-            )
+            print(f"| {kind} | /wecom/{endpoint} | {per['statements']:.1f} | {per['commits']:.2f} | {trips} |")
     sent = sum(1 for r in fake.requests if r.path in ("/cgi-bin/message/send", "/cgi-bin/appchat/send"))
     emptied = "emptied" if not counts.get("pending") else "not empty"
     print(

@@ -90,7 +90,10 @@ async def seed(url: str, solved: int) -> None:
         history = make_history(make_roster(), solved)
         for start in range(0, len(history), 5000):
             await repo.add_imported(
-                [_solved_row(h, alliance[h.studio_id], now) for h in history[start : start + 5000]]
+                [
+                    _solved_row(h, alliance[h.studio_id], now)
+                    for h in history[start : start + 5000]
+                ]
             )
             print(f"  seeded {min(start + 5000, solved)}/{solved}", file=sys.stderr, flush=True)
     finally:
@@ -108,9 +111,7 @@ def _solved_row(h: SolvedProblem, alliance: str, now: datetime) -> Problem:
 def signed(text: str) -> tuple[str, dict[str, str]]:
     """One signed, encrypted AI-bot callback carrying ``text``."""
     crypto = WeChatCrypto(AIBOT_TOKEN, AIBOT_AES_KEY, "")
-    body = aibot_text(
-        f"@联盟助手 {text}", user="bench-user", chat_id="wrgroup-bench", msg_id=uuid.uuid4().hex
-    )
+    body = aibot_text(f"@联盟助手 {text}", user="bench-user", chat_id="wrgroup-bench", msg_id=uuid.uuid4().hex)
     return _seal(crypto, json.dumps(body, ensure_ascii=False), lambda enc: json.dumps({"encrypt": enc}))
 
 
@@ -165,9 +166,7 @@ class Probe:
         )
 
 
-async def probing(
-    http: aiohttp.ClientSession, base: str, seconds: float, *, every: float, callbacks: bool
-) -> Probe:
+async def probing(http: aiohttp.ClientSession, base: str, seconds: float, *, every: float, callbacks: bool) -> Probe:
     probe = Probe(http, base, every=every, callbacks=callbacks)
     task = asyncio.create_task(probe.run())
     await asyncio.sleep(seconds)
@@ -245,10 +244,7 @@ async def main(args: argparse.Namespace, root: Path) -> None:
                 reading.stop()
                 calls.stop()
                 await asyncio.gather(*tasks)
-                rows += [
-                    reading.row("loop probe (404) while the history is read"),
-                    calls.row("`/help` callback, same"),
-                ]
+                rows += [reading.row("loop probe (404) while the history is read"), calls.row("`/help` callback, same")]
                 idle = await probing(http, base, 3, every=0.02, callbacks=False)
                 idle_calls = await probing(http, base, 3, every=0.1, callbacks=True)
                 rows += [idle.row("loop probe (404), idle"), idle_calls.row("`/help` callback, idle")]
@@ -271,9 +267,7 @@ async def main(args: argparse.Namespace, root: Path) -> None:
             await fake.close()
     ready = f"{ready_at[0]:.1f} s" if ready_at else f"not within {args.wait:.0f} s (or not logged)"
     print(f"\n{args.solved:,} solved problems, 161 studios, SQLite, semantic routing off; tree: {root}\n")
-    print(
-        f"- first `/help` answered {first:.2f} s after the process started; history in the index after {ready}\n"
-    )
+    print(f"- first `/help` answered {first:.2f} s after the process started; history in the index after {ready}\n")
     print("| probe | requests | p50 ms | p99 ms | max ms | errors |")
     print("|---|---:|---:|---:|---:|---:|")
     for row in rows:
@@ -283,9 +277,7 @@ async def main(args: argparse.Namespace, root: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--solved", type=int, default=100_000)
-    parser.add_argument(
-        "--wait", type=float, default=300.0, help="seconds to wait for the history to be read"
-    )
+    parser.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the history to be read")
     parser.add_argument("--root", help="run the bot from another checkout (the baseline of a change)")
     parsed = parser.parse_args()
     asyncio.run(main(parsed, Path(parsed.root).resolve() if parsed.root else ROOT))

@@ -68,14 +68,10 @@ def lines_of(folder: Path, embedder: object) -> list[Line]:
     return out
 
 
-def score(
-    lines: list[Line], same: float, near: float, words: float, answer: float
-) -> tuple[list[bool], list[bool]]:
+def score(lines: list[Line], same: float, near: float, words: float, answer: float) -> tuple[list[bool], list[bool]]:
     right, near_matched = [], []
     for line in lines:
-        accepted = (
-            line.cosine >= same or (line.cosine >= near and line.words >= words)
-        ) and line.answer >= answer
+        accepted = (line.cosine >= same or (line.cosine >= near and line.words >= words)) and line.answer >= answer
         if line.same:
             right.append(accepted and line.right_top)
         else:
@@ -91,10 +87,7 @@ def main() -> int:
         return 1
     dev = [line for folder in DEV for line in lines_of(folder, embedder)]
     grid = itertools.product(
-        np.arange(0.88, 1.0, 0.01),
-        np.arange(0.85, 0.99, 0.01),
-        (0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
-        (0.0, 0.80, 0.82, 0.84, 0.86, 0.88),
+        np.arange(0.88, 1.0, 0.01), np.arange(0.85, 0.99, 0.01), (0.1, 0.2, 0.3, 0.4, 0.5, 0.6), (0.0, 0.80, 0.82, 0.84, 0.86, 0.88)
     )
     best = None
     for same, near, words, answer in grid:
@@ -109,14 +102,10 @@ def main() -> int:
         return 1
     accuracy, near_rate, same, near, words, answer = best
     print(f"development pairs (n={len(dev)}): accuracy {accuracy:.3f}, near-misses matched {near_rate:.3f}")
-    print(
-        f"chosen: SEMANTIC_SAME={same} SEMANTIC_SAME_NEAR={near} SEMANTIC_WORDS={words} SEMANTIC_ANSWER={answer}"
-    )
+    print(f"chosen: SEMANTIC_SAME={same} SEMANTIC_SAME_NEAR={near} SEMANTIC_WORDS={words} SEMANTIC_ANSWER={answer}")
     frozen = lines_of(FROZEN, embedder)
     right, near_matched = score(frozen, same, near, words, answer)
-    print(
-        f"frozen (n={len(frozen)}): accuracy {bootstrap(right)}, near-misses matched {bootstrap(near_matched)}"
-    )
+    print(f"frozen (n={len(frozen)}): accuracy {bootstrap(right)}, near-misses matched {bootstrap(near_matched)}")
     return 0
 
 

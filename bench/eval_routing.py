@@ -56,9 +56,7 @@ def _history(path: Path | None) -> tuple[list[SolvedProblem], dict[str, int]]:
     if path is None:
         return [], {}
     solved = [
-        SolvedProblem(
-            id=n, ref=str(h["id"]), studio_id=str(h["studio"]), text=h["text"], answer=h.get("answer", "")
-        )
+        SolvedProblem(id=n, ref=str(h["id"]), studio_id=str(h["studio"]), text=h["text"], answer=h.get("answer", ""))
         for n, h in enumerate(read_jsonl(path), start=1)
     ]
     return solved, {p.ref or "": p.id for p in solved}
@@ -100,9 +98,7 @@ def rows_for(evalset: EvalSet) -> list[str]:
     chatter = evalset.path("chatter.jsonl")
     if chatter is not None:
         quiet = [not judge(c["text"]).is_problem for c in read_jsonl(chatter)]
-        rows.append(
-            f"| {evalset.name} | chatter.jsonl (n={len(quiet)}) | | | | | judged chatter {bootstrap(quiet)} |"
-        )
+        rows.append(f"| {evalset.name} | chatter.jsonl (n={len(quiet)}) | | | | | judged chatter {bootstrap(quiet)} |")
     dups = evalset.path("dups.jsonl")
     if dups is not None and full is not None:
         right, near = duplicate_outcomes(full, read_jsonl(dups), ids)

@@ -35,16 +35,8 @@ def main() -> int:
         for n, h in enumerate(read_jsonl(SAMPLES / "history.jsonl"), start=1)
     ]
     runs = [
-        (
-            "samples questions",
-            RoutingIndex(roster, embedder=embedder),
-            list(read_jsonl(SAMPLES / "questions.jsonl")),
-        ),
-        (
-            "samples hard",
-            RoutingIndex(roster, embedder=embedder),
-            list(read_jsonl(SAMPLES / "questions_hard.jsonl")),
-        ),
+        ("samples questions", RoutingIndex(roster, embedder=embedder), list(read_jsonl(SAMPLES / "questions.jsonl"))),
+        ("samples hard", RoutingIndex(roster, embedder=embedder), list(read_jsonl(SAMPLES / "questions_hard.jsonl"))),
         (
             "samples hard + history",
             RoutingIndex(roster, history, embedder=embedder),
@@ -56,15 +48,9 @@ def main() -> int:
             [*read_jsonl(HELDOUT / "questions.jsonl"), *read_jsonl(HELDOUT / "questions_fresh.jsonl")],
         ),
     ]
-    print(
-        "| n-gram share | with history | semantic share | objective | "
-        + " | ".join(n for n, _, _ in runs)
-        + " |"
-    )
+    print("| n-gram share | with history | semantic share | objective | " + " | ".join(n for n, _, _ in runs) + " |")
     print("|---|---|---|---|" + "---|" * len(runs))
-    grid = itertools.product(
-        (0.3, 0.4, 0.5), (0.5, 0.6, 0.7, 0.8, 0.9), (0.0, 0.2, 0.3, 0.4) if embedder else (0.0,)
-    )
+    grid = itertools.product((0.3, 0.4, 0.5), (0.5, 0.6, 0.7, 0.8, 0.9), (0.0, 0.2, 0.3, 0.4) if embedder else (0.0,))
     for ngram, history, semantic in grid:
         index_module.NGRAM_SHARE, index_module.HISTORY_NGRAM_SHARE = ngram, history
         index_module.SEMANTIC_SHARE = semantic
@@ -75,12 +61,7 @@ def main() -> int:
             top1, top3 = sum(result.top1) / len(questions), sum(result.top3) / len(questions)
             total += top1 + top3
             cells.append(f"{top1:.3f} / {top3:.3f}")
-        print(
-            f"| {ngram} | {history} | {semantic} | {total / (2 * len(runs)):.3f} | "
-            + " | ".join(cells)
-            + " |",
-            flush=True,
-        )
+        print(f"| {ngram} | {history} | {semantic} | {total / (2 * len(runs)):.3f} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
 

@@ -119,9 +119,7 @@ class FakeWeCom:
     def delivered(self, path: str) -> list[Recorded]:
         """The successful requests to one path (errcode 0) that reached someone (duplicate-checked repeats do not)."""
         return [
-            r
-            for r in self.calls(path)
-            if r.answer is not None and r.answer.get("errcode") == 0 and not r.repeat
+            r for r in self.calls(path) if r.answer is not None and r.answer.get("errcode") == 0 and not r.repeat
         ]
 
     @property
@@ -189,19 +187,11 @@ class FakeWeCom:
     def _is_repeat(self, path: str, body: Any, index: int) -> bool:
         """WeCom's duplicate check on message/send (``enable_duplicate_check``): the same request JSON within
         ``duplicate_check_interval`` seconds (default 1800) is accepted but not delivered again."""
-        if (
-            path != "/cgi-bin/message/send"
-            or not isinstance(body, dict)
-            or body.get("enable_duplicate_check") != 1
-        ):
+        if path != "/cgi-bin/message/send" or not isinstance(body, dict) or body.get("enable_duplicate_check") != 1:
             return False
         since = self.requests[index].at - timedelta(seconds=int(body.get("duplicate_check_interval", 1800)))
         return any(
-            r.body == body
-            and r.at >= since
-            and r.answer is not None
-            and r.answer.get("errcode") == 0
-            and not r.repeat
+            r.body == body and r.at >= since and r.answer is not None and r.answer.get("errcode") == 0 and not r.repeat
             for r in self.requests[:index]
             if r.path == path
         )

@@ -200,9 +200,7 @@ async def test_an_invited_list_by_name_or_account(chat: Chat) -> None:
     assert not group_texts(chat)
     assert "无法报名" in await chat.say("fangshuiqing", "/报名 1")
     assert "报名成功" in await chat.say("shibaopo", "/报名 1")
-    assert "花名册里没有找到「张三」" in await chat.say(
-        LEAD, "/活动 添加 大脑汇 下周四15:00 另一会 邀请 张三"
-    )
+    assert "花名册里没有找到「张三」" in await chat.say(LEAD, "/活动 添加 大脑汇 下周四15:00 另一会 邀请 张三")
     assert "「对象」请写 全体 或 负责人" in await chat.say(LEAD, "/活动 添加 讲座 下周四15:00 讲座 对象 路人")
 
 

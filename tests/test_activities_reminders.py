@@ -266,9 +266,7 @@ async def test_planning_the_same_reminders_concurrently_keeps_one_of_each(bot: B
 
     def rows() -> list[ActivityReminder]:
         return [
-            ActivityReminder(
-                activity_id=1, kind="attendee:1d", target=f"user:r{n}", due=START - timedelta(days=1)
-            )
+            ActivityReminder(activity_id=1, kind="attendee:1d", target=f"user:r{n}", due=START - timedelta(days=1))
             for n in range(20)
         ]
 

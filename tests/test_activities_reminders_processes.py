@@ -72,10 +72,7 @@ async def seed(url: str, now: datetime) -> tuple[list[int], int, list[int]]:
         assert started.id is not None
         reminders.append(
             ActivityReminder(
-                activity_id=started.id,
-                kind="group:2h",
-                target="alliance:tunnel",
-                due=now - timedelta(hours=2),
+                activity_id=started.id, kind="group:2h", target="alliance:tunnel", due=now - timedelta(hours=2)
             )
         )
         await repo.add_reminders(reminders)

@@ -24,20 +24,11 @@ async def test_history_lists_one_records_changes_in_order(store: Store) -> None:
     await audit.record(entity="award", entity_id=7, action="create", actor="u1", after={"amount": 5000})
     await audit.record(entity="award", entity_id=8, action="create", actor="u1", after={"amount": 9000})
     await audit.record(
-        entity="award",
-        entity_id=7,
-        action="edit",
-        actor="u2",
-        source="console",
-        reason="金额笔误",
-        before={"amount": 5000},
-        after={"amount": 50000},
+        entity="award", entity_id=7, action="edit", actor="u2", source="console", reason="金额笔误",
+        before={"amount": 5000}, after={"amount": 50000},
     )
     trail = await audit.history("award", 7)
-    assert [(e.action, e.actor, e.source) for e in trail] == [
-        ("create", "u1", "chat"),
-        ("edit", "u2", "console"),
-    ]
+    assert [(e.action, e.actor, e.source) for e in trail] == [("create", "u1", "chat"), ("edit", "u2", "console")]
     assert trail[1].reason == "金额笔误"
     assert changed_fields(trail[1].before, trail[1].after) == {"amount": (5000, 50000)}
     newest = await audit.recent(limit=2)

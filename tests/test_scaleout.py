@@ -72,7 +72,9 @@ class Cluster:
     async def events_titled(self, title: str) -> int:
         """How many calendar events have this title."""
         return int(
-            await self.scalar(select(func.count()).select_from(Activity).where(col(Activity.title) == title))
+            await self.scalar(
+                select(func.count()).select_from(Activity).where(col(Activity.title) == title)
+            )
         )
 
     async def outbox_settled(self) -> bool:

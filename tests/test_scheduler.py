@@ -35,9 +35,7 @@ async def test_failing_job_is_recorded_and_shown(bot: BotApp) -> None:
     async def broken(runtime: Runtime, now: datetime) -> str:
         raise RuntimeError("数据库连接断了")
 
-    bot.jobs.add(
-        "broken", CronTrigger(hour=9, minute=0, timezone=bot.settings.tz), broken, description="会失败的任务"
-    )
+    bot.jobs.add("broken", CronTrigger(hour=9, minute=0, timezone=bot.settings.tz), broken, description="会失败的任务")
     assert await bot.jobs.fire("broken") is None
     chat = Chat(bot)
     reply = await chat.say(ADMIN, "/jobs")

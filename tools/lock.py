@@ -28,12 +28,8 @@ def _key(name: str) -> str:
 
 def main() -> int:
     pip = [sys.executable, "-m", "pip"]
-    frozen = subprocess.run(
-        [*pip, "freeze", "--exclude-editable"], check=True, capture_output=True, text=True
-    )
-    pins = [
-        line for line in frozen.stdout.splitlines() if "==" in line and not line.startswith("alliance-bot")
-    ]
+    frozen = subprocess.run([*pip, "freeze", "--exclude-editable"], check=True, capture_output=True, text=True)
+    pins = [line for line in frozen.stdout.splitlines() if "==" in line and not line.startswith("alliance-bot")]
     with tempfile.TemporaryDirectory() as folder:
         listing = Path(folder) / "pins.txt"
         listing.write_text("\n".join(pins) + "\n")

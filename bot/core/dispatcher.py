@@ -244,11 +244,7 @@ class Dispatcher:
         if cleaned != event.text:
             event = dataclasses.replace(event, text=cleaned)
         context = Context(
-            event=event,
-            runtime=self.runtime,
-            dispatcher=self,
-            delivery=delivery or Delivery(),
-            claimed=claimed,
+            event=event, runtime=self.runtime, dispatcher=self, delivery=delivery or Delivery(), claimed=claimed
         )
 
         async def run(index: int, ctx: Context) -> Reply | None:

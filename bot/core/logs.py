@@ -12,9 +12,7 @@ class RepeatFilter(logging.Filter):
     """Let at most ``burst`` records with the same logger, level and message template through per ``window``
     seconds; when the window ends, one record says how many were suppressed."""
 
-    def __init__(
-        self, burst: int = 20, window: float = 10.0, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, burst: int = 20, window: float = 10.0, *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.burst = burst
         self.window = window

@@ -128,9 +128,7 @@ async def exactly_once(ctx: Context, call_next: Next) -> Reply | None:
                 if not await store.dedupe.finish(key, claimed.owner, recorded, runtime.clock.now()):
                     raise _ClaimLost(key)
         except _ClaimLost:
-            log.warning(
-                "message %s was taken over while being handled here; this handling is rolled back", key
-            )
+            log.warning("message %s was taken over while being handled here; this handling is rolled back", key)
             return None
         return reply
     except DATABASE_ERRORS as exc:
@@ -154,12 +152,7 @@ async def resolve_caller(runtime: Runtime, user_id: str) -> Caller:
         and member.alliance_id not in alliances
     ):
         alliances = (*alliances, member.alliance_id)
-    if (
-        member
-        and member.studio_id
-        and granted == MemberRole.STUDIO_LEAD.value
-        and member.studio_id not in studios
-    ):
+    if member and member.studio_id and granted == MemberRole.STUDIO_LEAD.value and member.studio_id not in studios:
         studios = (*studios, member.studio_id)
     if user_id in runtime.settings.admins or granted == MemberRole.ADMIN.value:
         role = Role.ADMIN

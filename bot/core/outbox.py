@@ -234,10 +234,7 @@ class OutboxWorker:
         try:
             kind = TargetKind(message.target_kind)
             if sender is None:
-                raise DeliveryError(
-                    f"没有可投递此类消息（{kind.value}）的渠道：请检查企业微信设置或花名册的 announce 配置",
-                    retry_after=None,
-                )
+                raise DeliveryError(f"没有可投递此类消息（{kind.value}）的渠道：请检查企业微信设置或花名册的 announce 配置", retry_after=None)
             await sender.send(Target(kind, message.target), message.text)
         except DeliveryError as exc:
             self._record_failure(message, str(exc), exc.retry_after)

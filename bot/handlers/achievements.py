@@ -212,11 +212,7 @@ async def _add(ctx: Context, args: str) -> str:
         if detail is None:
             raise UserError(f"没有编号为 T-{request.topic_id} 的课题。")
         topic = detail.topic
-        team = {
-            topic.studio_id,
-            *(m.studio_id for m in detail.members),
-            *(s.studio_id for s in detail.supports),
-        }
+        team = {topic.studio_id, *(m.studio_id for m in detail.members), *(s.studio_id for s in detail.supports)}
         if not ctx.caller.at_least(Role.ADMIN) and not team & set(studio_ids):
             raise UserError(
                 f"成果只能关联到完成工作室参与的课题：{topic_label(topic)} 的攻关团队里没有"

@@ -133,9 +133,7 @@ def parse_add(args: str) -> AddRequest:
     if match:
         word = fold(match.group(1)).lower()
         if word not in _AUDIENCE_WORDS:
-            raise UsageError(
-                f"「对象」请写 全体 或 负责人（只请部分人时用「邀请 姓名,…」），「{match.group(1)}」看不懂。"
-            )
+            raise UsageError(f"「对象」请写 全体 或 负责人（只请部分人时用「邀请 姓名,…」），「{match.group(1)}」看不懂。")
         audience = _AUDIENCE_WORDS[word]
         body = body[: match.start()] + " " + body[match.end() :]
     if audience == ActivityAudience.INVITED and not invited:
@@ -283,9 +281,7 @@ async def handle_join(ctx: Context) -> str:
         raise UserError(f"活动 #{activity.id}「{activity.title}」已取消，无法报名。")
     if activity.start <= ctx.runtime.clock.now():
         raise UserError(f"活动 #{activity.id}「{activity.title}」已经开始或结束，无法报名。")
-    if not await service.may_join(
-        activity, ctx.caller.user_id, is_lead=ctx.caller.at_least(Role.STUDIO_LEAD)
-    ):
+    if not await service.may_join(activity, ctx.caller.user_id, is_lead=ctx.caller.at_least(Role.STUDIO_LEAD)):
         raise UserError(
             f"活动 #{activity.id}「{activity.title}」面向{activity.for_whom.label}，您不在其中，无法报名。"
             "如需参加，请联系组织者。"
@@ -498,8 +494,7 @@ async def _details(ctx: Context, activity_id: int) -> str:
     activity = await _activity_or_error(ctx, activity_id)
     roll = await service.repo.roll(activity_id)
     names = await display_names(
-        ctx.runtime.store,
-        [activity.organizer, *(a.user_id for a in roll.going), *(a.user_id for a in roll.waiting)],
+        ctx.runtime.store, [activity.organizer, *(a.user_id for a in roll.going), *(a.user_id for a in roll.waiting)]
     )
     alliance = await ctx.runtime.store.alliances.get(activity.alliance_id) if activity.alliance_id else None
     status = "（已取消）" if activity.cancelled else ""

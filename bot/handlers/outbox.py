@@ -74,3 +74,12 @@ async def handle_outbox(ctx: Context) -> str:
 async def setup(bot: BotApp) -> None:
     """Register ``/outbox``."""
     bot.add_router(router)
+
+
+
+
+
+
+
+
+

@@ -684,9 +684,7 @@ async def handle_problems(ctx: Context) -> str:
         return f"{heading}共 {len(problems)} 个，只有 {pages} 页。"
     shown = problems[(query.page - 1) * LIST_LIMIT : query.page * LIST_LIMIT]
     studios = await service.studios()
-    lines = [
-        f"{heading}（{len(problems)} 个" + (f"，第 {query.page}/{pages} 页）：" if pages > 1 else "）：")
-    ]
+    lines = [f"{heading}（{len(problems)} 个" + (f"，第 {query.page}/{pages} 页）：" if pages > 1 else "）：")]
     for problem in shown:
         owner = f"，{studios[problem.studio_id].name}" if problem.studio_id in studios else ""
         lines.append(

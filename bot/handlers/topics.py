@@ -177,9 +177,7 @@ async def _propose(ctx: Context, args: str, *, confirmed: bool) -> str:
         raise UsageError(f"标题请不超过 {MAX_TITLE} 字，说明不超过 {MAX_TEXT} 字。")
     service = service_of(ctx)
     if not confirmed:
-        matches = await ctx.runtime.feature(AchievementService).similar(
-            f"{title}\n{description}", title=title
-        )
+        matches = await ctx.runtime.feature(AchievementService).similar(f"{title}\n{description}", title=title)
         close = [m for m in matches if m.score >= NEAR_DUPLICATE]
         if close:
             lines = [f"发现与「{title}」相近的课题或成果，请先看看是否已有人在做："]

@@ -62,9 +62,7 @@ HISTORY_PRIOR_PROBLEMS = 50  # history IDF counts this many notional problems, s
 
 # fusion of the lexical engine with the character n-gram profiles: each signal is divided by its best studio's
 # value for the question, then mixed with these weights
-NGRAM_SHARE = (
-    0.4  # for a studio with no solved history; it grows towards HISTORY_NGRAM_SHARE with the history
-)
+NGRAM_SHARE = 0.4  # for a studio with no solved history; it grows towards HISTORY_NGRAM_SHARE with the history
 HISTORY_NGRAM_SHARE = 0.7  # the n-gram share for a studio whose solved history is long (see ``_fuse``)
 SEMANTIC_SHARE = 0.3  # with an embedder, the semantic signal gets this share and the others the rest
 FOLLOW_SHARE = 0.6  # a studio is asked only when its score is at least this share of the best studio's
@@ -495,9 +493,7 @@ class RoutingIndex:
                     why[sid][term] = why[sid].get(term, 0.0) + contribution * saturated / raw
         return scores, why
 
-    def _add_type_intent(
-        self, scores: dict[str, float], normalized: str, why: dict[str, dict[str, float]]
-    ) -> None:
+    def _add_type_intent(self, scores: dict[str, float], normalized: str, why: dict[str, dict[str, float]]) -> None:
         """A question that asks for what a studio type does (a patent, a QC result, a wage dispute…) is a
         request for a studio of that type, whatever trade it mentions: those studios gain, the others yield."""
         for studio_type, words in TYPE_INTENTS.items():
@@ -650,9 +646,7 @@ class RoutingIndex:
         for position, other in enumerate(others):
             if normalize(other) == normalize(text):
                 return position
-            overlap = self._similarity(
-                query_keys, self._similar_keys(analyse(other, lexicon=self._lexicon)), n
-            )
+            overlap = self._similarity(query_keys, self._similar_keys(analyse(other, lexicon=self._lexicon)), n)
             if self._semantic is None:
                 if overlap >= SIMILAR_THRESHOLD:
                     return position
@@ -698,11 +692,7 @@ def _profile_text(doc: StudioDoc) -> str:
 
 
 def _roster_pieces(doc: StudioDoc) -> list[tuple[str, float]]:
-    return [
-        *((e, EXPERTISE_WEIGHT) for e in doc.expertise),
-        (doc.name, NAME_WEIGHT),
-        (doc.description, DESCRIPTION_WEIGHT),
-    ]
+    return [*((e, EXPERTISE_WEIGHT) for e in doc.expertise), (doc.name, NAME_WEIGHT), (doc.description, DESCRIPTION_WEIGHT)]
 
 
 def _dedupe_overlapping(terms: tuple[str, ...]) -> tuple[str, ...]:

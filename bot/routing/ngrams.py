@@ -144,8 +144,7 @@ class NgramProfiles:
         self._stale = False
         for side in (self._roster, self._history):
             side.norm2 = {
-                sid: sum((_tf(c) * self._idf(g)) ** 2 for g, c in counts.items())
-                for sid, counts in side.counts.items()
+                sid: sum((_tf(c) * self._idf(g)) ** 2 for g, c in counts.items()) for sid, counts in side.counts.items()
             }
 
     # --- scoring -----------------------------------------------------------------------------------------

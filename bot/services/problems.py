@@ -339,9 +339,7 @@ class ProblemService:
         if count <= BUILD_INLINE:
             await self._sync_solved()
             return
-        self._history_task = asyncio.create_task(
-            self._read_history(docs, signature, count), name="routing-history"
-        )
+        self._history_task = asyncio.create_task(self._read_history(docs, signature, count), name="routing-history")
 
     async def _read_history(self, docs: dict[str, StudioDoc], signature: tuple[Any, ...], count: int) -> None:
         """Read every solved problem into a fresh index a page at a time (the analysis in a worker thread, so the

@@ -29,6 +29,8 @@ def topic_label(topic: Topic) -> str:
     return f"#T-{topic.id}「{topic.title}」"
 
 
+
+
 def cn_day(when: datetime) -> str:
     """``12月8日``."""
     return f"{when.month}月{when.day}日"

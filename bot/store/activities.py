@@ -260,7 +260,9 @@ class ActivityRepo:
             .where(Activity.type == activity_type)
             .where(Activity.status == ActivityStatus.SCHEDULED.value)
             .where(col(Activity.start) >= since, col(Activity.start) < until)
-            .where(or_(col(Activity.alliance_id) == alliance_id, col(Activity.alliance_id).is_(None)))
+            .where(
+                or_(col(Activity.alliance_id) == alliance_id, col(Activity.alliance_id).is_(None))
+            )
         )
         async with self._sessions() as session:
             return bool((await session.exec(query)).one())
@@ -354,9 +356,7 @@ class ActivityRepo:
             going = len(rows) - len(waiting)
             full = activity.capacity is not None and going >= activity.capacity
             status = AttendeeStatus.WAITING if full else AttendeeStatus.GOING
-            row = ActivityAttendee(
-                activity_id=activity.id, user_id=user_id, status=status.value, joined_at=at
-            )
+            row = ActivityAttendee(activity_id=activity.id, user_id=user_id, status=status.value, joined_at=at)
             session.add(row)
             await session.flush()
             assert row.id is not None
@@ -411,9 +411,7 @@ class ActivityRepo:
             added = 0
             for reminder in reminders:
                 try:
-                    added += await self._add_reminders(
-                        [ActivityReminder.model_validate(reminder.model_dump())]
-                    )
+                    added += await self._add_reminders([ActivityReminder.model_validate(reminder.model_dump())])
                 except IntegrityError:
                     continue
             return added
@@ -447,9 +445,7 @@ class ActivityRepo:
     ) -> list[ActivityReminder]:
         """Atomically claim due reminders (and ones whose claimer died) for ``worker``."""
         due = or_(
-            and_(
-                col(ActivityReminder.status) == ReminderStatus.PENDING.value, col(ActivityReminder.due) <= now
-            ),
+            and_(col(ActivityReminder.status) == ReminderStatus.PENDING.value, col(ActivityReminder.due) <= now),
             and_(
                 col(ActivityReminder.status) == ReminderStatus.SENDING.value,
                 col(ActivityReminder.claimed_at) < now - lease,
@@ -480,9 +476,7 @@ class ActivityRepo:
             if not ids:
                 return []
             rows = await session.exec(
-                select(ActivityReminder)
-                .where(col(ActivityReminder.id).in_(ids))
-                .order_by(col(ActivityReminder.due))
+                select(ActivityReminder).where(col(ActivityReminder.id).in_(ids)).order_by(col(ActivityReminder.due))
             )
             return list(rows.all())
 
@@ -533,9 +527,7 @@ class ActivityRepo:
             ).one()
 
     @staticmethod
-    async def _cancel_reminders(
-        session: AsyncSession, activity_id: int, *, at: datetime, detail: str
-    ) -> None:
+    async def _cancel_reminders(session: AsyncSession, activity_id: int, *, at: datetime, detail: str) -> None:
         await session.exec(
             update(ActivityReminder)
             .where(col(ActivityReminder.activity_id) == activity_id)

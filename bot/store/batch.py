@@ -27,9 +27,7 @@ class Coalescer(Generic[ItemT, ResultT]):
     exception. Items whose caller went away are still written (the batch is already under way).
     """
 
-    def __init__(
-        self, run_batch: Callable[[Sequence[ItemT]], Awaitable[Sequence[ResultT]]], *, max_batch: int = 256
-    ):
+    def __init__(self, run_batch: Callable[[Sequence[ItemT]], Awaitable[Sequence[ResultT]]], *, max_batch: int = 256):
         self._run_batch = run_batch
         self._max_batch = max_batch
         self._pending: list[tuple[ItemT, asyncio.Future[ResultT] | None]] = []

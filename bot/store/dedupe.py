@@ -45,6 +45,10 @@ class ProcessedMessage(SQLModel, table=True):
     acknowledged_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
+
+
+
+
 @dataclass(slots=True, frozen=True)
 class Claimed:
     """The outcome of claiming a message id: ``new`` (act on it), or a retry — answered already (``reply``
@@ -89,8 +93,8 @@ class DedupeRepo:
     def __init__(self, sessions: Sessions, engine: AsyncEngine | None = None) -> None:
         self._sessions = sessions
         self._engine = engine if engine is not None else sessions.kw["bind"]
-        self._claims: Coalescer[tuple[str, datetime, timedelta | None, dict[str, Any] | None], Claimed] = (
-            Coalescer(self._claim_batch)
+        self._claims: Coalescer[tuple[str, datetime, timedelta | None, dict[str, Any] | None], Claimed] = Coalescer(
+            self._claim_batch
         )
         self._answers: Coalescer[tuple[str, datetime, str | None], None] = Coalescer(self._answer_batch)
 
@@ -164,11 +168,7 @@ class DedupeRepo:
                     elif (lease := leases[key]) is not None and created_at < at - lease:
                         taken = await conn.execute(
                             update(table)
-                            .where(
-                                table.c.key == key,
-                                table.c.answered_at.is_(None),
-                                table.c.created_at == created_at,
-                            )
+                            .where(table.c.key == key, table.c.answered_at.is_(None), table.c.created_at == created_at)
                             .values(created_at=at, owner=owners[key], attempts=attempts + 1)
                         )
                         outcome[key] = (
@@ -190,9 +190,7 @@ class DedupeRepo:
             update(table)
             .where(table.c.key == bindparam("b_key"))
             .values(
-                answered_at=func.coalesce(
-                    table.c.answered_at, bindparam("b_at", type_=table.c.answered_at.type)
-                ),
+                answered_at=func.coalesce(table.c.answered_at, bindparam("b_at", type_=table.c.answered_at.type)),
                 reply=func.coalesce(table.c.reply, bindparam("b_reply", type_=table.c.reply.type)),
             )
         )
@@ -229,9 +227,7 @@ class DedupeRepo:
         """Whether a message is done, and the answer recorded for it."""
         table = ProcessedMessage.__table__  # type: ignore[attr-defined]
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(core_select(table.c.answered_at, table.c.reply).where(table.c.key == key))
-            ).first()
+            row = (await conn.execute(core_select(table.c.answered_at, table.c.reply).where(table.c.key == key))).first()
         return (row is not None and row[0] is not None), (row[1] if row is not None else None)
 
     async def stranded(self, older_than: datetime, *, limit: int = 50) -> list[Stranded]:

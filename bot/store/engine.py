@@ -327,3 +327,4 @@ async def current_revisions(engine: AsyncEngine) -> set[str]:
     """The revisions the database is at (empty for a new database)."""
     async with engine.connect() as conn:
         return await conn.run_sync(_current)
+

@@ -55,9 +55,7 @@ class JobRunRepo:
                 return
             # sweeps run often and claim their own items; keep one row per job and update it
             existing = (
-                await session.exec(
-                    select(JobRun).where(JobRun.name == run.name).order_by(col(JobRun.id).desc())
-                )
+                await session.exec(select(JobRun).where(JobRun.name == run.name).order_by(col(JobRun.id).desc()))
             ).first()
             if existing is None:
                 existing = JobRun(name=run.name, slot=run.slot, worker=run.worker)

@@ -87,9 +87,7 @@ class OutboxRepo:
         engine = self._sessions.kw["bind"]
         insert = sqlite_insert if engine.dialect.name == "sqlite" else pg_insert
         statement = insert(table).on_conflict_do_nothing().returning(table.c.id)
-        async with transaction(
-            engine
-        ) as conn:  # executemany, sent as one multi-row statement ("insertmanyvalues")
+        async with transaction(engine) as conn:  # executemany, sent as one multi-row statement ("insertmanyvalues")
             return len((await conn.execute(statement, rows)).all())
 
     async def claim_due(
@@ -143,9 +141,7 @@ class OutboxRepo:
         if in_doubt:
             values["in_doubt"] = OutboxMessage.in_doubt + 1
         async with self._sessions() as session, session.begin():
-            await session.exec(
-                update(OutboxMessage).where(col(OutboxMessage.id) == message_id).values(**values)
-            )
+            await session.exec(update(OutboxMessage).where(col(OutboxMessage.id) == message_id).values(**values))
 
     async def mark_sent(self, message_id: int, at: datetime) -> None:
         """Record a delivery."""

@@ -460,18 +460,10 @@ class ProblemRepo:
             latest = datetime.fromisoformat(latest)
         return int(count), latest
 
-    async def solved_history(
-        self, *, after: int = 0, limit: int = 2000
-    ) -> list[tuple[int, str | None, str, str, str]]:
+    async def solved_history(self, *, after: int = 0, limit: int = 2000) -> list[tuple[int, str | None, str, str, str]]:
         """One page of the routing history as plain rows ``(id, ref, studio_id, text, answer)``, by id after
         ``after``: the start-up build reads 100,000 solved problems a page at a time, without ORM objects."""
-        columns = (
-            col(Problem.id),
-            col(Problem.ref),
-            col(Problem.studio_id),
-            col(Problem.text),
-            col(Problem.answer),
-        )
+        columns = (col(Problem.id), col(Problem.ref), col(Problem.studio_id), col(Problem.text), col(Problem.answer))
         query = (
             sa_select(*columns)
             .where(

@@ -126,9 +126,7 @@ class Generation:
     @staticmethod
     async def bump_stored(session: Any) -> None:
         """Count a change to roles in the database, inside the transaction that makes it."""
-        await session.exec(
-            update(RoleVersion).where(col(RoleVersion.id) == 1).values(version=RoleVersion.version + 1)
-        )
+        await session.exec(update(RoleVersion).where(col(RoleVersion.id) == 1).values(version=RoleVersion.version + 1))
 
 
 class AllianceRepo:
@@ -365,9 +363,7 @@ class MemberRepo:
         finally:
             self._roles.bump()
 
-    async def _grant(
-        self, user_id: str, role: str, *, alliance_id: str | None, studio_id: str | None
-    ) -> Member:
+    async def _grant(self, user_id: str, role: str, *, alliance_id: str | None, studio_id: str | None) -> Member:
         async with self._sessions() as session, session.begin():
             member = await session.get(Member, user_id)
             if member is None:

@@ -116,6 +116,14 @@ class TopicProgress(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 
+
+
+
+
+
+
+
+
 @dataclass(slots=True, frozen=True)
 class TopicDetail:
     """A topic with its supporters, team and latest progress."""
@@ -196,7 +204,9 @@ class TopicRepo:
             supported = select(TopicSupport.topic_id).where(col(TopicSupport.studio_id).in_(ids))
             joined = select(TopicMember.topic_id).where(col(TopicMember.studio_id).in_(ids))
             query = query.where(
-                col(Topic.studio_id).in_(ids) | col(Topic.id).in_(supported) | col(Topic.id).in_(joined)
+                col(Topic.studio_id).in_(ids)
+                | col(Topic.id).in_(supported)
+                | col(Topic.id).in_(joined)
             )
         async with self._sessions() as session:
             return list((await session.exec(query)).all())
@@ -348,5 +358,9 @@ class TopicRepo:
         """Remember the achievement a concluded topic produced."""
         async with self._sessions() as session, session.begin():
             await session.exec(
-                update(Topic).where(col(Topic.id) == topic_id).values(achievement_id=achievement_id)
+                update(Topic)
+                .where(col(Topic.id) == topic_id)
+                .values(achievement_id=achievement_id)
             )
+
+

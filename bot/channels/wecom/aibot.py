@@ -227,10 +227,7 @@ class AibotChannel:
 
     async def _stream_started(self, message: AibotMessage, stream_id: str) -> None:
         await self.streams.start(
-            stream_id=stream_id,
-            msg_id=message.msg_id,
-            response_url=message.response_url,
-            now=self.bot.clock.now(),
+            stream_id=stream_id, msg_id=message.msg_id, response_url=message.response_url, now=self.bot.clock.now()
         )
 
     async def _deliver_late(self, event: Event, text: str) -> None:

@@ -83,9 +83,7 @@ def rejection(channel: str, request: web.Request, exc: CallbackRejected) -> web.
 
 def unavailable(channel: str) -> web.Response:
     """503: the bot cannot act now; WeCom retries the callback."""
-    log.warning(
-        "%s callback answered 503 (database unavailable, or the message is still being handled)", channel
-    )
+    log.warning("%s callback answered 503 (database unavailable, or the message is still being handled)", channel)
     return web.Response(status=503, text="service unavailable", headers={"Retry-After": "5"})
 
 
@@ -181,9 +179,7 @@ async def _answered_later(bot: BotApp, event: Event, on_later: Callable[[], Awai
 async def _report_late(task: asyncio.Task[Captured[Reply | None]], name: str) -> None:
     outcome = await task
     if isinstance(outcome.error, DATABASE_DOWN):
-        log.warning(
-            "%s: database unavailable while finishing a late answer; the recovery worker will finish it", name
-        )
+        log.warning("%s: database unavailable while finishing a late answer; the recovery worker will finish it", name)
     elif outcome.error is not None:
         log.error("%s: late answer failed", name, exc_info=outcome.error)
 

@@ -145,15 +145,9 @@ class ResponseUrlSender:
     async def send(self, target: Target, text: str) -> None:
         """Post ``text`` (markdown) to the response URL ``target.address`` unless the stream delivered it."""
         if not self.allowed(target.address):
-            raise DeliveryError(
-                f"response_url 不是企业微信的地址（{urlsplit(target.address).hostname}），拒绝发送",
-                retry_after=None,
-            )
+            raise DeliveryError(f"response_url 不是企业微信的地址（{urlsplit(target.address).hostname}），拒绝发送", retry_after=None)
         if not await self._streams.claim_delivery(StreamDelivery.RESPONSE_URL, response_url=target.address):
             log.info("late AI-bot answer already collected by a stream poll; not posting it again")
             return
-        payload = {
-            "msgtype": "markdown",
-            "markdown": {"content": clip(markdown_plain(text), RESPONSE_URL_BYTES)},
-        }
+        payload = {"msgtype": "markdown", "markdown": {"content": clip(markdown_plain(text), RESPONSE_URL_BYTES)}}
         await _deliver(self._client.post(target.address, payload), "response_url")

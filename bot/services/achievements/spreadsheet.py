@@ -116,9 +116,7 @@ def _xlsx_table(path: Path) -> list[list[Any]]:
     except (zipfile.BadZipFile, OSError) as exc:
         raise ImportFileError(f"无法读取 Excel 文件 {path.name}：不是有效的 .xlsx 文件") from exc
     if unpacked > MAX_UNPACKED:
-        raise ImportFileError(
-            f"Excel 文件 {path.name} 解压后超过 {MAX_UNPACKED // 1024 // 1024} MB，请拆分后再导入。"
-        )
+        raise ImportFileError(f"Excel 文件 {path.name} 解压后超过 {MAX_UNPACKED // 1024 // 1024} MB，请拆分后再导入。")
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several kinds for a damaged or mislabelled file

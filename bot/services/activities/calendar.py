@@ -85,3 +85,13 @@ async def calendar_feed(
     """The feed for every activity (``alliance_id=None``) or one alliance's (with joint activities)."""
     activities = await repo.for_calendar(now - HISTORY, alliance_id=alliance_id)
     return render_calendar(activities, name=name, tz=tz, alliance_names=alliance_names)
+
+
+
+
+
+
+
+
+
+

@@ -116,9 +116,7 @@ class ActivityService:
         in_scope = {s.id for s in studios if s.alliance_id in wanted}
         users = [a.lead_userid for a in alliances if a.id in wanted and a.lead_userid]
         users += [s.lead_userid for s in studios if s.id in in_scope and s.lead_userid]
-        for member in await store.members.granted(
-            MemberRole.ALLIANCE_LEAD.value, MemberRole.STUDIO_LEAD.value
-        ):
+        for member in await store.members.granted(MemberRole.ALLIANCE_LEAD.value, MemberRole.STUDIO_LEAD.value):
             if member.alliance_id in wanted or member.studio_id in in_scope:
                 users.append(member.user_id)
         return list(dict.fromkeys(users))
@@ -201,7 +199,8 @@ class ActivityService:
         text = (
             f"【活动改期】{type_label(activity.type)}「{activity.title}」（#{activity.id}）改期了：\n"
             f"原定：{format_when(old.astimezone(self.runtime.settings.tz))}\n"
-            f"改为：{self.when_text(activity)}" + (f"\n地点：{activity.place}" if activity.place else "")
+            f"改为：{self.when_text(activity)}"
+            + (f"\n地点：{activity.place}" if activity.place else "")
         )
         key = f"event:{activity.id}:moved:{activity.sequence}"
         await self._announce(activity, text, key=key)

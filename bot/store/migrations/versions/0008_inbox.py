@@ -19,12 +19,8 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("processed_message", sa.Column("event", sa.JSON(), nullable=True))
     op.add_column("processed_message", sa.Column("owner", sa.String(32), nullable=True))
-    op.add_column(
-        "processed_message", sa.Column("attempts", sa.Integer(), nullable=False, server_default="1")
-    )
-    op.add_column(
-        "processed_message", sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True)
-    )
+    op.add_column("processed_message", sa.Column("attempts", sa.Integer(), nullable=False, server_default="1"))
+    op.add_column("processed_message", sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_processed_message_open", "processed_message", ["answered_at", "created_at"])
 
 
