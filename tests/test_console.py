@@ -395,3 +395,20 @@ async def test_console_link_cli_prints_a_link_for_the_first_admin(
     response = await client.get(login_path(text), allow_redirects=False)
     assert response.status == 302
     assert (await client.get("/console/audit")).status == 200  # signed in as an admin
+
+
+async def test_a_retried_console_message_gets_the_same_link(chat: Chat) -> None:
+    first = await chat.say("chenjuejin", "/后台", msg_id="retry-1")
+    again = await chat.say("chenjuejin", "/后台", msg_id="retry-1")
+    assert first == again and "token=" in first
+
+
+async def test_prune_forgets_idle_sessions(
+    chat: Chat, client: Client, clock: ManualClock, bot: BotApp
+) -> None:
+    await sign_in(chat, client, "chenjuejin")
+    service = bot.runtime.feature(ConsoleService)
+    assert await service.prune(clock.now()) == "removed 0 sessions"
+    clock.advance(minutes=61)
+    assert await service.prune(clock.now()) == "removed 1 sessions"
+    assert await service.repo.sessions_of("chenjuejin") == []
