@@ -37,6 +37,7 @@ FEATURES: tuple[str, ...] = (
     "bot.handlers.topics",
     "bot.handlers.achievements",
     "bot.handlers.reports",
+    "bot.handlers.funds",
     "bot.handlers.activities",
     "bot.handlers.outbox",
     "bot.channels.wecom.mount",
