@@ -38,6 +38,7 @@ FEATURES: tuple[str, ...] = (
     "bot.handlers.achievements",
     "bot.handlers.reports",
     "bot.handlers.funds",
+    "bot.handlers.talent",
     "bot.handlers.activities",
     "bot.handlers.outbox",
     "bot.channels.wecom.mount",
