@@ -39,6 +39,7 @@ FEATURES: tuple[str, ...] = (
     "bot.handlers.reports",
     "bot.handlers.funds",
     "bot.handlers.talent",
+    "bot.handlers.benefits",
     "bot.handlers.activities",
     "bot.handlers.outbox",
     "bot.channels.wecom.mount",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from bot.core.dispatcher import Context, Role, Router, UsageError, UserError, first_word, fold
 from bot.services.achievements.novelty import NEAR_DUPLICATE, describe
 from bot.services.achievements.service import AchievementService, achievement_label
+from bot.services.benefits import achievement_chain_lines
 from bot.services.studios import studio_list
 from bot.services.topics import topic_label
 from bot.store.achievements import TYPE_NAMES, Achievement, AchievementType, Award
@@ -326,6 +327,7 @@ async def _details(ctx: Context, achievement_id: int) -> str:
     awards = await service.achievements.awards_of(achievement_id)
     for award in awards:
         lines.append(f"奖励：{award.year}年 {award.name} {award.amount:,} 元")
+    lines.extend(await achievement_chain_lines(ctx.runtime, achievement))  # applications, benefit, patents
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.core.dispatcher import Caller, Role
 from bot.core.runtime import Runtime
+from bot.store import Store
 from bot.store.achievements import AchievementRepo
 from bot.store.audit import AuditRepo
 from bot.store.funds import DuplicateAwardLink, EntryKind, FundEntry, FundRepo
@@ -253,62 +254,8 @@ class FundService:
         return (await self.ledgers([alliance], year))[alliance.id]
 
     async def ledgers(self, alliances: Sequence[Alliance], year: int) -> dict[str, Ledger]:
-        """The ledgers of several alliances (the year report reads them all at once)."""
-        result = {a.id: Ledger(a, year) for a in alliances}
-        for entry in await self.funds.entries(year=year):
-            ledger = result.get(entry.alliance_id)
-            if ledger is not None:
-                ledger.lines.append(
-                    LedgerLine(
-                        EntryKind(entry.kind),
-                        entry.category,
-                        entry.amount,
-                        entry.on,
-                        entry.note,
-                        entry_id=entry.id,
-                        award_id=entry.award_id,
-                        override=entry.override,
-                        recorded_by=entry.recorded_by,
-                    )
-                )
-        linked = await self.funds.linked_awards()
-        studios = {s.id: s for s in await self.runtime.store.studios.all()}
-        for award_id, name, shares in await self.award_shares(year, studios):
-            for alliance_id, yuan in shares.items():
-                if alliance_id in result and yuan and (award_id, alliance_id) not in linked:
-                    result[alliance_id].lines.append(
-                        LedgerLine(
-                            EntryKind.SPENDING,
-                            AWARD_CATEGORY,
-                            yuan,
-                            None,
-                            f"奖励登记：{name}",
-                            award_id=award_id,
-                        )
-                    )
-        for budget in await self.funds.budgets(year=year):
-            if budget.alliance_id in result:
-                result[budget.alliance_id].budgets[budget.category] = budget.amount
-        return result
-
-    async def award_shares(
-        self, year: int, studios: dict[str, Studio]
-    ) -> list[tuple[int, str, dict[str, int]]]:
-        """Each award of the year with its yuan per alliance by the reports' sharing rule."""
-        from bot.services.reports import UNASSIGNED, split_award
-
-        every = {a.id: a for a in await self.achievements.all()}
-        shares = []
-        for award in await self.achievements.awards(year=year):
-            achievement = every.get(award.achievement_id) if award.achievement_id is not None else None
-            if achievement is not None:
-                credited: Iterable[str] = tuple(dict.fromkeys(achievement.studios))
-            else:
-                credited = (award.studio_id,) if award.studio_id else ()
-            alliances = [studios[s].alliance_id if s in studios else UNASSIGNED for s in credited]
-            assert award.id is not None
-            shares.append((award.id, award.name or "奖励", split_award(award.amount, alliances)))
-        return shares
+        """The ledgers of several alliances."""
+        return await build_ledgers(self.runtime.store, alliances, year)
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -438,7 +385,7 @@ class FundService:
         if award is None:
             raise Refusal(f"没有编号为 {award_id} 的奖励（/奖励列表 查看）。")
         studios = {s.id: s for s in await self.runtime.store.studios.all()}
-        for found_id, _name, shares in await self.award_shares(award.year, studios):
+        for found_id, _name, shares in await award_shares(self.runtime.store, award.year, studios):
             if found_id == award_id:
                 share = shares.get(alliance.id, 0)
                 if not share:
@@ -572,6 +519,69 @@ class FundService:
         if not self.may_keep(caller, entry.alliance_id):
             raise Refusal("只能查看本联盟的经费记录。")
         return await self.audit.history("fund_entry", entry_id)
+
+
+async def build_ledgers(store: Store, alliances: Sequence[Alliance], year: int) -> dict[str, Ledger]:
+    """The ledgers of several alliances for a year: entries, their unlinked awards' shares, budgets (the chat's
+    summary and the year report read the same)."""
+    funds = FundRepo(store.sessions)
+    result = {a.id: Ledger(a, year) for a in alliances}
+    for entry in await funds.entries(year=year):
+        ledger = result.get(entry.alliance_id)
+        if ledger is not None:
+            ledger.lines.append(
+                LedgerLine(
+                    EntryKind(entry.kind),
+                    entry.category,
+                    entry.amount,
+                    entry.on,
+                    entry.note,
+                    entry_id=entry.id,
+                    award_id=entry.award_id,
+                    override=entry.override,
+                    recorded_by=entry.recorded_by,
+                )
+            )
+    linked = await funds.linked_awards()
+    studios = {s.id: s for s in await store.studios.all()}
+    for award_id, name, shares in await award_shares(store, year, studios):
+        for alliance_id, yuan in shares.items():
+            if alliance_id in result and yuan and (award_id, alliance_id) not in linked:
+                result[alliance_id].lines.append(
+                    LedgerLine(
+                        EntryKind.SPENDING,
+                        AWARD_CATEGORY,
+                        yuan,
+                        None,
+                        f"奖励登记：{name}",
+                        award_id=award_id,
+                    )
+                )
+    for budget in await funds.budgets(year=year):
+        if budget.alliance_id in result:
+            result[budget.alliance_id].budgets[budget.category] = budget.amount
+    return result
+
+
+async def award_shares(
+    store: Store, year: int, studios: dict[str, Studio]
+) -> list[tuple[int, str, dict[str, int]]]:
+    """Each award of the year with its yuan per alliance by the reports' sharing rule."""
+    achievements = AchievementRepo(store.sessions)
+    from bot.services.reports import UNASSIGNED, split_award
+
+    every = {a.id: a for a in await achievements.all()}
+    shares = []
+    for award in await achievements.awards(year=year):
+        achievement = every.get(award.achievement_id) if award.achievement_id is not None else None
+        if achievement is not None:
+            credited: Iterable[str] = tuple(dict.fromkeys(achievement.studios))
+        else:
+            credited = (award.studio_id,) if award.studio_id else ()
+        alliances = [studios[s].alliance_id if s in studios else UNASSIGNED for s in credited]
+        assert award.id is not None
+        shares.append((award.id, award.name or "奖励", split_award(award.amount, alliances)))
+    return shares
 
 
 def ledger_text(ledger: Ledger) -> str:

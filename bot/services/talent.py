@@ -17,10 +17,12 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.core.dispatcher import Caller, Role
 from bot.core.runtime import Runtime
 from bot.services.funds import Refusal
+from bot.store import Store
 from bot.store.activities import Activity, ActivityRepo
 from bot.store.studios import Studio
 from bot.store.talent import Honour, Mentorship, TalentRepo
@@ -291,57 +293,76 @@ class TalentService:
     async def figures(
         self, *, year: int, alliance_id: str | None = None, studio_id: str | None = None
     ) -> TalentFigures:
-        """The year's talent figures for everything, one alliance (its own and joint trainings) or one studio
-        (its mentorships and titles; trainings belong to alliances)."""
-        tz = self.runtime.settings.tz
-        start, end = datetime(year, 1, 1, tzinfo=tz), datetime(year + 1, 1, 1, tzinfo=tz)
-        now = self.runtime.clock.now()
-        studios = {s.id: s for s in await self.runtime.store.studios.all()}
-        result = TalentFigures()
-        if studio_id is None:
-            trainings = [
-                a
-                for a in await self.activities.for_calendar(start)
-                if a.start < end
-                and a.start <= now
-                and not a.cancelled
-                and a.type in TRAINING_TYPES
-                and (alliance_id is None or a.alliance_id in (alliance_id, None))
-            ]
-            ids = [a.id for a in trainings if a.id is not None]
-            presences = await self.talent.attendance(ids) if ids else []
-            counts = Counter(p.activity_id for p in presences)
-            result.trainings = len(trainings)
-            result.trained = len(presences)
-            result.people = len({p.person for p in presences})
-            result.per_training = [(a, counts.get(a.id or 0, 0)) for a in trainings]
+        """The year's talent figures (see ``talent_figures``)."""
+        return await talent_figures(
+            self.runtime.store,
+            year=year,
+            tz=self.runtime.settings.tz,
+            now=self.runtime.clock.now(),
+            alliance_id=alliance_id,
+            studio_id=studio_id,
+        )
 
-        def in_scope(studio: str | None, alliance: str | None = None) -> bool:
-            if studio_id is not None:
-                return studio == studio_id
-            if alliance_id is None:
-                return True
-            owner = studios[studio].alliance_id if studio in studios else alliance
-            return owner == alliance_id
 
-        year_end = min(end.date() - timedelta(days=1), now.astimezone(tz).date())
-        for mentorship in await self.talent.mentorships():
-            if not in_scope(mentorship.studio_id):
-                continue
-            if mentorship.started_on.year == year:
-                result.mentorships += 1
-            if mentorship.ended_on is not None and mentorship.ended_on.year == year:
-                result.mentorships_done += 1
-            if mentorship.started_on <= year_end and (
-                mentorship.ended_on is None or mentorship.ended_on > year_end
-            ):
-                result.mentorships_active += 1
-        titles: Counter[str] = Counter()
-        for honour in await self.talent.honours():
-            if honour.on.year == year and in_scope(honour.studio_id, honour.alliance_id):
-                titles[honour.title] += 1
-        result.titles = {t: titles[t] for t in TITLES if titles[t]}
-        return result
+async def talent_figures(
+    store: Store,
+    *,
+    year: int,
+    tz: ZoneInfo,
+    now: datetime,
+    alliance_id: str | None = None,
+    studio_id: str | None = None,
+) -> TalentFigures:
+    """The year's talent figures for everything, one alliance (its own and joint trainings) or one studio
+    (its mentorships and titles; trainings belong to alliances)."""
+    activities, talent = ActivityRepo(store.sessions), TalentRepo(store.sessions)
+    start, end = datetime(year, 1, 1, tzinfo=tz), datetime(year + 1, 1, 1, tzinfo=tz)
+    studios = {s.id: s for s in await store.studios.all()}
+    result = TalentFigures()
+    if studio_id is None:
+        trainings = [
+            a
+            for a in await activities.for_calendar(start)
+            if a.start < end
+            and a.start <= now
+            and not a.cancelled
+            and a.type in TRAINING_TYPES
+            and (alliance_id is None or a.alliance_id in (alliance_id, None))
+        ]
+        ids = [a.id for a in trainings if a.id is not None]
+        presences = await talent.attendance(ids) if ids else []
+        counts = Counter(p.activity_id for p in presences)
+        result.trainings = len(trainings)
+        result.trained = len(presences)
+        result.people = len({p.person for p in presences})
+        result.per_training = [(a, counts.get(a.id or 0, 0)) for a in trainings]
+
+    def in_scope(studio: str | None, alliance: str | None = None) -> bool:
+        if studio_id is not None:
+            return studio == studio_id
+        if alliance_id is None:
+            return True
+        owner = studios[studio].alliance_id if studio in studios else alliance
+        return owner == alliance_id
+
+    year_end = min(end.date() - timedelta(days=1), now.astimezone(tz).date())
+    for mentorship in await talent.mentorships():
+        if not in_scope(mentorship.studio_id):
+            continue
+        if mentorship.started_on.year == year:
+            result.mentorships += 1
+        if mentorship.ended_on is not None and mentorship.ended_on.year == year:
+            result.mentorships_done += 1
+        if mentorship.started_on <= year_end and (
+            mentorship.ended_on is None or mentorship.ended_on > year_end
+        ):
+            result.mentorships_active += 1
+    titles: Counter[str] = Counter()
+    for honour in await talent.honours():
+        if honour.on.year == year and in_scope(honour.studio_id, honour.alliance_id):
+            titles[honour.title] += 1
+    result.titles = {t: titles[t] for t in TITLES if titles[t]}
+    return result
 
 
 def figures_text(title: str, figures: TalentFigures, *, studio: bool = False) -> str:
