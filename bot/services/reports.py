@@ -53,6 +53,9 @@ AWARD_SHARE_RULE = (
     "奖励金额口径：一项奖励由多个工作室共享时，金额按获奖工作室平均分摊，每份计入该工作室所属联盟"
     "（除不尽的零头计入第一个署名工作室）；各联盟金额之和等于合计。"
 )
+# Modules adding sections to the report: each has ``collect``, ``summary_rows``, ``summary_lines``,
+# ``write_sheets`` and ``write_charts`` (see ``bot.services.reports_funds``).
+REPORT_SECTIONS: tuple[str, ...] = ("bot.services.reports_funds",)
 # CJK fonts to look for, best first; matplotlib knows fonts by family name.
 CJK_FONTS = (
     "Noto Sans CJK SC",
@@ -180,6 +183,7 @@ class YearReport:
     awards: list[AwardFacts]
     studio_names: dict[str, str] = field(default_factory=dict)  # every studio in the roster, by id
     people: dict[str, str] = field(default_factory=dict)  # names of the users the report mentions, if known
+    sections: dict[str, Any] = field(default_factory=dict)  # what REPORT_SECTIONS collected, by their KEY
 
     @property
     def alliance_names(self) -> dict[str, str]:
@@ -366,7 +370,7 @@ async def collect(
         facts = _award_facts(award, every, studios, alliances_of)
         if alliance_id is None or alliance_id in facts.alliances:
             awards.append(facts)
-    return YearReport(
+    report = YearReport(
         year=year,
         tz=tz,
         generated_at=now,
@@ -387,6 +391,15 @@ async def collect(
             studios=studios.values(),
         ),
     )
+    for module in _sections():
+        await module.collect(store, report)
+    return report
+
+
+def _sections() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(name) for name in REPORT_SECTIONS]
 
 
 async def _people(
@@ -514,6 +527,8 @@ def summary_rows(report: YearReport) -> list[SummaryRow]:
             SummaryRow(f"奖励金额：{report.alliance_name(a)}", yuan, "元")
             for a, yuan in report.awards_by_alliance().items()
         ]
+    for module in _sections():
+        rows += module.summary_rows(report) if module.KEY in report.sections else []
     rows.append(SummaryRow(NOTE, AWARD_SHARE_RULE))
     return rows
 
@@ -548,6 +563,8 @@ def summary_text(report: YearReport) -> str:
     lines.append(
         f"奖励：{len(report.awards)} 项，合计 {report.awards_total:,} 元" + _award_split(report) + "。"
     )
+    for module in _sections():
+        lines += module.summary_lines(report) if module.KEY in report.sections else []
     if report.awards:
         lines.append(f"注：{AWARD_SHARE_RULE}")
     return "\n".join(lines)
@@ -608,6 +625,9 @@ def write_workbook(report: YearReport, path: Path) -> Path:
 
     _achievement_sheet(report, new("成果"))
     _award_sheet(report, new("奖励"))
+    for module in _sections():
+        if module.KEY in report.sections:
+            module.write_sheets(report, new)
 
     for writer in writers:
         writer.fit_columns()
@@ -1028,6 +1048,9 @@ def write_charts(
             color="#555555",
         )
         save(fig, "awards_by_alliance.png")
+        for module in _sections():
+            if module.KEY in report.sections:
+                module.write_charts(report, labels=labels, plt=plt, save=save)
     return paths
 
 
