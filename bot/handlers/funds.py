@@ -22,6 +22,7 @@ from bot.services.funds import (
     parse_day,
     parse_yuan,
 )
+from bot.services.reports_funds import ReportDelivery
 from bot.store.funds import EntryKind
 
 if TYPE_CHECKING:
@@ -357,7 +358,37 @@ async def _history(ctx: Context, args: str) -> str:
     return "\n".join(lines)
 
 
+REPORT_USAGE = (
+    "/报表 [年份] [联盟]，例如 /报表 2026、/报表 2026 隧道：年度报表（XLSX 和图表）以企业微信文件发给您"
+)
+
+
+@router.command(
+    "report",
+    "报表",
+    summary="年度报表：XLSX 工作簿和图表发到您的企业微信",
+    usage=REPORT_USAGE,
+    role=Role.ALLIANCE_LEAD,
+)
+async def handle_report(ctx: Context) -> str:
+    """Build the year report and send it to the caller as WeCom files (the workbook and an overview chart)."""
+    delivery = ctx.runtime.feature(ReportDelivery)
+    alliance_word, year = await _scope(ctx, ctx.args)
+    try:
+        alliance_id = await delivery.scope_for(ctx.caller, alliance_word)
+    except Refusal as exc:
+        raise UserError(str(exc)) from None
+    sent = await delivery.send(
+        ctx.caller, year=year, alliance_id=alliance_id, message_key=dedupe_key(ctx.event)
+    )
+    return (
+        f"{sent.summary}\n已生成报表，正在通过企业微信应用发给您：工作簿「{sent.workbook}」和图表「{sent.chart}」"
+        "（请在与「工作室联盟助手」应用的会话中查收）。"
+    )
+
+
 async def setup(bot: BotApp) -> None:
-    """Register ``/经费`` and the funds service."""
+    """Register ``/经费``, ``/报表``, the funds service and the report delivery."""
     bot.runtime.add_feature(FundService(bot.runtime))
+    bot.runtime.add_feature(ReportDelivery(bot.runtime))
     bot.add_router(router)

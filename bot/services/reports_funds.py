@@ -486,3 +486,123 @@ def write_charts(report: YearReport, *, labels: Any, plt: Any, save: Callable[[A
         labels.pick(f"{year}年成果直接经济效益（按联盟）", f"Direct economic benefit per alliance, {year}")
     )
     save(fig, "benefits.png")
+
+
+# -- the report as a WeCom file (/报表) --------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class SentReport:
+    """What ``/报表`` queued: the workbook's and the overview chart's names, and the summary."""
+
+    workbook: str
+    chart: str
+    summary: str
+
+
+class ReportDelivery:
+    """Builds the year report for a chat request and queues it to the requester as WeCom files: the workbook
+    and one overview image of the charts. Both rows and their outbox messages are written in the message's
+    transaction, keyed by the message, so a retried message sends nothing twice."""
+
+    def __init__(self, runtime: Any) -> None:
+        import asyncio
+
+        self.runtime = runtime
+        self._render = (
+            asyncio.Lock()
+        )  # matplotlib's pyplot state is per process: one report renders at a time
+
+    async def scope_for(self, caller: Any, word: str | None) -> str | None:
+        """The alliance the caller may have a report of: an admin any (None: all alliances), an alliance lead
+        their own (the one they lead when they name none)."""
+        from bot.core.dispatcher import Role
+        from bot.services.funds import Refusal
+
+        store = self.runtime.store
+        alliance = None
+        if word:
+            alliance = await store.alliances.find(word)
+            if alliance is None:
+                names = "、".join(a.name for a in await store.alliances.all())
+                raise Refusal(f"没有找到联盟「{word}」。现有联盟：{names}。")
+        if caller.at_least(Role.ADMIN):
+            return alliance.id if alliance else None
+        if alliance is None:
+            if len(caller.alliances) != 1:
+                raise Refusal("请写明联盟，例如 /报表 2026 隧道。")
+            return str(caller.alliances[0])
+        if alliance.id not in caller.alliances:
+            raise Refusal(f"联盟负责人只能获取本联盟的报表，{alliance.name}的报表请联系其负责人或管理员。")
+        return alliance.id
+
+    async def send(
+        self, caller: Any, *, year: int, alliance_id: str | None, message_key: str | None
+    ) -> SentReport:
+        """Collect, render and queue the report to ``caller``."""
+        import asyncio
+        import tempfile
+        from pathlib import Path
+
+        from bot.channels.wecom.files import file_message
+        from bot.core.messages import Outbound, Target, TargetKind
+        from bot.services.reports import collect, report_file_name, summary_text, write_report
+        from bot.store.funds import FundRepo, ReportFile
+
+        report = await collect(
+            self.runtime.store,
+            year=year,
+            tz=self.runtime.settings.tz,
+            now=self.runtime.clock.now(),
+            alliance_id=alliance_id,
+        )
+        name = report_file_name(year, alliance_id)
+        chart_name = name.removesuffix(".xlsx") + "-图表.png"
+        with tempfile.TemporaryDirectory() as folder:
+            async with self._render:
+                workbook, charts = await asyncio.to_thread(write_report, report, Path(folder))
+                overview = await asyncio.to_thread(overview_chart, charts, Path(folder) / chart_name)
+            workbook_bytes, chart_bytes = workbook.read_bytes(), overview.read_bytes()
+        files = FundRepo(self.runtime.store.sessions)
+        now = self.runtime.clock.now()
+        stored = [
+            await files.add_file(
+                ReportFile(name=name, content=workbook_bytes, created_by=caller.user_id, created_at=now)
+            ),
+            await files.add_file(
+                ReportFile(name=chart_name, content=chart_bytes, created_by=caller.user_id, created_at=now)
+            ),
+        ]
+        target = Target(TargetKind.USER_FILE, caller.user_id)
+        key = message_key or f"report:{caller.user_id}:{now.isoformat()}"
+        await self.runtime.outbox.send(
+            *(
+                Outbound(target, file_message(f.id or 0, kind=kind, name=f.name), f"report:{key}:{kind}")
+                for f, kind in zip(stored, ("file", "image"), strict=True)
+            )
+        )
+        return SentReport(name, chart_name, summary_text(report))
+
+
+def overview_chart(charts: list[Any], out: Any) -> Any:
+    """The report's charts side by side in one PNG (sent as one image message)."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+
+    columns = 3
+    rows = max(1, math.ceil(len(charts) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 6, rows * 3.4))
+    flat = list(axes.flat) if hasattr(axes, "flat") else [axes]
+    for ax, chart in zip(flat, [*charts, *[None] * (len(flat) - len(charts))], strict=True):
+        ax.axis("off")
+        if chart is not None:
+            ax.imshow(mpimg.imread(chart))
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out

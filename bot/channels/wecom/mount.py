@@ -21,11 +21,13 @@ from bot.channels.wecom.agent import AppChannel
 from bot.channels.wecom.aibot import AibotChannel
 from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.crypto import CallbackCrypto, aes_key
+from bot.channels.wecom.files import UserFileSender
 from bot.channels.wecom.senders import AppChatSender, ResponseUrlSender, UserSender, WebhookSender
 from bot.core.messages import TargetKind
 from bot.core.outbox import Sender
 from bot.core.runtime import Runtime
 from bot.settings import Settings, SettingsError
+from bot.store.funds import FundRepo
 from bot.store.outbox import SendLogRepo
 from bot.store.wecom import AibotStreamRepo, TokenRepo
 
@@ -57,6 +59,8 @@ def _senders(bot: BotApp, client: WeComClient) -> dict[TargetKind, Sender]:
         if settings.wecom_agent_id:
             try:
                 senders[TargetKind.USER] = UserSender(client, settings.wecom_agent_id)
+                files = FundRepo(bot.store.sessions)
+                senders[TargetKind.USER_FILE] = UserFileSender(client, settings.wecom_agent_id, files)
             except ValueError:
                 raise SettingsError("BOT_WECOM_AGENT_ID: must be the app's numeric AgentId") from None
         else:
