@@ -432,6 +432,12 @@ def write_charts(report: YearReport, *, labels: Any, plt: Any, save: Callable[[A
             label=labels.pick(f"支出：{category}", f"out: category {index + 1}"),
         )
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    tallest = max(
+        [max(data.ledgers[a.id].income, data.ledgers[a.id].spending) / 10_000 for a in report.alliances],
+        default=0,
+    )
+    if tallest:
+        ax.set_ylim(0, tallest * 1.35)  # headroom for the legend above the stacked bars
     ax.set_xticks(xs, names)
     ax.set_ylabel(labels.pick("万元", "10,000 yuan"))
     ax.set_title(
