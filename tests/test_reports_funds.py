@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from openpyxl import load_workbook
 
 from bot.app import BotApp
@@ -56,7 +57,7 @@ async def seed(chat: Chat, clock: ManualClock) -> None:
 
 
 async def test_report_sections_match_what_was_entered(
-    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await seed(chat, clock)
     report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
@@ -143,6 +144,27 @@ async def test_report_sections_match_what_was_entered(
         "talent_titles.png",
         "benefits.png",
     } <= names
+
+    # the charts draw the same figures (bars in 10,000 yuan, alliances in roster order)
+    from tests.test_reports import charted
+
+    figures = charted(report, tmp_path / "charts", monkeypatch)
+    order = [a.id for a in report.alliances]
+    [ax] = figures["benefits.png"].axes
+    assert [round(bar.get_height() * 10_000) for bar in ax.patches] == [
+        {"tunnel": 900_000, "bridge": 600_000}.get(a, 0) for a in order
+    ]
+    [ax] = figures["funds_sources_uses.png"].axes
+    tops: dict[float, float] = {}
+    for bar in ax.patches:  # stacked: the top of each column is its total
+        tops[round(bar.get_x(), 3)] = max(tops.get(round(bar.get_x(), 3), 0), bar.get_y() + bar.get_height())
+    columns = [round(v * 10_000) for _, v in sorted(tops.items())]
+    expected = {"tunnel": (150_000, 18_000), "bridge": (20_000, 10_000)}
+    assert columns == [yuan for a in order for yuan in expected.get(a, (0, 0))]
+    [ax] = figures["awards_by_alliance.png"].axes
+    assert [round(bar.get_height() * 10_000) for bar in ax.patches][: len(order)] == [
+        {"tunnel": 10_000, "bridge": 10_000}.get(a, 0) for a in order
+    ]
 
     # one alliance: only its own shares
     tunnel_only = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now(), alliance_id="tunnel")
