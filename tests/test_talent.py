@@ -74,6 +74,7 @@ async def test_mentorships_and_titles(chat: Chat) -> None:
     await chat.say(TUNNEL_LEAD, "/人才 称号 wangwu 技师 @T2 证书 J2026-7")
     await chat.say(ADMIN, "/人才 称号 张拉力 全国劳模 2026-04-28 @B1 国务院表彰决定")
     await chat.say(ADMIN, "/人才 称号 某某 技师 2025-04-28 @T1 证书 old")  # another year
+    assert "请用 @工作室 指明" in await chat.say(ADMIN, "/人才 称号 某某 技师 证书 x")
     summary = await chat.say("anyone", "/人才 隧道")
     assert "名师带徒：本年新结对 1 对，出师 1 对，在带 1 对。" in summary
     assert "称号与荣誉：技能等级 2 人；工匠 1 人。" in summary

@@ -112,7 +112,7 @@ async def _summary(ctx: Context, args: str) -> str:
         figures = await service.figures(year=year, studio_id=studio.id)
         return figures_text(f"{studio.name}{year}年", figures, studio=True)
     figures = await service.figures(year=year, alliance_id=alliance.id if alliance else None)
-    return figures_text(f"{alliance.name if alliance else '联盟'}{year}年", figures)
+    return figures_text(f"{alliance.name if alliance else '全部联盟'}{year}年", figures)
 
 
 def _split_options(tokens: list[str], ctx: Context) -> tuple[str | None, object, list[str]]:

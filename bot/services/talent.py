@@ -271,6 +271,8 @@ class TalentService:
                 alliance_id = caller.alliances[0]
             if alliance_id not in caller.alliances:
                 raise Refusal("只能为本联盟工作室的人员登记称号。")
+        if alliance_id is None:
+            raise Refusal("请用 @工作室 指明此人所在的工作室，例如 @T1。")
         if not evidence:
             raise Refusal("请写上证明材料（证书编号、发文文号等），例如 …… 证书 GJ2026-0153。")
         return await self.talent.add_honour(
