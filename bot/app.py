@@ -76,6 +76,7 @@ class BotApp:
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         # preparation spawned at start-up, answering meanwhile (e.g. the routing index); named for their tasks
         self.warmups: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {}
+        self._warming: dict[str, asyncio.Task[Any]] = {}
         self.live_channels: list[str] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -121,6 +122,11 @@ class BotApp:
         return await self.dispatcher.dispatch(event, delivery=delivery, claimed=claimed)
 
     # -- background work -----------------------------------------------------------------------
+
+    @property
+    def warming(self) -> list[str]:
+        """The warm-ups still at work (the routing index, …): answers are given meanwhile, some slower."""
+        return [name for name, task in self._warming.items() if not task.done()]
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
         """Run ``coro`` in the background, keeping a reference so it is drained on shutdown."""
@@ -208,7 +214,7 @@ class BotApp:
             await hook()
         if warm:
             for name, warmup in self.warmups.items():
-                self.spawn(warmup(), name=name)
+                self._warming[name] = self.spawn(warmup(), name=name)
         if scheduler:
             self.jobs.install()
             self.scheduler.start()
@@ -248,7 +254,7 @@ async def _prune_processed(runtime: Runtime, now: datetime) -> str:
 async def healthz(request: web.Request) -> web.Response:
     """Liveness and a small status: database reachable, channels live, outbox backlog."""
     bot: BotApp = request.app[BOT_KEY]
-    status: dict[str, Any] = {"status": "ok", "channels": bot.live_channels}
+    status: dict[str, Any] = {"status": "ok", "channels": bot.live_channels, "warming": bot.warming}
     try:
         counts = await bot.store.outbox.counts()
         status["database"] = bot.store.dialect
