@@ -50,6 +50,21 @@ async def test_report_is_queued_as_files_once(chat: Chat) -> None:
     assert len([d for d in chat.sender.deliveries if d.target.kind is TargetKind.USER_FILE]) == 2
 
 
+async def test_sent_report_files_are_pruned_after_a_week(chat: Chat, clock: ManualClock) -> None:
+    from bot.handlers.funds import prune_report_files
+
+    await chat.say(TUNNEL_LEAD, "/报表 2026")
+    assert (
+        await prune_report_files(chat.bot.runtime, clock.now() + timedelta(days=6))
+        == "removed 0 report files"
+    )
+    assert (
+        await prune_report_files(chat.bot.runtime, clock.now() + timedelta(days=8))
+        == "removed 2 report files"
+    )
+    assert await FundRepo(chat.bot.store.sessions).file(1) is None
+
+
 async def test_who_may_have_which_report(chat: Chat) -> None:
     assert "需要「联盟负责人」" in await chat.say(T1_LEAD, "/报表 2026")
     refused = await chat.say(TUNNEL_LEAD, "/报表 2026 桥梁")

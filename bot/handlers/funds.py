@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
+
+from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.dispatcher import Context, Role, Router, UsageError, UserError, first_word, fold
 from bot.core.middleware import dedupe_key
+from bot.core.runtime import Runtime
 from bot.services.funds import (
     INCOME_SOURCES,
     SPENDING_CATEGORIES,
@@ -23,7 +26,7 @@ from bot.services.funds import (
     parse_yuan,
 )
 from bot.services.reports_funds import ReportDelivery
-from bot.store.funds import EntryKind
+from bot.store.funds import EntryKind, FundRepo
 
 if TYPE_CHECKING:
     from bot.app import BotApp
@@ -392,3 +395,15 @@ async def setup(bot: BotApp) -> None:
     bot.runtime.add_feature(FundService(bot.runtime))
     bot.runtime.add_feature(ReportDelivery(bot.runtime))
     bot.add_router(router)
+    bot.jobs.add(
+        "prune-report-files",
+        CronTrigger(hour=3, minute=29, timezone=bot.settings.tz),
+        prune_report_files,
+        description="清理已发出的报表文件",
+    )
+
+
+async def prune_report_files(runtime: Runtime, now: datetime) -> str:
+    """Drop the report files of ``/报表`` older than a week (sent, or given up on, long before)."""
+    removed = await FundRepo(runtime.store.sessions).prune_files(now - timedelta(days=7))
+    return f"removed {removed} report files"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Date, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, Date, Index, LargeBinary, Text, UniqueConstraint, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
 
@@ -205,3 +205,9 @@ class FundRepo:
         """A kept file."""
         async with self._sessions() as session:
             return await session.get(ReportFile, file_id)
+
+    async def prune_files(self, before: datetime) -> int:
+        """Drop kept files made before ``before`` (WeCom keeps an upload three days; the outbox is done by then)."""
+        async with self._sessions() as session, session.begin():
+            result = await session.exec(delete(ReportFile).where(col(ReportFile.created_at) < before))
+        return int(result.rowcount or 0)
