@@ -224,3 +224,27 @@ def test_the_import_command_reports_bad_rows_and_exits_1(settings: object, tmp_p
         text=True,
     )
     assert (done.returncode, done.stdout.strip()) == (0, "导入完成：新增经费记录 2 笔。")
+
+
+async def test_import_reads_xlsx_with_dates_as_cells(bot: BotApp, tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    from bot.services.funds import import_file
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["联盟", "收支", "类别", "金额", "日期", "备注"])
+    sheet.append(["隧道联盟", "收入", "专项支持", 200000, datetime(2026, 6, 1), "盾构专项"])
+    sheet.append(["tunnel", "支出", "专项攻关", "5万", "2026/6/20", None])
+    path = tmp_path / "ledger.xlsx"
+    book.save(path)
+    result = await import_file(bot.runtime, path, actor="cli")
+    assert (result.errors, result.added) == ([], 2)
+    entries = await FundRepo(bot.store.sessions).entries(year=2026, alliance_id="tunnel")
+    assert [(e.category, e.amount, e.on.isoformat(), e.note) for e in entries] == [
+        ("专项支持", 200_000, "2026-06-01", "盾构专项"),
+        ("专项攻关", 50_000, "2026-06-20", ""),
+    ]
