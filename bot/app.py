@@ -42,6 +42,7 @@ FEATURES: tuple[str, ...] = (
     "bot.handlers.benefits",
     "bot.handlers.activities",
     "bot.handlers.outbox",
+    "bot.handlers.console",
     "bot.channels.wecom.mount",
 )
 
