@@ -66,6 +66,9 @@ class FakeWeComWS:
     pings: int = 0
     streams: dict[str, dict[str, Any]] = field(default_factory=dict)  # stream id → latest frame's stream
     stream_frames: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    cards: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # task id → the card as last sent or updated
     _server: TestServer | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -232,9 +235,26 @@ class FakeWeComWS:
                 else:  # each frame replaces the stream's content in full
                     self.streams[str(stream.get("id"))] = stream
                     self.stream_frames.setdefault(str(stream.get("id")), []).append(stream)
+            elif cmd == "aibot_respond_update_msg":
+                card = body.get("template_card") or {}
+                if (
+                    body.get("response_type") != "update_template_card"
+                    or card.get("task_id") not in self.cards
+                ):
+                    errcode, errmsg = 40003, "update of an unknown card"
+                else:
+                    self.cards[str(card["task_id"])] = card
         elif cmd == "aibot_send_msg":
             if not body.get("chatid"):
                 errcode, errmsg = 40003, "chatid missing"
+            elif body.get("msgtype") == "template_card":
+                card = body.get("template_card") or {}
+                if not card.get("task_id") or card.get("card_type") != "button_interaction":
+                    errcode, errmsg = 40003, "template_card needs card_type and task_id"
+                elif card["task_id"] in self.cards:
+                    errcode, errmsg = 40003, "task_id already used"
+                else:
+                    self.cards[str(card["task_id"])] = card
         else:
             errcode, errmsg = 40008, f"unknown cmd {cmd}"
         self.received.append(Received(conn.number, cmd, req_id, body, errcode, time.monotonic()))
@@ -246,6 +266,22 @@ class FakeWeComWS:
             await conn.ws.send_str(
                 json.dumps({"headers": {"req_id": req_id}, "errcode": errcode, "errmsg": errmsg})
             )
+
+
+def card_click(user: str, key: str, task_id: str, *, msg_id: str | None = None) -> dict[str, Any]:
+    """The body of a ``template_card_event``: ``user`` clicked the button ``key`` on the card ``task_id``."""
+    return {
+        "msgid": msg_id or uuid.uuid4().hex,
+        "create_time": int(time.time()),
+        "aibotid": BOT_ID,
+        "chattype": "single",
+        "from": {"userid": user},
+        "msgtype": "event",
+        "event": {
+            "eventtype": "template_card_event",
+            "template_card_event": {"card_type": "button_interaction", "event_key": key, "task_id": task_id},
+        },
+    }
 
 
 def text_message(

@@ -128,7 +128,15 @@ async def online(stack: WsStack) -> None:
 
 
 def push_texts(fake: FakeWeComWS, chat_id: str) -> list[str]:
-    return [str(p.body["markdown"]["content"]) for p in fake.pushes(chat_id)]
+    """The texts pushed to a chat (a card's text for a card)."""
+    return [
+        str(
+            p.body["markdown"]["content"]
+            if "markdown" in p.body
+            else p.body["template_card"]["sub_title_text"]
+        )
+        for p in fake.pushes(chat_id)
+    ]
 
 
 async def test_a_problem_is_asked_and_answered_over_the_socket(database_url: str) -> None:

@@ -496,6 +496,8 @@ class ProblemService:
                     Target(TargetKind.USER, studios[match.id].lead_userid),
                     self._ask_text(problem, studios[match.id], match, escalated=False),
                     dedupe_key=f"problem:{problem.id}:ask:{match.id}",
+                    # channels with cards show buttons for the typed commands (bot.channels.wecom.cards)
+                    meta={"card": "problem", "problem": str(problem.id)},
                 )
                 for match in chosen
             ),

@@ -45,6 +45,13 @@ from bot.channels.wecom.aibot import (
     strip_mentions,
 )
 from bot.channels.wecom.callback import Background, Later, handle_within
+from bot.channels.wecom.cards import (
+    click_of,
+    command_for_key,
+    problem_card,
+    task_id_for,
+    updated_problem_card,
+)
 from bot.channels.wecom.crypto import CallbackRejected
 from bot.channels.wecom.senders import USER_LIMITS, clip
 from bot.core.messages import Event, Outbound, Target, TargetKind
@@ -71,6 +78,9 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 STREAM_BYTES = 20480
 UNAVAILABLE = "抱歉，系统暂时不可用，请稍后再发一次。"
+CARD_WAIT = 3.0  # a clicked card is updated within WeCom's 5 s: the handler gets this long, then "处理中"
+CARD_PENDING = "⏳ 正在处理，结果稍后以消息发送给您。"
+CARD_DONE = "✅ 已处理。"
 KICKED_NOTICE = (
     "【智能机器人长连接被接管】机器人 {bot_id} 的长连接已被另一处部署接管（企业微信发来 disconnected_event）。"
     "本服务不再重连，以免两处互相争抢；请确认只有一处部署在使用这个机器人，然后重启本服务。"
@@ -336,6 +346,7 @@ class LongConnChannel:
         self.bot = bot
         self.background = Background(bot)
         self.reply_wait = 3.0
+        self.card_wait = CARD_WAIT
         self.standby_seconds = settings.wecom_ws_standby_seconds
         self.lease = LeaderLease(bot.store.engine, f"wecom-longconn:{settings.wecom_aibot_id}")
         self.link = LongConnection(
@@ -532,7 +543,52 @@ class LongConnChannel:
             except (FrameError, NotConnected, TimeoutError, aiohttp.ClientError, OSError) as exc:
                 log.info("long connection: welcome not sent (%s)", exc)
             return
+        if kind == "template_card_event" and isinstance(event, dict):
+            await self._on_click(req_id, body, event)
+            return
         log.info("long connection: event %s not handled", kind or "?")
+
+    async def _on_click(self, req_id: str, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """A card button: the typed command it stands for, from the clicking user, through the dispatcher
+        (exactly once per event); the card is updated with the answer within WeCom's 5 s."""
+        key, task_id = click_of(event)
+        sender = body.get("from")
+        user_id = str(sender.get("userid") or "") if isinstance(sender, dict) else ""
+        msg_id = str(body.get("msgid") or "")
+        parsed = command_for_key(key)
+        if parsed is None or not user_id or not msg_id:
+            log.info("long connection: a card click the bot did not make (%r); ignored", key[:60])
+            return
+        number, text = parsed
+        click = Event(
+            channel=CHANNEL,
+            user_id=user_id,
+            text=text,
+            received_at=self.bot.clock.now(),
+            chat_id=str(body.get("chatid") or "") or None if body.get("chattype") == "group" else None,
+            msg_id=f"click:{msg_id}",
+        )
+        try:
+            outcome = await handle_within(
+                self.background, self.bot, click, self.card_wait, name=f"longconn:click:{msg_id[:32]}"
+            )
+        except ServiceUnavailable:
+            outcome = None
+            result = UNAVAILABLE
+        else:
+            if isinstance(outcome, Later):
+                result = CARD_PENDING
+            else:
+                result = outcome.text if outcome is not None and outcome.text else CARD_DONE
+        card = updated_problem_card(number, result, task_id=task_id)
+        try:
+            await self.link.request(
+                RESPOND_UPDATE,
+                {"response_type": "update_template_card", "template_card": card},
+                req_id=req_id,
+            )
+        except (FrameError, NotConnected, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.warning("long connection: card not updated (%s)", exc)
 
     async def _deliver_late(self, event: Event, text: str) -> None:
         """The late route (in the message's unit of work): the final frame of the message's stream, through the
@@ -573,6 +629,23 @@ class LongConnSender:
         """Whether this process holds a live connection."""
         return self._channel.link.state is LinkState.ONLINE
 
+    async def send_with_meta(self, target: Target, text: str, meta: dict[str, str]) -> None:
+        """Deliver a message whose meta asks for a card (a lead's request for a problem) as a template card
+        with buttons; anything else as ``send`` does."""
+        if (
+            meta.get("card") == "problem"
+            and meta.get("problem", "").isdigit()
+            and not target.address.startswith("reply ")
+        ):
+            chat_id = (
+                target.address.partition(":")[2] if target.kind is TargetKind.LONGCONN else target.address
+            )
+            number = int(meta["problem"])
+            card = problem_card(number, text, task_id=task_id_for(number, chat_id, text))
+            await self._push({"chatid": chat_id, "msgtype": "template_card", "template_card": card})
+            return
+        await self.send(target, text)
+
     async def send(self, target: Target, text: str) -> None:
         """Deliver ``text`` to ``target`` over the socket."""
         link = self._channel.link
@@ -595,9 +668,13 @@ class LongConnSender:
         kind, _, chat_id = address.partition(":")
         if kind not in ("group", "single") or not chat_id:
             raise DeliveryError(f"长连接消息地址无效：{address[:80]}", retry_after=None)
-        body = {"chatid": chat_id, "msgtype": "markdown", "markdown": {"content": clip(text, STREAM_BYTES)}}
+        await self._push(
+            {"chatid": chat_id, "msgtype": "markdown", "markdown": {"content": clip(text, STREAM_BYTES)}}
+        )
+
+    async def _push(self, body: dict[str, Any]) -> None:
         try:
-            await link.request(SEND, body)
+            await self._channel.link.request(SEND, body)
         except FrameError as exc:
             raise DeliveryError(
                 f"aibot_send_msg: errcode {exc.errcode} {exc.errmsg}", retry_after=60.0
