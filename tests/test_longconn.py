@@ -160,6 +160,14 @@ async def test_a_problem_is_asked_and_answered_over_the_socket(database_url: str
             lambda: [t for t in push_texts(stack.fake, ASKER) if "答复了您的问题 #1" in t], what="the answer"
         )
         assert "检查土压传感器" in answers[0]
+        # solved: the group where it was asked gets one line with the answer, once (a re-solve adds none)
+        assert "已标记为解决" in await stack.ask("/解决 1", user=ASKER)
+        line = "#1 已由盾构掘进控制劳模创新工作室解决：降低推进速度，检查土压传感器"
+        await stack.fake.wait_for(lambda: line in push_texts(stack.fake, GROUP), what="the line in the group")
+        await stack.ask("/重开 1", user=ASKER)
+        assert "已标记为解决" in await stack.ask("/解决 1", user=ASKER)
+        await asyncio.sleep(1.5)
+        assert push_texts(stack.fake, GROUP) == [line]
         # every reply reused its callback's req_id (the fake refuses any other)
         assert all(r.errcode == 0 for r in stack.fake.frames("aibot_respond_msg"))
 

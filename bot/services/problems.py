@@ -671,7 +671,26 @@ class ProblemService:
         await self.repo.settle_requests(problem.id, claimed_by=solved.studio_id)
         await self._learn(solved)
         await self._tell_others(solved, user_id, f"问题 {problem_label(solved)}已标记为解决。", "solved", now)
+        await self._tell_group(solved)
         return solved
+
+    async def _tell_group(self, problem: Problem) -> None:
+        """The group where a solved problem was asked gets one short line with the answer, once ever (so
+        colleagues with the same question see it), where its channel can post to the group."""
+        if not (problem.group and problem.studio_id and problem.message_key):
+            return
+        route = self.runtime.group_targets.get(problem.message_key.split(":", 1)[0])
+        if route is None:
+            return
+        studio = (await self.studios()).get(problem.studio_id)
+        name = studio.name if studio is not None else problem.studio_id
+        summary = " ".join((problem.answer or "").split())
+        if len(summary) > 60:
+            summary = summary[:59] + "…"
+        line = f"#{problem.id} 已由{name}解决" + (f"：{summary}" if summary else "。")
+        await self.runtime.outbox.send(
+            Outbound(route(problem.group), line, dedupe_key=f"problem:{problem.id}:solved-in-group")
+        )
 
     async def close(self, problem: Problem, *, user_id: str, reason: str) -> Problem | None:
         """Close an active problem without a solution."""

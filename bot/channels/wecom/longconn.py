@@ -362,6 +362,7 @@ class LongConnChannel:
             str, str
         ] = {}  # msgid → the req_id its answer must reuse (messages being handled)
         bot.runtime.late_routes[CHANNEL] = self._deliver_late
+        bot.runtime.group_targets[CHANNEL] = lambda chat_id: Target(TargetKind.LONGCONN, f"group:{chat_id}")
 
     # -- life cycle ----------------------------------------------------------------------------
 
