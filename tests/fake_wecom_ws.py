@@ -11,7 +11,9 @@ or kick the bot as another deployment would.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 BOT_ID = "aib-fake-bot"
 BOT_SECRET = "fake-bot-secret-0123456789"
@@ -66,9 +69,10 @@ class FakeWeComWS:
     pings: int = 0
     streams: dict[str, dict[str, Any]] = field(default_factory=dict)  # stream id → latest frame's stream
     stream_frames: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    cards: dict[str, dict[str, Any]] = field(
-        default_factory=dict
-    )  # task id → the card as last sent or updated
+    # task id → the card as last sent or updated
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    media: dict[str, bytes] = field(default_factory=dict)  # name → encrypted bytes, served at /media/<name>
+    media_fetches: int = 0
     _server: TestServer | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -76,6 +80,7 @@ class FakeWeComWS:
         """Listen on a free loopback port."""
         app = web.Application()
         app.router.add_get("/", self._handle)
+        app.router.add_get("/media/{name}", self._media)
         self._server = TestServer(app, host="127.0.0.1", port=0)
         await self._server.start_server()
         return self
@@ -133,6 +138,18 @@ class FakeWeComWS:
 
     # -- what a test does ------------------------------------------------------------------------
 
+    def add_media(self, data: bytes) -> tuple[str, str]:
+        """Serve ``data`` encrypted as WeCom does (AES-256-CBC, a fresh key per file, IV = the key's first 16
+        bytes, PKCS#7 to 32 bytes); its download URL and base64 ``aeskey``."""
+        key = os.urandom(32)
+        pad = 32 - len(data) % 32
+        encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+        sealed = encryptor.update(data + bytes([pad]) * pad) + encryptor.finalize()
+        name = uuid.uuid4().hex
+        self.media[name] = sealed
+        assert self._server is not None
+        return str(self._server.make_url(f"/media/{name}")), base64.b64encode(key).decode()
+
     async def deliver(self, body: dict[str, Any], *, cmd: str = "aibot_msg_callback") -> str:
         """Push a callback frame to the live connection; its req_id."""
         conn = self.live
@@ -179,6 +196,13 @@ class FakeWeComWS:
             pass  # its client is gone already (a killed process whose socket has not been seen closed yet)
         finally:
             await conn.ws.close()
+
+    async def _media(self, request: web.Request) -> web.Response:
+        self.media_fetches += 1
+        data = self.media.get(request.match_info["name"])
+        if data is None:
+            return web.Response(status=404)
+        return web.Response(body=data, content_type="application/octet-stream")
 
     async def _handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
@@ -282,6 +306,33 @@ def card_click(user: str, key: str, task_id: str, *, msg_id: str | None = None) 
             "template_card_event": {"card_type": "button_interaction", "event_key": key, "task_id": task_id},
         },
     }
+
+
+def image_message(
+    url: str, aeskey: str, *, user: str, msg_id: str | None = None, chat_id: str | None = "wr-group-1"
+) -> dict[str, Any]:
+    """The body of an ``aibot_msg_callback`` carrying one image."""
+    body = text_message("", user=user, msg_id=msg_id, chat_id=chat_id)
+    del body["text"]
+    body.update(msgtype="image", image={"url": url, "aeskey": aeskey})
+    return body
+
+
+def mixed_message(
+    text: str,
+    images: list[tuple[str, str]],
+    *,
+    user: str,
+    msg_id: str | None = None,
+    chat_id: str | None = "wr-group-1",
+) -> dict[str, Any]:
+    """The body of a ``mixed`` message: text and images (a group @mention with a photo)."""
+    body = text_message("", user=user, msg_id=msg_id, chat_id=chat_id)
+    del body["text"]
+    items: list[dict[str, Any]] = [{"msgtype": "text", "text": {"content": text}}]
+    items += [{"msgtype": "image", "image": {"url": u, "aeskey": k}} for u, k in images]
+    body.update(msgtype="mixed", mixed={"msg_item": items})
+    return body
 
 
 def text_message(

@@ -48,6 +48,7 @@ from bot.services.problems import (
     studio_label,
 )
 from bot.services.studios import display_names
+from bot.store.media import PhotoRepo, photo_lines
 from bot.store.problems import ACTIVE, UNCLAIMED, Problem, ProblemStatus
 from bot.store.studios import Alliance, Studio
 
@@ -536,6 +537,8 @@ async def _details(ctx: Context, number: int) -> str:
         lines.append(f"答复：{problem.answer}")
     if problem.close_reason:
         lines.append(f"关闭理由：{problem.close_reason}")
+    assert problem.id is not None
+    lines.extend(photo_lines(await PhotoRepo(ctx.runtime.store.sessions).of_problem(problem.id)))
     lines.append("经过：")
     for event in detail.events:
         actor = "系统" if event.actor == "system" else names.get(event.actor, event.actor)
