@@ -4,13 +4,14 @@ card is updated with the outcome within WeCom's 5 s. The click-to-update latency
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from sqlmodel import col, select
 
 from bot.channels.wecom.cards import command_for_key
 from bot.store.problems import Problem, ProblemEvent
-from tests.fake_wecom_ws import card_click
+from tests.fake_wecom_ws import BOT_ID, card_click
 from tests.test_longconn import ASKER, SHIELD, T1_LEAD, WsStack, online, ws_stack
 
 T2_LEAD = "shibaopo"
@@ -72,3 +73,45 @@ def test_only_the_bots_own_keys_become_commands() -> None:
     assert command_for_key("problem:solve:3") == (3, "/解决 3")
     assert command_for_key("problem:claim:12 /授权 x") is None
     assert command_for_key("other:claim:1") is None
+
+
+def feedback(user: str, feedback_id: str, kind: int, *, msg_id: str) -> dict[str, object]:
+    """The body of a ``feedback_event``: 1 👍, 2 👎, 3 withdrawn."""
+    return {
+        "msgid": msg_id,
+        "create_time": int(time.time()),
+        "aibotid": BOT_ID,
+        "chattype": "single",
+        "from": {"userid": user},
+        "msgtype": "event",
+        "event": {"eventtype": "feedback_event", "feedback_event": {"id": feedback_id, "type": kind}},
+    }
+
+
+async def test_the_relayed_answer_is_a_card_with_feedback_recorded_per_problem(database_url: str) -> None:
+    async with ws_stack(database_url) as stack:
+        await online(stack)
+        await stack.ask(SHIELD, user=ASKER)
+        await stack.ask("/认领 1", user=T1_LEAD, chat_id=None)
+        await stack.ask("/答复 1 降低推进速度", user=T1_LEAD, chat_id=None)
+        answers = await stack.fake.wait_for(
+            lambda: [p for p in stack.fake.pushes(ASKER) if "feedback" in p.body.get("template_card", {})],
+            what="the answer card",
+        )
+        card = answers[0].body["template_card"]
+        assert "答复了您的问题 #1" in card["main_title"]["title"] and "降低推进速度" in card["sub_title_text"]
+        assert card["feedback"] == {"id": "problem:1"}
+        assert [b["text"] for b in card["button_list"]] == ["已解决"]
+        await stack.fake.event(feedback(ASKER, "problem:1", 1, msg_id="fb-1"))
+        await stack.fake.event(feedback(ASKER, "problem:1", 1, msg_id="fb-1"))  # delivered twice
+        await stack.fake.event(feedback(ASKER, "problem:99x", 1, msg_id="fb-bad"))  # not ours: ignored
+        await asyncio.sleep(0.3)
+        await stack.channel.idle()
+        assert "提问人反馈：👍 1 · 👎 0" in await stack.ask("/问题详情 1", user=ASKER)
+        await stack.fake.event(feedback(ASKER, "problem:1", 2, msg_id="fb-2"))  # changed their mind
+        await asyncio.sleep(0.3)
+        await stack.channel.idle()
+        assert "提问人反馈：👍 0 · 👎 1" in await stack.ask("/问题详情 1", user=ASKER)
+        # the card's button solves the problem like /解决
+        solved, _ = await click(stack, ASKER, "problem:solve:1", card["task_id"])
+        assert "已标记为解决" in solved

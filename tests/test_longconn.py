@@ -130,11 +130,9 @@ async def online(stack: WsStack) -> None:
 def push_texts(fake: FakeWeComWS, chat_id: str) -> list[str]:
     """The texts pushed to a chat (a card's text for a card)."""
     return [
-        str(
-            p.body["markdown"]["content"]
-            if "markdown" in p.body
-            else p.body["template_card"]["sub_title_text"]
-        )
+        str(p.body["markdown"]["content"])
+        if "markdown" in p.body
+        else f"{p.body['template_card']['main_title']['title']}\n{p.body['template_card']['sub_title_text']}"
         for p in fake.pushes(chat_id)
     ]
 

@@ -108,18 +108,22 @@ def test_decryption_checks_key_and_padding() -> None:
     assert sniff_image(b"GIF89a....") == "image/gif" and sniff_image(b"<svg>") is None
 
 
+TABLES = ("problem_photo", "problem_feedback")
+
+
 def _differences(connection: Connection) -> list[Any]:
     ours = MetaData()
-    SQLModel.metadata.tables["problem_photo"].to_metadata(ours)
+    for name in TABLES:
+        SQLModel.metadata.tables[name].to_metadata(ours)
 
     def include(obj: Any, name: str | None, kind: str, _reflected: bool, _other: Any) -> bool:
         table = name if kind == "table" else getattr(getattr(obj, "table", None), "name", None)
-        return table == "problem_photo"
+        return table in TABLES
 
     context = MigrationContext.configure(connection, opts={"compare_type": True, "include_object": include})
     return list(compare_metadata(context, ours))
 
 
-async def test_the_photo_migration_matches_the_model(bot: BotApp) -> None:
+async def test_the_photo_and_feedback_migrations_match_the_models(bot: BotApp) -> None:
     async with bot.store.engine.connect() as connection:
         assert await connection.run_sync(_differences) == []

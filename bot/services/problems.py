@@ -646,11 +646,15 @@ class ProblemService:
         if answered is None:
             return None
         if answered.asker != user_id:
-            await self.runtime.outbox.notify_user(
-                answered.asker,
-                f"{studio.name}答复了您的问题 {problem_label(answered)}：\n{text}\n"
-                f"如问题已解决，请发送 /解决 {answered.id}；如仍有疑问可直接联系{studio.lead_name}。",
-                dedupe_key=f"problem:{answered.id}:answered:{now.isoformat()}",
+            await self.runtime.outbox.send(
+                Outbound(
+                    Target(TargetKind.USER, answered.asker),
+                    f"{studio.name}答复了您的问题 {problem_label(answered)}：\n{text}\n"
+                    f"如问题已解决，请发送 /解决 {answered.id}；如仍有疑问可直接联系{studio.lead_name}。",
+                    dedupe_key=f"problem:{answered.id}:answered:{now.isoformat()}",
+                    # channels with cards show a 已解决 button and 👍/👎 (bot.channels.wecom.cards)
+                    meta={"card": "answer", "problem": str(answered.id)},
+                )
             )
         return answered
 

@@ -78,3 +78,27 @@ def click_of(event: dict[str, Any]) -> tuple[str, str]:
     inner = event.get("template_card_event")
     source = inner if isinstance(inner, dict) else event
     return str(source.get("event_key") or ""), str(source.get("task_id") or "")
+
+
+def answer_card(number: int, text: str, *, task_id: str) -> dict[str, Any]:
+    """A studio's answer relayed to the asker: the answer, a 已解决 button, and 👍/👎 feedback for the problem."""
+    head, _, rest = text.partition("\n")
+    return {
+        "card_type": "button_interaction",
+        "main_title": {"title": clip(head.rstrip("：:") or f"问题 #{number} 的答复", 120)},
+        "sub_title_text": clip(rest or text, SUB_TITLE_BYTES),
+        "button_list": [{"text": "已解决", "style": 1, "key": f"problem:solve:{number}"}],
+        "task_id": task_id,
+        "feedback": {"id": feedback_id(number)},
+    }
+
+
+def feedback_id(number: int) -> str:
+    """The feedback id of a problem's relayed answer (``feedback_event`` brings it back)."""
+    return f"problem:{number}"
+
+
+def problem_of_feedback(feedback: str) -> int | None:
+    """The problem a feedback id names."""
+    match = re.fullmatch(r"problem:(\d{1,9})", feedback.strip())
+    return int(match.group(1)) if match else None

@@ -46,9 +46,11 @@ from bot.channels.wecom.aibot import (
 )
 from bot.channels.wecom.callback import Background, Later, handle_within
 from bot.channels.wecom.cards import (
+    answer_card,
     click_of,
     command_for_key,
     problem_card,
+    problem_of_feedback,
     task_id_for,
     updated_problem_card,
 )
@@ -58,6 +60,7 @@ from bot.channels.wecom.senders import USER_LIMITS, clip
 from bot.core.messages import Event, Outbound, Target, TargetKind
 from bot.core.middleware import RetryLater, ServiceUnavailable
 from bot.core.outbox import DeliveryError
+from bot.store.feedback import FeedbackRepo, ProblemFeedback
 from bot.store.lease import LeaderLease
 from bot.store.media import MediaFiles, PhotoRepo, ProblemPhoto
 
@@ -365,6 +368,7 @@ class LongConnChannel:
         )
         self.kicked = False
         self.photos = PhotoRepo(bot.store.sessions)
+        self.feedback = FeedbackRepo(bot.store.sessions)
         self.media = MediaFiles(settings.effective_data_dir / "media")
         self._req_ids: dict[
             str, str
@@ -613,7 +617,37 @@ class LongConnChannel:
         if kind == "template_card_event" and isinstance(event, dict):
             await self._on_click(req_id, body, event)
             return
+        if kind == "feedback_event" and isinstance(event, dict):
+            await self._on_feedback(body, event)
+            return
         log.info("long connection: event %s not handled", kind or "?")
+
+    async def _on_feedback(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """👍/👎 on a relayed answer: recorded for its problem, once per event (a later one of the same user
+        replaces theirs in the tally; type 3 withdraws it)."""
+        inner = event.get("feedback_event")
+        source = inner if isinstance(inner, dict) else event
+        number = problem_of_feedback(str(source.get("id") or ""))
+        sender = body.get("from")
+        user_id = str(sender.get("userid") or "") if isinstance(sender, dict) else ""
+        msg_id = str(body.get("msgid") or "")
+        try:
+            kind = int(source.get("type") or 0)
+        except (TypeError, ValueError):
+            kind = 0
+        rating = {1: 1, 2: -1, 3: 0}.get(kind)
+        if number is None or rating is None or not user_id or not msg_id:
+            log.info("long connection: feedback the bot cannot place; ignored")
+            return
+        await self.feedback.record(
+            ProblemFeedback(
+                problem_id=number,
+                user_id=user_id,
+                rating=rating,
+                event_key=f"{CHANNEL}:{msg_id}",
+                created_at=self.bot.clock.now(),
+            )
+        )
 
     async def _on_click(self, req_id: str, body: dict[str, Any], event: dict[str, Any]) -> None:
         """A card button: the typed command it stands for, from the clicking user, through the dispatcher
@@ -709,6 +743,14 @@ class LongConnSender:
             )
             number = int(meta["problem"])
             card = problem_card(number, text, task_id=task_id_for(number, chat_id, text))
+            await self._push({"chatid": chat_id, "msgtype": "template_card", "template_card": card})
+            return
+        if meta.get("card") == "answer" and meta.get("problem", "").isdigit():
+            chat_id = (
+                target.address.partition(":")[2] if target.kind is TargetKind.LONGCONN else target.address
+            )
+            number = int(meta["problem"])
+            card = answer_card(number, text, task_id=task_id_for(number, chat_id, text))
             await self._push({"chatid": chat_id, "msgtype": "template_card", "template_card": card})
             return
         await self.send(target, text)
