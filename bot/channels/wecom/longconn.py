@@ -522,7 +522,7 @@ class LongConnChannel:
             chat_id=message.chat_id,
             msg_id=message.msg_id,
         )
-        self._req_ids[message.msg_id] = req_id
+        self._req_ids.setdefault(message.msg_id, req_id)  # a repeat delivery keeps the first stream
         try:
             outcome = await handle_within(
                 self.background, self.bot, event, self.reply_wait, name=f"longconn:{stream_id}"
