@@ -4,7 +4,9 @@
   PostgreSQL database with ``--postgres``), both WeCom channels configured, ``BOT_WECOM_API_BASE`` pointing at a
   fake WeCom API served by this process, the development roster from ``../shared/samples`` imported.
 - The baseline is a minimal aiohttp app in its own process that only verifies and decrypts with wechatpy,
-  parses, and answers an encrypted echo, for the same two wire formats.
+  parses, and answers an encrypted echo, for the same two wire formats. Beside it runs the peer a user would
+  otherwise deploy: the same echo in Flask + wechatpy under gunicorn, two sync workers (``bench/peer_flask.py``;
+  ``--no-flask`` skips it).
 - This process is the load generator: it builds ``--n`` distinct, signed and encrypted callbacks per endpoint
   and kind before the clock starts, fires them ``--concurrency`` at a time (split round-robin over the bot
   processes), and measures each request from send to complete answer. Kinds: ``help`` (a ``/help`` command)
@@ -92,6 +94,7 @@ class Run:
     max_ms: float
     rps: float
     errors: int
+    cpu_ms: float | None = None  # CPU time of the server's processes (and their children) per request
 
 
 # -- the baseline server (its own process) -------------------------------------------------------------
@@ -124,7 +127,9 @@ def baseline_server(port: int) -> None:
 
     async def handle_app(request: web.Request) -> web.Response:
         q = request.query
-        plain = app_crypto.decrypt_message(await request.read(), q["msg_signature"], q["timestamp"], q["nonce"])
+        plain = app_crypto.decrypt_message(
+            await request.read(), q["msg_signature"], q["timestamp"], q["nonce"]
+        )
         xmltodict.parse(plain)
         return web.Response(text=app_crypto.encrypt_message(plain, q["nonce"], q["timestamp"]))
 
@@ -175,14 +180,48 @@ def build_requests(endpoint: str, kind: str, n: int, users: tuple[str, ...] = US
 def _seal(crypto: WeChatCrypto, plaintext: str, envelope: Callable[[str], str]) -> Request:
     nonce, timestamp = uuid.uuid4().hex[:10], str(int(time.time()))
     fields = xmltodict.parse(crypto.encrypt_message(plaintext, nonce, timestamp))["xml"]
-    query = {"msg_signature": fields["MsgSignature"], "timestamp": fields["TimeStamp"], "nonce": fields["Nonce"]}
+    query = {
+        "msg_signature": fields["MsgSignature"],
+        "timestamp": fields["TimeStamp"],
+        "nonce": fields["Nonce"],
+    }
     return envelope(fields["Encrypt"]), query
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` and all their descendants (gunicorn's workers), from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    wanted = set(pids)
+    grew = True
+    while grew:
+        extra = {pid for pid, parent in parents.items() if parent in wanted and pid not in wanted}
+        wanted |= extra
+        grew = bool(extra)
+    return sum(times.get(pid, 0.0) for pid in wanted)
+
+
 async def burst(
-    http: aiohttp.ClientSession, urls: list[str], label: str, requests: list[Request], concurrency: int
+    http: aiohttp.ClientSession,
+    urls: list[str],
+    label: str,
+    requests: list[Request],
+    concurrency: int,
+    pids: list[int] | None = None,
 ) -> Run:
-    """Fire ``requests``, ``concurrency`` at a time, worker ``i`` at ``urls[i % len(urls)]``."""
+    """Fire ``requests``, ``concurrency`` at a time, worker ``i`` at ``urls[i % len(urls)]``; with ``pids``, also
+    the servers' CPU time per request."""
+    cpu_before = cpu_seconds(pids) if pids else 0.0
     latencies: list[float] = []
     errors = 0
     pending = iter(requests)
@@ -202,6 +241,7 @@ async def burst(
     began = time.perf_counter()
     await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
     wall = time.perf_counter() - began
+    cpu_ms = (cpu_seconds(pids) - cpu_before) * 1000 / len(requests) if pids else None
     latencies.sort()
     return Run(
         label=label,
@@ -211,6 +251,7 @@ async def burst(
         max_ms=latencies[-1] * 1000,
         rps=len(requests) / wall,
         errors=errors,
+        cpu_ms=cpu_ms,
     )
 
 
@@ -237,6 +278,21 @@ async def wait_line(process: asyncio.subprocess.Process, marker: str) -> None:
             return
 
 
+async def wait_port(port: int, within: float = 20.0) -> None:
+    """Until something accepts connections on ``port``."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on port {port}") from None
+            await asyncio.sleep(0.1)
+        else:
+            writer.close()
+            return
+
+
 async def drain_output(process: asyncio.subprocess.Process) -> None:
     """Keep reading a process's output so it never blocks on a full pipe."""
     assert process.stdout is not None
@@ -252,6 +308,17 @@ async def database(postgres: str | None, tmp: Path) -> AsyncIterator[str]:
         return
     async with fresh_postgres_database(postgres) as url:
         yield url
+
+
+async def wait_warm(http: aiohttp.ClientSession, ports: list[int], within: float = 120.0) -> None:
+    """Until no bot process reports a warm-up at work (the routing index is built in the background)."""
+    deadline = time.monotonic() + within
+    for port in ports:
+        while True:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                if not (await response.json()).get("warming") or time.monotonic() > deadline:
+                    break
+            await asyncio.sleep(0.2)
 
 
 async def database_calls(http: aiohttp.ClientSession, ports: list[int]) -> dict[str, int]:
@@ -288,7 +355,7 @@ async def main(args: argparse.Namespace) -> None:
         fake.slow_next(args.slow_api, times=10**9)
     processes: list[asyncio.subprocess.Process] = []
     drains: list[asyncio.Task[None]] = []
-    results: list[tuple[str, Run, Run]] = []
+    results: list[tuple[str, Run, Run, Run | None]] = []
     calls: dict[tuple[str, str], dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         async with database(args.postgres, Path(tmp)) as url:
@@ -324,6 +391,7 @@ async def main(args: argparse.Namespace) -> None:
                     processes.append(bot)
                     await wait_line(bot, "live channels")
                     drains.append(asyncio.create_task(drain_output(bot)))
+                bot_pids = [p.pid for p in processes]
                 base_port = free_port()
                 baseline = await asyncio.create_subprocess_exec(
                     sys.executable, str(SCRIPT), "--baseline-server", str(base_port),
@@ -332,17 +400,36 @@ async def main(args: argparse.Namespace) -> None:
                 processes.append(baseline)
                 await wait_line(baseline, "baseline ready")
                 await asyncio.sleep(0.3)  # let the baseline bind its port
+                flask_port = free_port() if args.flask else None
+                flask_pid = None
+                if flask_port is not None:
+                    peer = await asyncio.create_subprocess_exec(
+                        str(Path(sys.executable).parent / "gunicorn"), "--workers", "2",
+                        "--bind", f"127.0.0.1:{flask_port}", "--log-level", "warning", "bench.peer_flask:app",
+                        cwd=ROOT, env=env,
+                    )  # fmt: skip
+                    processes.append(peer)
+                    flask_pid = peer.pid
+                    await wait_port(flask_port)
                 connector = aiohttp.TCPConnector(limit=args.concurrency)
                 timeout = aiohttp.ClientTimeout(total=30)
                 async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+                    await wait_warm(http, bot_ports)
                     for endpoint in ("aibot", "app"):
                         ours = [f"http://127.0.0.1:{port}/wecom/{endpoint}" for port in bot_ports]
                         base = [f"http://127.0.0.1:{base_port}/wecom/{endpoint}"]
+                        flask = [f"http://127.0.0.1:{flask_port}/wecom/{endpoint}"] if flask_port else []
                         for kind in args.kinds:
                             # warm-up: imports, the segmenter's dictionary, connection pools
                             await burst(http, ours, "warm-up", build_requests(endpoint, kind, 40), 4)
                             await burst(http, base, "warm-up", build_requests(endpoint, kind, 40), 4)
-                            users = USERS if args.users <= len(USERS) else tuple(f"u{i:05d}" for i in range(args.users))
+                            if flask:
+                                await burst(http, flask, "warm-up", build_requests(endpoint, kind, 40), 4)
+                            users = (
+                                USERS
+                                if args.users <= len(USERS)
+                                else tuple(f"u{i:05d}" for i in range(args.users))
+                            )
                             if args.pause:
                                 # the same users wrote a while ago: whatever the bot caches about them has
                                 # had ``--pause`` seconds to expire
@@ -352,13 +439,23 @@ async def main(args: argparse.Namespace) -> None:
                             mine = build_requests(endpoint, kind, args.n, users)
                             theirs = build_requests(endpoint, kind, args.n, users)
                             before = await database_calls(http, bot_ports)
-                            bot_run = await burst(http, ours, f"bot /wecom/{endpoint}", mine, args.concurrency)
+                            bot_run = await burst(
+                                http, ours, f"bot /wecom/{endpoint}", mine, args.concurrency, bot_pids
+                            )
                             after = await database_calls(http, bot_ports)
                             calls[(kind, endpoint)] = {k: (after[k] - before[k]) / args.n for k in after}
                             base_run = await burst(
-                                http, base, f"baseline /wecom/{endpoint}", theirs, args.concurrency
-                            )
-                            results.append((kind, bot_run, base_run))
+                                http, base, f"baseline /wecom/{endpoint}", theirs, args.concurrency,
+                                [baseline.pid],
+                            )  # fmt: skip
+                            flask_run = None
+                            if flask:
+                                flask_run = await burst(
+                                    http, flask, f"Flask + gunicorn /wecom/{endpoint}",
+                                    build_requests(endpoint, kind, args.n, users), args.concurrency,
+                                    [flask_pid] if flask_pid else None,
+                                )  # fmt: skip
+                            results.append((kind, bot_run, base_run, flask_run))
                     delivery_s, counts = await wait_delivered(url, within=args.deliver_within)
             finally:
                 for process in processes:
@@ -377,32 +474,53 @@ async def main(args: argparse.Namespace) -> None:
         f"\n{args.n} callbacks per endpoint and kind, {args.concurrency} concurrent, {db}, "
         f"{args.processes} `alliance-bot serve` process(es){slow}\n"
     )
-    print("| kind | server | p50 ms | p99 ms | max ms | req/s | non-200 |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for kind, ours, base in results:
-        for run in (ours, base):
+    print("| kind | server | p50 ms | p99 ms | max ms | req/s | CPU ms/request | non-200 |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for kind, ours, base, flask_run in results:
+        for run in (ours, base, *([flask_run] if flask_run else [])):
             print(
                 f"| {kind} | {run.label} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | {run.max_ms:.1f} | "
-                f"{run.rps:.0f} | {run.errors} |"
+                f"{run.rps:.0f} | {_cpu(run)} | {run.errors} |"
             )
         print(
             f"| {kind} | **ratio bot/baseline** | {ours.p50_ms / base.p50_ms:.1f}× | "
             f"{ours.p99_ms / base.p99_ms:.1f}× | {ours.max_ms / base.max_ms:.1f}× | "
-            f"**{ours.rps / base.rps:.2f}×** | |"
+            f"**{ours.rps / base.rps:.2f}×** | {_cpu_ratio(ours, base)} | |"
         )
+        if flask_run is not None:
+            print(
+                f"| {kind} | **ratio bot/Flask** | {ours.p50_ms / flask_run.p50_ms:.1f}× | "
+                f"{ours.p99_ms / flask_run.p99_ms:.1f}× | {ours.max_ms / flask_run.max_ms:.1f}× | "
+                f"**{ours.rps / flask_run.rps:.2f}×** | {_cpu_ratio(ours, flask_run)} | |"
+            )
     if calls:
-        print("\nDatabase calls per message (the servers' `/healthz` counters over the burst, delivery included):\n")
+        print(
+            "\nDatabase calls per message (the servers' `/healthz` counters over the burst, delivery included):\n"
+        )
         print("| kind | endpoint | SQL statements | commits | database-thread trips (SQLite) |")
         print("|---|---|---:|---:|---:|")
         for (kind, endpoint), per in calls.items():
             trips = f"{per['trips']:.1f}" if not args.postgres else "—"
-            print(f"| {kind} | /wecom/{endpoint} | {per['statements']:.1f} | {per['commits']:.2f} | {trips} |")
+            print(
+                f"| {kind} | /wecom/{endpoint} | {per['statements']:.1f} | {per['commits']:.2f} | {trips} |"
+            )
     sent = sum(1 for r in fake.requests if r.path in ("/cgi-bin/message/send", "/cgi-bin/appchat/send"))
     emptied = "emptied" if not counts.get("pending") else "not empty"
     print(
         f"\noutbox {delivery_s:.1f} s after the last burst ({emptied}): {counts}; "
         f"fake WeCom API: {len(fake.requests)} requests, {sent} message sends"
     )
+
+
+def _cpu(run: Run) -> str:
+    return f"{run.cpu_ms:.2f}" if run.cpu_ms is not None else "—"
+
+
+def _cpu_ratio(ours: Run, theirs: Run) -> str:
+    """The peer's CPU per request over ours: the throughput ratio a CPU-bound server would reach."""
+    if not ours.cpu_ms or not theirs.cpu_ms:
+        return "—"
+    return f"{theirs.cpu_ms / ours.cpu_ms:.2f}× by CPU"
 
 
 if __name__ == "__main__":
@@ -431,6 +549,9 @@ if __name__ == "__main__":
         default=0.0,
         help="wait up to this many seconds for the outbox to empty (default 0: just report it; WeCom's limit of "
         "30 messages a minute per member makes a burst of thousands of problems take hours to deliver)",
+    )
+    parser.add_argument(
+        "--no-flask", dest="flask", action="store_false", help="skip the Flask + gunicorn peer"
     )
     parser.add_argument("--baseline-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     arguments = parser.parse_args()

@@ -73,6 +73,7 @@ class BotApp:
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         # preparation spawned at start-up, answering meanwhile (e.g. the routing index); named for their tasks
         self.warmups: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {}
+        self._warming: dict[str, asyncio.Task[Any]] = {}
         self.live_channels: list[str] = []
         # extra /healthz sections (e.g. the long connection's state), by name
         self.health: dict[str, Callable[[], dict[str, Any]]] = {}
@@ -125,6 +126,11 @@ class BotApp:
     def stopping(self) -> asyncio.Event:
         """Set when the bot shuts down: long-lived workers stop at it (never cancelled mid-query)."""
         return self._stopping
+
+    @property
+    def warming(self) -> list[str]:
+        """The warm-ups still at work (the routing index, …): answers are given meanwhile, some slower."""
+        return [name for name, task in self._warming.items() if not task.done()]
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
         """Run ``coro`` in the background, keeping a reference so it is drained on shutdown."""
@@ -212,7 +218,7 @@ class BotApp:
             await hook()
         if warm:
             for name, warmup in self.warmups.items():
-                self.spawn(warmup(), name=name)
+                self._warming[name] = self.spawn(warmup(), name=name)
         if scheduler:
             self.jobs.install()
             self.scheduler.start()
@@ -252,7 +258,7 @@ async def _prune_processed(runtime: Runtime, now: datetime) -> str:
 async def healthz(request: web.Request) -> web.Response:
     """Liveness and a small status: database reachable, channels live, outbox backlog."""
     bot: BotApp = request.app[BOT_KEY]
-    status: dict[str, Any] = {"status": "ok", "channels": bot.live_channels}
+    status: dict[str, Any] = {"status": "ok", "channels": bot.live_channels, "warming": bot.warming}
     for name, report in bot.health.items():
         status[name] = report()
     try:

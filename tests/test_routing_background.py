@@ -9,9 +9,10 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 import bot.services.problems as problems_service
-from bot.app import BotApp
+from bot.app import BotApp, build_web_app
 from bot.core.clock import ManualClock
 from bot.routing import RoutingIndex
 from bot.services.problems import ProblemService
@@ -104,6 +105,34 @@ async def test_answers_while_the_history_is_read_and_catches_up_after(
         assert len(index) == len(solved) >= SOLVED
     finally:
         await app.close()
+
+
+async def test_healthz_lists_the_routing_index_as_warming_until_the_history_is_in(
+    settings: Settings, clock: ManualClock, gate: threading.Event
+) -> None:
+    await _seed(settings)
+    app = await BotApp.create(settings, clock=clock)
+    service = app.runtime.feature(ProblemService)
+    try:
+        # the web app's lifecycle starts the bot (its warm-ups included) and closes it
+        async with TestClient(TestServer(build_web_app(app))) as client:
+            for _ in range(100):  # the roster index is built first, then the history is read
+                if service.building:
+                    break
+                await asyncio.sleep(0.05)
+            body = await (await client.get("/healthz")).json()
+            assert body["warming"] == ["routing-index"]
+            assert "/帮助" in await Chat(app).say("u1", "/help")  # answered meanwhile
+            gate.set()
+            for _ in range(200):
+                body = await (await client.get("/healthz")).json()
+                if not body["warming"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert body["warming"] == []
+            assert len(await service.index()) >= SOLVED
+    finally:
+        gate.set()
 
 
 async def test_shutdown_stops_reading_the_history(

@@ -733,7 +733,7 @@ async def setup(bot: BotApp) -> None:
     service = bot.runtime.feature(ProblemService)
     # in the background: the port opens (and /help is answered) while the tokenizer loads and the index is
     # built; the first problem waits for it, and a large history follows later (ProblemService.index)
-    bot.warmups["routing-index"] = service.index
+    bot.warmups["routing-index"] = service.ready
     bot.shutdown_hooks.append(service.stop_indexing)
     bot.runtime.warmers.append(_warmer(bot.runtime.feature(ProblemService)))
     bot.add_router(router)

@@ -278,6 +278,13 @@ class ProblemService:
             self._checked_at, self._roles_seen = monotonic(), roles_seen
             return self._index
 
+    async def ready(self) -> None:
+        """Until the routing index is complete: built on the roster, and any large history read into it (the
+        start-up warm-up; ``/healthz`` lists it under ``warming`` meanwhile)."""
+        await self.index()
+        while (task := self._history_task) is not None and not task.done():
+            await asyncio.shield(task)
+
     @property
     def building(self) -> bool:
         """Whether a large history is being read into a fresh index in the background."""
