@@ -22,7 +22,7 @@ from bot.channels.wecom.aibot import stream_id_for
 from bot.channels.wecom.media import MediaError, decrypt
 from bot.store.media import PhotoRepo, sniff_image
 from tests.fake_wecom_ws import image_message, mixed_message
-from tests.test_longconn import ASKER, GROUP, SHIELD, WsStack, online, ws_stack
+from tests.test_longconn import ASKER, GROUP, SHIELD, WsStack, online, push_texts, ws_stack
 
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(3000)
 JPEG = b"\xff\xd8\xff\xe0" + os.urandom(5000)
@@ -69,7 +69,13 @@ async def test_a_mixed_message_logs_the_problem_with_its_photos(database_url: st
         reply = await answer_to(
             stack, mixed_message(f"@联盟助手 {SHIELD}", images, user=ASKER, chat_id=GROUP)
         )
-        assert reply.startswith("已登记技术问题 #1") and "已把 2 张照片附到问题 #1" in reply
+        assert reply.startswith("已登记技术问题 #1")
+        # with the answer, or (a slow answer) right after it
+        note = "已把 2 张照片附到问题 #1"
+        if note not in reply:
+            await stack.fake.wait_for(
+                lambda: any(note in t for t in push_texts(stack.fake, GROUP)), what="the note"
+            )
         assert sorted(p.mime for p in await photos_of(stack, 1)) == ["image/jpeg", "image/png"]
         assert stack.fake.media_fetches == 2
 
@@ -127,3 +133,19 @@ def _differences(connection: Connection) -> list[Any]:
 async def test_the_photo_and_feedback_migrations_match_the_models(bot: BotApp) -> None:
     async with bot.store.engine.connect() as connection:
         assert await connection.run_sync(_differences) == []
+
+
+async def test_a_slow_answer_to_a_mixed_message_is_followed_by_the_photo_note(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with ws_stack(database_url, data_dir=str(tmp_path)) as stack:
+        await online(stack)
+        stack.channel.reply_wait = 0.001  # every answer is "later": placeholder, then the final frame
+        images = [stack.fake.add_media(PNG)]
+        reply = await answer_to(stack, mixed_message(SHIELD, images, user=ASKER, chat_id=GROUP))
+        assert reply.startswith("已登记技术问题 #1")
+        await stack.fake.wait_for(
+            lambda: any("已把 1 张照片附到问题 #1" in t for t in push_texts(stack.fake, GROUP)),
+            what="the note",
+        )
+        assert len(await photos_of(stack, 1)) == 1

@@ -541,7 +541,15 @@ class LongConnChannel:
             await self._respond(req_id, stream_id, PLACEHOLDER, finish=False)
             if images:
                 await outcome.task  # the photos join the problem this message logs, once it is logged
-                await self._attach(message, fetched, failed, own_key=own_key)
+                note = await self._attach(message, fetched, failed, own_key=own_key)
+                if note:  # the answer went out on its own: the note follows it
+                    await self.bot.runtime.outbox.send(
+                        Outbound(
+                            Target(TargetKind.LONGCONN, conversation(event)),
+                            note,
+                            dedupe_key=f"longconn:{message.msg_id}:photos",
+                        )
+                    )
             return
         self._req_ids.pop(message.msg_id, None)
         if outcome is not None and outcome.text:
