@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,7 +33,7 @@ from bot.store import Store
 from bot.store.problems import Problem
 from tests.conftest import ADMIN
 from tests.fake_wecom_ws import BOT_ID, BOT_SECRET, FakeWeComWS, text_message
-from tests.harness import EXAMPLE_ROSTER
+from tests.harness import EXAMPLE_ROSTER, PG_URL, POSTGRES, fresh_postgres_database
 from tests.processes import until
 
 T1_LEAD = "chenjuejin"  # 盾构掘进控制劳模创新工作室 (T1)
@@ -304,3 +305,48 @@ async def test_while_the_socket_is_down_long_connection_messages_wait_unattempte
         assert pending.attempts == 0 and pending.lease_until is None
         stack.fake.secret = BOT_SECRET
         await stack.fake.wait_for(lambda: push_texts(stack.fake, "x1"), within=15, what="the push once back")
+
+
+async def test_entering_the_chat_gets_the_welcome(database_url: str) -> None:
+    async with ws_stack(database_url) as stack:
+        await online(stack)
+        body = {
+            "msgid": "enter-1",
+            "aibotid": BOT_ID,
+            "chattype": "single",
+            "from": {"userid": ASKER},
+            "msgtype": "event",
+            "event": {"eventtype": "enter_chat"},
+        }
+        req_id = await stack.fake.event(body)
+        (welcome,) = await stack.fake.wait_for(
+            lambda: stack.fake.frames("aibot_respond_welcome_msg", req_id=req_id), what="the welcome"
+        )
+        assert welcome.errcode == 0 and "/帮助" in welcome.body["text"]["content"]
+
+
+@pytest.mark.skipif(not PG_URL, reason=f"a standby needs PostgreSQL: {POSTGRES.reason}")
+async def test_a_standby_process_leaves_long_connection_messages_to_the_holder(tmp_path: Path) -> None:
+    async with fresh_postgres_database() as url, ws_stack(url) as holder:
+        await online(holder)
+        standby = await BotApp.create(ws_settings(url, holder.fake), clock=SystemClock())
+        server = TestServer(build_web_app(standby), host="127.0.0.1", port=0)
+        await server.start_server()  # starts its long connection: it finds the lease taken and stands by
+        try:
+            channel = standby.runtime.feature(LongConnChannel)
+            await until(lambda: _standby(channel), within=10, what="the second bot standing by")
+            await standby.runtime.outbox.send(
+                Outbound(Target(TargetKind.LONGCONN, "group:wr-from-standby"), "由待命进程排队")
+            )
+            (text,) = await holder.fake.wait_for(
+                lambda: push_texts(holder.fake, "wr-from-standby"), what="the holder's push"
+            )
+            assert text == "由待命进程排队"
+            assert all(r.conn == 1 for r in holder.fake.received) and len(holder.fake.conns) == 1
+            assert channel.report()["leader"] is False
+        finally:
+            await server.close()
+
+
+async def _standby(channel: LongConnChannel) -> bool:
+    return channel.report()["state"] == "standby"
