@@ -40,7 +40,7 @@ APOLOGY = "抱歉，处理您的消息时出错了，已记录，请稍后再试
 DATABASE_ERRORS = (OperationalError, PoolTimeoutError, OSError, DBAPIError)
 
 
-def _is_outage(exc: BaseException) -> bool:
+def is_outage(exc: BaseException) -> bool:
     """Whether a database error means "unavailable now" (retry later) rather than "this message fails"."""
     if isinstance(exc, OperationalError | PoolTimeoutError | OSError):
         return True
@@ -55,7 +55,7 @@ async def guard_errors(ctx: Context, call_next: Next) -> Reply | None:
     except ServiceUnavailable:
         raise
     except (OperationalError, PoolTimeoutError, OSError, DBAPIError) as exc:
-        if not _is_outage(exc):
+        if not is_outage(exc):
             log.exception("database error while handling a message from %s", ctx.event.user_id)
             await _discard_unit()
             return Reply(APOLOGY)
@@ -132,7 +132,7 @@ async def exactly_once(ctx: Context, call_next: Next) -> Reply | None:
             return None
         return reply
     except DATABASE_ERRORS as exc:
-        if not _is_outage(exc):
+        if not is_outage(exc):
             raise
         log.warning("database unavailable: %s", type(exc).__name__)
         raise ServiceUnavailable(str(exc)) from exc

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy.exc import IntegrityError
 
+from bot.core.middleware import DATABASE_ERRORS, is_outage
 from bot.core.runtime import Runtime
 from bot.store.jobs import JobRun
 
@@ -94,10 +95,21 @@ class JobRegistry:
         outcome, detail = "ok", ""
         try:
             detail = await spec.func(self._runtime, now) or ""
+        except DATABASE_ERRORS as exc:
+            if not is_outage(exc):
+                log.exception("job %s failed", name)
+            else:  # not a bug: the next firing (or a retry of this slot's run) does the work
+                log.warning("job %s: the database is unavailable (%s)", name, type(exc).__name__)
+            outcome, detail = "error", f"{type(exc).__name__}: {exc}"
         except Exception as exc:
             log.exception("job %s failed", name)
             outcome, detail = "error", f"{type(exc).__name__}: {exc}"
-        await self._record(run, spec, outcome, detail)
+        try:
+            await self._record(run, spec, outcome, detail)
+        except DATABASE_ERRORS as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("job %s: its outcome could not be recorded (%s)", name, type(exc).__name__)
         return detail if outcome == "ok" else None
 
     async def _record(self, run: JobRun, spec: JobSpec, outcome: str, detail: str) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.core.messages import Outbound, Target, TargetKind
+from bot.core.middleware import DATABASE_ERRORS, is_outage
 from bot.core.runtime import Runtime
 from bot.routing import Judgement, RoutingIndex, SimilarMatch, SolvedProblem, StudioDoc, StudioMatch, judge
 from bot.routing.semantic import Embedder, load_embedder
@@ -280,8 +281,23 @@ class ProblemService:
 
     async def ready(self) -> None:
         """Until the routing index is complete: built on the roster, and any large history read into it (the
-        start-up warm-up; ``/healthz`` lists it under ``warming`` meanwhile)."""
-        await self.index()
+        start-up warm-up; ``/healthz`` lists it under ``warming`` meanwhile). While the database is unavailable
+        it tries again, every 1 s growing to 30 s: the first problem after the outage builds it anyway."""
+        delay = 1.0
+        while True:
+            try:
+                await self.index()
+                break
+            except DATABASE_ERRORS as exc:
+                if not is_outage(exc):
+                    raise
+                log.warning(
+                    "routing index: the database is unavailable (%s); trying again in %g s",
+                    type(exc).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
         while (task := self._history_task) is not None and not task.done():
             await asyncio.shield(task)
 
@@ -306,7 +322,9 @@ class ProblemService:
         if count <= BUILD_INLINE:
             await self._sync_solved()
             return
-        self._history_task = asyncio.create_task(self._read_history(docs, signature, count), name="routing-history")
+        self._history_task = asyncio.create_task(
+            self._read_history(docs, signature, count), name="routing-history"
+        )
 
     async def _read_history(self, docs: dict[str, StudioDoc], signature: tuple[Any, ...], count: int) -> None:
         """Read every solved problem into a fresh index a page at a time (the analysis in a worker thread, so the

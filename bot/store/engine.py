@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +29,23 @@ _MIGRATION_LOCK_ID = 7_310_001
 @dataclass(slots=True)
 class DatabaseCalls:
     """What the process has asked of the database so far: SQL statements, commits and, on SQLite, trips to
-    aiosqlite's thread (each statement, fetch and commit is one or more). Read by ``/healthz`` so a benchmark
-    can divide the growth over a burst by its messages."""
+    aiosqlite's thread (each statement, fetch and commit made there is one) and how many of those were a
+    statement that found another process holding the write lock (``busy``). Read by ``/healthz`` so a
+    benchmark can divide the growth over a burst by its messages."""
 
     statements: int = 0
     commits: int = 0
     trips: int = 0
+    busy: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a JSON-ready mapping."""
-        return {"statements": self.statements, "commits": self.commits, "trips": self.trips}
+        return {
+            "statements": self.statements,
+            "commits": self.commits,
+            "trips": self.trips,
+            "busy": self.busy,
+        }
 
 
 CALLS: dict[int, DatabaseCalls] = {}  # id(engine.sync_engine) → its counters
@@ -60,19 +68,68 @@ def _count_calls(engine: AsyncEngine, sqlite: bool) -> None:
         calls.commits += 1
 
     if sqlite:
+        _run_sqlite_inline(engine, calls)
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _trips(dbapi_connection: Any, _record: Any) -> None:
-            inner = getattr(dbapi_connection, "_connection", None)  # the aiosqlite connection
-            execute = getattr(inner, "_execute", None)
-            if execute is None:
-                return
 
-            async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-                calls.trips += 1
-                return await execute(fn, *args, **kwargs)
+# SQLite statements run on the event loop's thread: a statement on the one local connection takes tens of
+# microseconds, a trip to aiosqlite's thread and back costs ten times that in CPU (and a GIL hand-over each
+# way). Two cases still go to the thread: a statement that finds another process holding the write lock (it
+# fails at once here — the inline busy timeout is 0 — and is retried there with the patient timeout, so the
+# loop never sleeps in SQLite's busy handler), and work marked ``offloaded()`` (a large read).
+INLINE_SQLITE = True
+PATIENT_BUSY_MS = 30_000
+_offloaded: ContextVar[bool] = ContextVar("sqlite_offloaded", default=False)
 
-            inner._execute = counted  # type: ignore[union-attr]
+
+@contextmanager
+def offloaded() -> Iterator[None]:
+    """Statements made inside run in the driver's thread, not on the event loop: for reads of thousands of
+    rows (the routing history, a year's report), which would hold the loop for tens of milliseconds."""
+    token = _offloaded.set(True)
+    try:
+        yield
+    finally:
+        _offloaded.reset(token)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF == sqlite3.SQLITE_BUSY)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _run_sqlite_inline(engine: AsyncEngine, calls: DatabaseCalls) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _inline(dbapi_connection: Any, _record: Any) -> None:
+        inner = getattr(dbapi_connection, "_connection", None)  # the aiosqlite connection
+        threaded = getattr(inner, "_execute", None)
+        if inner is None or threaded is None:
+            return
+        raw: sqlite3.Connection = inner._conn
+
+        def patiently(fn: Callable[..., Any]) -> Callable[..., Any]:
+            def run(*args: Any, **kwargs: Any) -> Any:
+                raw.execute(f"PRAGMA busy_timeout={PATIENT_BUSY_MS}")
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    raw.execute(f"PRAGMA busy_timeout={0 if INLINE_SQLITE else PATIENT_BUSY_MS}")
+
+            return run
+
+        async def execute(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            if INLINE_SQLITE and not _offloaded.get():
+                try:
+                    return fn(*args, **kwargs)
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise
+                    calls.busy += 1  # another process writes: wait for it off the loop
+            calls.trips += 1
+            return await threaded(patiently(fn), *args, **kwargs)
+
+        inner._execute = execute
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -82,7 +139,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        # the connection is made in aiosqlite's thread and used on the loop's (``_run_sqlite_inline``)
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         # One connection: SQLite allows one writer at a time, and several pooled connections contending for the
         # write lock wait in SQLite's sleeping busy handler (hundreds of ms under a burst). Queuing for the one
         # connection in asyncio instead keeps every statement short and the latency flat.
@@ -100,7 +158,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={0 if INLINE_SQLITE else PATIENT_BUSY_MS}")
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
@@ -327,4 +385,3 @@ async def current_revisions(engine: AsyncEngine) -> set[str]:
     """The revisions the database is at (empty for a new database)."""
     async with engine.connect() as conn:
         return await conn.run_sync(_current)
-

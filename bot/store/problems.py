@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.store.engine import Sessions
+from bot.store.engine import Sessions, offloaded
 from bot.store.types import UTCDateTime, utcnow
 
 
@@ -420,8 +420,9 @@ class ProblemRepo:
             .order_by(col(Problem.id))
             .limit(limit)
         )
-        async with self._sessions() as session:
-            rows = (await session.exec(query)).all()  # type: ignore[call-overload]  # a plain Core select
+        with offloaded():  # thousands of rows: read in the driver's thread, not on the event loop
+            async with self._sessions() as session:
+                rows = (await session.exec(query)).all()  # type: ignore[call-overload]  # a plain Core select
         return [(int(i), ref, str(sid), text, answer or "") for i, ref, sid, text, answer in rows]
 
     async def by_ids(self, ids: Iterable[int]) -> list[Problem]:
