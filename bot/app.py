@@ -39,6 +39,7 @@ FEATURES: tuple[str, ...] = (
     "bot.handlers.reports",
     "bot.handlers.activities",
     "bot.handlers.outbox",
+    "bot.handlers.console",
     "bot.channels.wecom.mount",
 )
 

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # abuse protection
     rate_limit_per_min: int = Field(default=20, ge=0)
 
+    # web console
+    console_idle_minutes: int = Field(default=60, ge=1)  # a session unused this long ends
+
     @field_validator("admins", mode="before")
     @classmethod
     def _admins_csv(cls, value: Any) -> Any:

@@ -52,7 +52,9 @@ async def run_console(
     if interactive:
         where = f"群「{group}」" if group else "单聊"
         who = f"{user_id}（管理员）" if user_id in bot.settings.admins else user_id
-        out.write(f"工作室联盟助手（控制台）· 以 {who} 的身份在{where}中对话，输入 /帮助 开始，Ctrl-D 退出。\n")
+        out.write(
+            f"工作室联盟助手（控制台）· 以 {who} 的身份在{where}中对话，输入 /帮助 开始，Ctrl-D 退出。\n"
+        )
     await bot.start(scheduler=False, outbox=False, recovery=False, warm=interactive)
     count = 0
     while True:

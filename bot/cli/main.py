@@ -147,6 +147,7 @@ CLI_MODULES: tuple[str, ...] = (
     "bot.cli.reports",
     "bot.cli.problems",
     "bot.cli.outbox",
+    "bot.cli.console",
 )
 EXTRA_COMMANDS = _feature_commands()
 

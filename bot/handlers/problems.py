@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.dispatcher import (
-    Caller,
     Context,
     Role,
     Router,
@@ -42,10 +41,13 @@ from bot.services.problems import (
     TODO_JOB,
     Logged,
     ProblemService,
+    close_refusal,
     cn_time,
     problem_label,
+    reopen_refusal,
     short,
     studio_label,
+    transfer_refusal,
 )
 from bot.services.studios import display_names
 from bot.store.feedback import FeedbackRepo
@@ -102,13 +104,6 @@ async def problem_or_error(ctx: Context, number: int) -> Problem:
     if problem is None:
         raise UserError(f"没有编号为 #{number} 的问题。发送 /问题 查看未解决的问题。")
     return problem
-
-
-def leads_alliance(caller: Caller, problem: Problem) -> bool:
-    """An admin, or a lead of the problem's alliance."""
-    return caller.at_least(Role.ADMIN) or (
-        caller.at_least(Role.ALLIANCE_LEAD) and problem.alliance_id in caller.alliances
-    )
 
 
 def event_text(action: str, detail: str | None) -> str:
@@ -377,12 +372,9 @@ async def handle_transfer(ctx: Context) -> str:
     if studio is None:
         raise UserError(f"没有找到工作室「{key}」。发送 /工作室 查看编号。")
     caller = ctx.caller
-    if not (
-        caller.at_least(Role.ADMIN)
-        or problem.alliance_id in caller.alliances
-        or studio.alliance_id in caller.alliances
-    ):
-        raise UserError("只有本问题所属联盟（或接手工作室所属联盟）的负责人或管理员可以转派。")
+    refusal = transfer_refusal(caller, problem, studio)
+    if refusal:
+        raise UserError(refusal)
     if problem.studio_id == studio.id:
         return f"问题 {problem_label(problem)}已由{studio.name}认领，无需转派。"
     moved = await service_of(ctx).transfer(problem, studio=studio, user_id=caller.user_id)
@@ -467,8 +459,9 @@ async def handle_close(ctx: Context) -> str:
     if len(reason) > MAX_TEXT:
         raise UsageError(f"理由请不超过 {MAX_TEXT} 字。")
     problem = await problem_or_error(ctx, number)
-    if ctx.caller.user_id != problem.asker and not leads_alliance(ctx.caller, problem):
-        raise UserError("只有提问人、本联盟负责人或管理员可以关闭问题。")
+    refusal = close_refusal(ctx.caller, problem)
+    if refusal:
+        raise UserError(refusal)
     if problem.state.final:
         raise UserError(_ended(problem))
     closed = await service_of(ctx).close(problem, user_id=ctx.caller.user_id, reason=reason)
@@ -488,8 +481,9 @@ async def handle_reopen(ctx: Context) -> str:
     """Reopen a solved or closed problem."""
     number, _ = parse_number(ctx.args)
     problem = await problem_or_error(ctx, number)
-    if ctx.caller.user_id != problem.asker and not leads_alliance(ctx.caller, problem):
-        raise UserError("只有提问人、本联盟负责人或管理员可以重新打开问题。")
+    refusal = reopen_refusal(ctx.caller, problem)
+    if refusal:
+        raise UserError(refusal)
     if not problem.state.final:
         raise UserError(f"问题 {problem_label(problem)}还没有解决或关闭（{problem.state.label}），无需重开。")
     reopened = await service_of(ctx).reopen(problem, user_id=ctx.caller.user_id)

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from bot.core.dispatcher import Caller, Role
 from bot.core.messages import Outbound, Target, TargetKind
 from bot.core.middleware import DATABASE_ERRORS, is_outage
 from bot.core.runtime import Runtime
@@ -93,6 +94,45 @@ def local_day_bounds(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return datetime.combine(day, time(), tzinfo=tz), datetime.combine(
         day + timedelta(days=1), time(), tzinfo=tz
     )
+
+
+# -- who may do what (chat commands and the web console ask the same questions) -------------------
+
+
+def leads_alliance(caller: Caller, problem: Problem) -> bool:
+    """An admin, or a lead of the problem's alliance."""
+    return caller.at_least(Role.ADMIN) or (
+        caller.at_least(Role.ALLIANCE_LEAD) and problem.alliance_id in caller.alliances
+    )
+
+
+def close_refusal(caller: Caller, problem: Problem) -> str | None:
+    """Why ``caller`` may not close ``problem`` (None: they may): the asker, a lead of its alliance or an admin."""
+    if caller.user_id == problem.asker or leads_alliance(caller, problem):
+        return None
+    return "只有提问人、本联盟负责人或管理员可以关闭问题。"
+
+
+def reopen_refusal(caller: Caller, problem: Problem) -> str | None:
+    """Why ``caller`` may not reopen ``problem`` (None: they may): the same people who may close it."""
+    if caller.user_id == problem.asker or leads_alliance(caller, problem):
+        return None
+    return "只有提问人、本联盟负责人或管理员可以重新打开问题。"
+
+
+def transfer_refusal(caller: Caller, problem: Problem, studio: Studio | None = None) -> str | None:
+    """Why ``caller`` may not hand ``problem`` to ``studio`` (None: they may): an admin, or an alliance lead of the
+    problem's alliance or of the receiving studio's. Without ``studio``: whether they may transfer it at all."""
+    if caller.at_least(Role.ADMIN):
+        return None
+    refusal = "只有本问题所属联盟（或接手工作室所属联盟）的负责人或管理员可以转派。"
+    if not caller.at_least(Role.ALLIANCE_LEAD):
+        return refusal
+    if problem.alliance_id in caller.alliances:
+        return None
+    if studio is None:
+        return None if caller.alliances else refusal
+    return None if studio.alliance_id in caller.alliances else refusal
 
 
 # -- routing from the store ------------------------------------------------------------------------

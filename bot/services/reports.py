@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
+from bot.core.dispatcher import Caller, Role
 from bot.store import Store
 from bot.store.achievements import Achievement, AchievementRepo, AchievementType, Award
 from bot.store.problems import Problem
@@ -1054,3 +1055,15 @@ def write_report(report: YearReport, out: Path, *, use_cjk: bool = True) -> tupl
     """The workbook ``联盟年度报告-YEAR[-ALLIANCE].xlsx`` and the charts, in ``out``."""
     workbook = write_workbook(report, out / report_file_name(report.year, report.scope))
     return workbook, write_charts(report, out, use_cjk=use_cjk)
+
+
+def workbook_refusal(caller: Caller, scope: str | None) -> str | None:
+    """Why ``caller`` may not download the year's workbook for ``scope`` (None: they may): an admin any, an
+    alliance lead their own alliance's (the workbook names people; ``/统计``'s summary is for everyone)."""
+    if caller.at_least(Role.ADMIN):
+        return None
+    if caller.at_least(Role.ALLIANCE_LEAD) and scope is not None and scope in caller.alliances:
+        return None
+    if caller.at_least(Role.ALLIANCE_LEAD):
+        return "联盟负责人可以下载本联盟的年度报表，请先选择本联盟；全部联盟的报表由管理员下载。"
+    return "下载年度报表需要「联盟负责人」及以上权限。"

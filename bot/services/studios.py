@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot.core.dispatcher import Caller, Role
 from bot.store.studios import Studio
 
 if TYPE_CHECKING:
@@ -203,6 +205,11 @@ def load_roster(path: str | Path) -> Roster:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise RosterError(f"无法读取花名册文件 {path}：{exc.strerror}") from None
+    return parse_roster_text(text)
+
+
+def parse_roster_text(text: str) -> Roster:
+    """Validate a roster given as YAML text (a file's content, an upload)."""
     try:
         data = yaml.load(text, Loader=_SAFE_LOADER)  # a safe loader (libyaml's when built in)
     except yaml.YAMLError as exc:
@@ -235,3 +242,148 @@ async def display_names(store: Store, user_ids: Sequence[str]) -> dict[str, str]
             if member is not None and member.name:
                 names[user_id] = member.name
     return {u: names.get(u, u) for u in user_ids}
+
+
+# -- edits from the web console ----------------------------------------------------------------------
+
+EDITABLE_FIELDS = ("name", "unit", "type", "stars", "lead_name", "lead_userid", "expertise", "description")
+
+
+def studio_edit_refusal(caller: Caller, studio: Studio) -> str | None:
+    """Why ``caller`` may not edit ``studio`` (None: they may): an admin, or a lead of the studio's alliance."""
+    if caller.at_least(Role.ADMIN):
+        return None
+    if caller.at_least(Role.ALLIANCE_LEAD) and studio.alliance_id in caller.alliances:
+        return None
+    return "只有管理员或本联盟负责人可以修改工作室信息。"
+
+
+def roster_import_refusal(caller: Caller) -> str | None:
+    """Why ``caller`` may not import a roster (None: they may): admins only, as ``alliance-bot studios import``."""
+    return None if caller.at_least(Role.ADMIN) else "只有管理员可以导入花名册。"
+
+
+def studio_values(studio: Studio) -> dict[str, Any]:
+    """A studio's editable fields."""
+    return {name: getattr(studio, name) for name in EDITABLE_FIELDS}
+
+
+async def edit_studio(
+    store: Store, studio: Studio, form: dict[str, str], *, actor: str, source: str = "console"
+) -> dict[str, tuple[Any, Any]]:
+    """Validate ``form`` (text fields; expertise separated by 、or commas) as the roster would, store the change
+    and its audit entry in one transaction; returns the changed fields. Raises ``RosterError`` (Chinese)."""
+    from bot.store.audit import AuditRepo, changed_fields
+    from bot.store.engine import unit_of_work
+
+    before = studio_values(studio)
+    raw = {**before, **{k: v.strip() for k, v in form.items() if k in EDITABLE_FIELDS}}
+    expertise = raw["expertise"]
+    if isinstance(expertise, str):
+        expertise = [w.strip() for w in re.split(r"[、,，;；\n]", expertise) if w.strip()]
+    stars: Any = raw["stars"]
+    if isinstance(stars, str):
+        stars = int(stars) if stars.isdigit() else stars
+    entry = {
+        "id": studio.id,
+        "name": raw["name"],
+        "alliance": studio.alliance_id,
+        "unit": raw["unit"],
+        "type": raw["type"],
+        "stars": stars,
+        "lead": {"name": raw["lead_name"], "wecom_userid": raw["lead_userid"]},
+        "expertise": expertise,
+        "description": raw["description"],
+    }
+    try:
+        valid = StudioEntry.model_validate(entry)
+    except ValidationError as exc:
+        problems = [f"{_label(e['loc'])}：{_describe(e)}" for e in exc.errors()]
+        raise RosterError("工作室信息有误，未保存：" + "；".join(problems)) from None
+    after = {
+        "name": valid.name,
+        "unit": valid.unit,
+        "type": valid.type,
+        "stars": valid.stars,
+        "lead_name": valid.lead.name,
+        "lead_userid": valid.lead.wecom_userid,
+        "expertise": list(valid.expertise),
+        "description": valid.description,
+    }
+    changed = changed_fields(before, after)
+    if not changed:
+        return {}
+    async with unit_of_work(store.engine):
+        await store.studios.update(studio.id, after)
+        await AuditRepo(store.sessions).record(
+            entity="studio",
+            entity_id=studio.id,
+            action="edit",
+            actor=actor,
+            source=source,
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
+    return changed
+
+
+@dataclass(slots=True, frozen=True)
+class RosterPreview:
+    """What importing a roster would change, shown before it is applied."""
+
+    new_alliances: list[str]
+    changed_alliances: list[str]
+    new_studios: list[str]
+    changed_studios: dict[str, list[str]]  # studio id → the fields that would change
+    unchanged: int
+
+
+async def preview_roster(store: Store, roster: Roster) -> RosterPreview:
+    """Compare a validated roster with the database, field by field (nothing is written)."""
+    alliances = {a.id: a for a in await store.alliances.all()}
+    studios = {s.id: s for s in await store.studios.all()}
+    new_a, changed_a, new_s = [], [], []
+    changed_s: dict[str, list[str]] = {}
+    unchanged = 0
+    for entry in roster.alliances:
+        current = alliances.get(entry.id)
+        if current is None:
+            new_a.append(entry.id)
+        elif (
+            current.name,
+            current.lead_userid,
+            current.lead_name,
+            current.lead_since,
+            current.announce,
+        ) != (
+            entry.name,
+            entry.lead.wecom_userid if entry.lead else None,
+            entry.lead.name if entry.lead else None,
+            entry.lead_since,
+            entry.announce.model_dump(),
+        ):
+            changed_a.append(entry.id)
+        else:
+            unchanged += 1
+    for studio_entry in roster.studios:
+        existing = studios.get(studio_entry.id)
+        if existing is None:
+            new_s.append(studio_entry.id)
+            continue
+        wanted = {
+            "name": studio_entry.name,
+            "alliance_id": studio_entry.alliance,
+            "unit": studio_entry.unit,
+            "type": studio_entry.type,
+            "stars": studio_entry.stars,
+            "lead_name": studio_entry.lead.name,
+            "lead_userid": studio_entry.lead.wecom_userid,
+            "expertise": list(studio_entry.expertise),
+            "description": studio_entry.description,
+        }
+        fields = [_FIELD_NAMES.get(k, k) for k, v in wanted.items() if getattr(existing, k) != v]
+        if fields:
+            changed_s[studio_entry.id] = fields
+        else:
+            unchanged += 1
+    return RosterPreview(new_a, changed_a, new_s, changed_s, unchanged)

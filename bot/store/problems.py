@@ -342,6 +342,60 @@ class ProblemRepo:
         async with self._sessions() as session:
             return list((await session.exec(query)).all())
 
+    async def board(
+        self,
+        *,
+        statuses: Iterable[ProblemStatus] | None = None,
+        alliance_id: str | None = None,
+        studio_id: str | None = None,
+        created_before: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[int, list[Problem]]:
+        """One page of problems, newest first, and how many match in all (the console's board). ``studio_id``
+        matches the claiming studio or a studio asked."""
+        conditions: list[Any] = []
+        if statuses is not None:
+            conditions.append(col(Problem.status).in_([s.value for s in statuses]))
+        if alliance_id is not None:
+            conditions.append(col(Problem.alliance_id) == alliance_id)
+        if created_before is not None:
+            conditions.append(col(Problem.created_at) < created_before)
+        if studio_id is not None:
+            asked = select(ProblemRequest.problem_id).where(col(ProblemRequest.studio_id) == studio_id)
+            conditions.append((col(Problem.studio_id) == studio_id) | col(Problem.id).in_(asked))
+        counted = select(func.count()).select_from(Problem)
+        query = select(Problem).order_by(col(Problem.id).desc()).offset(offset).limit(limit)
+        for condition in conditions:
+            counted, query = counted.where(condition), query.where(condition)
+        async with self._sessions() as session:
+            total = (await session.exec(counted)).one()
+            return int(total), list((await session.exec(query)).all())
+
+    async def load(self) -> dict[str, tuple[int, int]]:
+        """Per studio, how many unclaimed problems it was asked to take and how many active ones it holds."""
+        async with self._sessions() as session:
+            asked = await session.exec(
+                select(ProblemRequest.studio_id, func.count())
+                .join(Problem, col(Problem.id) == col(ProblemRequest.problem_id))
+                .where(
+                    col(ProblemRequest.outcome) == RequestOutcome.PENDING.value,
+                    col(Problem.status).in_([s.value for s in UNCLAIMED]),
+                )
+                .group_by(col(ProblemRequest.studio_id))
+            )
+            held = await session.exec(
+                select(Problem.studio_id, func.count())
+                .where(
+                    col(Problem.status).in_([ProblemStatus.CLAIMED.value, ProblemStatus.ANSWERED.value]),
+                    col(Problem.studio_id).is_not(None),
+                )
+                .group_by(col(Problem.studio_id))
+            )
+            pending = {str(k): int(v) for k, v in asked.all()}
+            holding = {str(k): int(v) for k, v in held.all()}
+        return {k: (pending.get(k, 0), holding.get(k, 0)) for k in set(pending) | set(holding)}
+
     async def todo(self) -> tuple[dict[str, list[Problem]], dict[str, list[Problem]]]:
         """Per studio, the problems it was asked and has not taken (still unclaimed), and those it claimed and
         has not answered; oldest first."""

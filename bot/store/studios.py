@@ -213,6 +213,20 @@ class StudioRepo:
         async with self._sessions() as session:
             return (await session.exec(select(func.count()).select_from(Studio))).one()
 
+    async def update(self, studio_id: str, values: dict[str, Any]) -> Studio | None:
+        """Change one studio's fields (a lead may change: roles are re-read); None for an unknown studio."""
+        try:
+            async with self._sessions() as session, session.begin():
+                studio = await session.get(Studio, studio_id)
+                if studio is None:
+                    return None
+                if _apply(studio, values):
+                    studio.updated_at = utcnow()
+                    await Generation.bump_stored(session)
+                return studio
+        finally:
+            self._roles.bump()
+
     async def import_roster(self, roster: Roster) -> ImportResult:
         """Upsert every alliance and studio by id in one transaction (all or nothing)."""
         try:
