@@ -17,6 +17,7 @@ _TARGET_LABELS = {
     TargetKind.RESPONSE_URL: "回复",
     TargetKind.CONSOLE: "群",
     TargetKind.USER_FILE: "私信文件",
+    TargetKind.LONGCONN: "长连接",
 }
 
 
