@@ -38,6 +38,9 @@ FEATURES: tuple[str, ...] = (
     "bot.handlers.achievements",
     "bot.handlers.evaluations",
     "bot.handlers.reports",
+    "bot.handlers.funds",
+    "bot.handlers.talent",
+    "bot.handlers.benefits",
     "bot.handlers.activities",
     "bot.handlers.outbox",
     "bot.handlers.console",
@@ -46,7 +49,7 @@ FEATURES: tuple[str, ...] = (
 
 WebSetup = Callable[[web.Application], None]
 RECOVERY_POLL = 10.0  # seconds between passes of the recovery worker
-WORKERS = ("outbox-worker", "recovery-worker")  # long-lived tasks: cancelled at shutdown, never drained
+WORKERS = ("outbox-worker", "recovery-worker", "longconn")  # long-lived tasks: cancelled at shutdown, never drained
 
 
 class BotApp:
@@ -77,6 +80,8 @@ class BotApp:
         self.warmups: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {}
         self._warming: dict[str, asyncio.Task[Any]] = {}
         self.live_channels: list[str] = []
+        # extra /healthz sections (e.g. the long connection's state), by name
+        self.health: dict[str, Callable[[], dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self._dispatcher: Dispatcher | None = None
@@ -121,6 +126,11 @@ class BotApp:
         return await self.dispatcher.dispatch(event, delivery=delivery, claimed=claimed)
 
     # -- background work -----------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set when the bot shuts down: long-lived workers stop at it (never cancelled mid-query)."""
+        return self._stopping
 
     @property
     def warming(self) -> list[str]:
@@ -254,6 +264,8 @@ async def healthz(request: web.Request) -> web.Response:
     """Liveness and a small status: database reachable, channels live, outbox backlog."""
     bot: BotApp = request.app[BOT_KEY]
     status: dict[str, Any] = {"status": "ok", "channels": bot.live_channels, "warming": bot.warming}
+    for name, report in bot.health.items():
+        status[name] = report()
     try:
         counts = await bot.store.outbox.counts()
         status["database"] = bot.store.dialect

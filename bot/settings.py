@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     wecom_aibot_aes_key: str = ""
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
     callback_max_age: int = Field(default=300, ge=0)
+    # the AI bot's long connection (智能机器人长连接): live when the bot id and secret are set
+    wecom_aibot_id: str = ""
+    wecom_aibot_secret: str = ""
+    wecom_ws_url: str = "wss://openws.work.weixin.qq.com"
+    wecom_ws_ping_seconds: float = Field(default=30, gt=0)
+    wecom_ws_standby_seconds: float = Field(default=5, gt=0)
 
     # problems and routing
     data_dir: str = ""  # where the bot keeps files of its own (embedding cache); default ./data
@@ -152,6 +158,11 @@ class Settings(BaseSettings):
     def aibot_enabled(self) -> bool:
         """Whether the AI-bot callback channel is configured."""
         return bool(self.wecom_aibot_token and self.wecom_aibot_aes_key)
+
+    @property
+    def longconn_enabled(self) -> bool:
+        """Whether the AI bot's long connection (WebSocket) is configured."""
+        return bool(self.wecom_aibot_id and self.wecom_aibot_secret)
 
     @property
     def app_enabled(self) -> bool:

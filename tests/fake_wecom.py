@@ -88,6 +88,7 @@ class FakeWeCom:
     _tokens: dict[str, datetime] = field(default_factory=dict)
     _issued: int = 0
     _used_response_urls: set[str] = field(default_factory=set)
+    _media: int = 0
     _server: TestServer | None = None
 
     # -- control -------------------------------------------------------------------------------
@@ -167,6 +168,8 @@ class FakeWeCom:
                 body = raw.decode("utf-8", "replace")
         path = request.path
         query = dict(request.query)
+        if path == "/cgi-bin/media/upload" and isinstance(body, str):
+            body = _multipart_file(request.headers.get("Content-Type", ""), raw)
         index = len(self.requests)  # recorded on arrival, so a call the client gave up on still shows
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         port = int(sockname[1]) if sockname else 0
@@ -212,6 +215,14 @@ class FakeWeCom:
             if self._tokens[token] <= now:
                 return {"errcode": 42001, "errmsg": "access_token expired"}
             return {"errcode": 0, "errmsg": "ok"}
+        if path == "/cgi-bin/media/upload":  # temporary media: answered with a media_id, valid three days
+            token = query.get("access_token", "")
+            if token not in self._tokens or self._tokens[token] <= now:
+                return {"errcode": 42001 if token in self._tokens else 40014, "errmsg": "invalid access_token"}
+            if query.get("type") not in ("image", "voice", "video", "file"):
+                return {"errcode": 40004, "errmsg": "invalid media type"}
+            self._media += 1
+            return {"errcode": 0, "errmsg": "ok", "type": query["type"], "media_id": f"media-{self._media}"}
         if path == "/cgi-bin/webhook/send":
             key = query.get("key", "")
             if not key:
@@ -230,6 +241,19 @@ class FakeWeCom:
             self._used_response_urls.add(path)
             return {"errcode": 0, "errmsg": "ok"}
         return {"errcode": 404, "errmsg": "unknown path"}
+
+
+def _multipart_file(content_type: str, raw: bytes) -> dict[str, Any]:
+    """The ``media`` part of a media/upload request: its field name, filename, size and bytes."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    for part in message.iter_parts():  # type: ignore[attr-defined]
+        content = part.get_payload(decode=True) or b""
+        return {"name": part.get_param("name", header="content-disposition"), "filename": part.get_filename(),
+                "size": len(content), "content": content}
+    return {}
 
 
 # -- callbacks ---------------------------------------------------------------------------------------

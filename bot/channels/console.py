@@ -16,6 +16,8 @@ _TARGET_LABELS = {
     TargetKind.WEBHOOK: "群机器人",
     TargetKind.RESPONSE_URL: "回复",
     TargetKind.CONSOLE: "群",
+    TargetKind.USER_FILE: "私信文件",
+    TargetKind.LONGCONN: "长连接",
 }
 
 

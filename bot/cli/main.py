@@ -148,6 +148,7 @@ CLI_MODULES: tuple[str, ...] = (
     "bot.cli.problems",
     "bot.cli.outbox",
     "bot.cli.console",
+    "bot.cli.funds",
 )
 EXTRA_COMMANDS = _feature_commands()
 

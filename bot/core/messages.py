@@ -16,6 +16,8 @@ class TargetKind(StrEnum):
     WEBHOOK = "webhook"  # a group robot webhook key
     RESPONSE_URL = "response_url"  # the AI bot's one-shot response_url for a message
     CONSOLE = "console"  # a named group in the local console channel
+    USER_FILE = "user_file"  # a stored file (report_file) to a WeCom user: media/upload, then message/send
+    LONGCONN = "longconn"  # the AI bot's long connection: a reply stream or a push to a chat
 
 
 @dataclass(slots=True, frozen=True)

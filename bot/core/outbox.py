@@ -42,6 +42,13 @@ class Sender(Protocol):
         ...
 
 
+def sender_available(sender: Sender) -> bool:
+    """Whether a sender can deliver in this process now (a sender may have an ``available()`` method: the long
+    connection delivers only in the process holding the socket; the others leave its messages to that one)."""
+    available = getattr(sender, "available", None)
+    return bool(available()) if callable(available) else True
+
+
 def sender_limits(sender: Sender) -> Sequence[RateLimit]:
     """The rate limits a sender declares (none by default)."""
     limits: Sequence[RateLimit] = getattr(sender, "limits", ())
@@ -149,7 +156,10 @@ class OutboxWorker:
         attempted = 0
         saturated: dict[str, datetime] = {}  # target → when its window frees up, within this pass
         while not stop():
-            due = await self._store.outbox.claim_due(self._now(), limit=self._batch, lease=CLAIM_LEASE)
+            elsewhere = [kind.value for kind, sender in self._senders.items() if not sender_available(sender)]
+            due = await self._store.outbox.claim_due(
+                self._now(), limit=self._batch, lease=CLAIM_LEASE, skip_kinds=elsewhere
+            )
             if not due:
                 return attempted
             attempted += await self._deliver_batch(due, saturated, stop)
@@ -235,7 +245,11 @@ class OutboxWorker:
             kind = TargetKind(message.target_kind)
             if sender is None:
                 raise DeliveryError(f"没有可投递此类消息（{kind.value}）的渠道：请检查企业微信设置或花名册的 announce 配置", retry_after=None)
-            await sender.send(Target(kind, message.target), message.text)
+            send_with_meta = getattr(sender, "send_with_meta", None)
+            if callable(send_with_meta):  # a sender that reads the message's meta (cards on the long connection)
+                await send_with_meta(Target(kind, message.target), message.text, dict(message.meta or {}))
+            else:
+                await sender.send(Target(kind, message.target), message.text)
         except DeliveryError as exc:
             self._record_failure(message, str(exc), exc.retry_after)
             await self._store.outbox.mark_retry(

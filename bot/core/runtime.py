@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from bot.core.clock import Clock
 from bot.core.delivery import LateRoute
-from bot.core.messages import Event
+from bot.core.messages import Event, Target
 from bot.core.outbox import Outbox
 from bot.settings import Settings
 from bot.store import Store
@@ -28,6 +28,8 @@ class Runtime:
     features: dict[type, Any] = field(default_factory=dict)
     # per channel: how an answer that missed the callback's deadline reaches its sender (see core.delivery)
     late_routes: dict[str, LateRoute] = field(default_factory=dict)
+    # per channel: the address of a group chat its messages came from, for a channel that can post to it
+    group_targets: dict[str, Callable[[str], Target]] = field(default_factory=dict)
     # heavy, side-effect-free preparation run before a message's transaction opens (e.g. embedding its text)
     warmers: list[Callable[[Event], Awaitable[None]]] = field(default_factory=list)
 

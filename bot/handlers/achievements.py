@@ -15,6 +15,7 @@ from bot.core.dispatcher import Context, Role, Router, UsageError, UserError, fi
 from bot.services.achievements.amounts import parse_amount
 from bot.services.achievements.novelty import NEAR_DUPLICATE, describe
 from bot.services.achievements.service import AchievementService, achievement_label
+from bot.services.benefits import achievement_chain_lines
 from bot.services.studios import studio_list
 from bot.services.topics import topic_label
 from bot.store.achievements import TYPE_NAMES, Achievement, AchievementType, Award
@@ -376,6 +377,7 @@ async def _details(ctx: Context, achievement_id: int) -> str:
     for award in awards:
         gone = "（已撤销）" if award.state == "withdrawn" else ""
         lines.append(f"奖励：{award.year}年 {award.name} {award.amount:,} 元（奖励 #{award.id}）{gone}")
+    lines.extend(await achievement_chain_lines(ctx.runtime, achievement))  # applications, benefit, patents
     history = await service.history(achievement_id, [a.id for a in awards if a.id is not None])
     if history:
         lines.append("修改记录：")

@@ -50,6 +50,8 @@ from bot.services.problems import (
     transfer_refusal,
 )
 from bot.services.studios import display_names
+from bot.store.feedback import FeedbackRepo
+from bot.store.media import PhotoRepo, photo_lines
 from bot.store.problems import ACTIVE, UNCLAIMED, Problem, ProblemStatus
 from bot.store.studios import Alliance, Studio
 
@@ -530,6 +532,11 @@ async def _details(ctx: Context, number: int) -> str:
         lines.append(f"答复：{problem.answer}")
     if problem.close_reason:
         lines.append(f"关闭理由：{problem.close_reason}")
+    assert problem.id is not None
+    lines.extend(photo_lines(await PhotoRepo(ctx.runtime.store.sessions).of_problem(problem.id)))
+    liked, disliked = await FeedbackRepo(ctx.runtime.store.sessions).tally(problem.id)
+    if liked or disliked:
+        lines.append(f"提问人反馈：👍 {liked} · 👎 {disliked}")
     lines.append("经过：")
     for event in detail.events:
         actor = "系统" if event.actor == "system" else names.get(event.actor, event.actor)

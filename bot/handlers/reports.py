@@ -41,8 +41,7 @@ async def handle_stats(ctx: Context) -> str:
         now=ctx.runtime.clock.now(),
         alliance_id=alliance_id,
     )
-    # no chat command or web page hands out the workbook yet: it is exported on the server by an administrator
-    return summary_text(report) + "\n完整报表（XLSX 工作簿和图表）由管理员导出，需要时请联系联盟管理员。"
+    return summary_text(report) + "\n完整报表（XLSX 工作簿和图表）：联盟负责人和管理员发送 /报表 年份 获取。"
 
 
 async def setup(bot: BotApp) -> None:

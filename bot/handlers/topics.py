@@ -17,6 +17,7 @@ from bot.core.dispatcher import Context, Role, Router, UsageError, UserError, fi
 from bot.core.runtime import Runtime
 from bot.services.achievements.novelty import NEAR_DUPLICATE, describe
 from bot.services.achievements.service import AchievementService
+from bot.services.benefits import topic_chain_lines
 from bot.services.studios import studio_list
 from bot.services.topics import SWEEP_JOB, TopicService, cn_day, topic_label
 from bot.store.studios import Studio
@@ -453,6 +454,7 @@ async def _details(ctx: Context, args: str) -> str:
         lines.append(f"结题：{topic.conclusion}")
     if topic.achievement_id is not None:
         lines.append(f"已登记成果：#{topic.achievement_id}（/成果 {topic.achievement_id}）")
+    lines.extend(await topic_chain_lines(ctx.runtime, topic.id, topic.achievement_id))  # topic → results → benefit
     return "\n".join(lines)
 
 

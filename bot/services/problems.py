@@ -561,6 +561,8 @@ class ProblemService:
                     Target(TargetKind.USER, studios[match.id].lead_userid),
                     self._ask_text(problem, studios[match.id], match, escalated=False),
                     dedupe_key=f"problem:{problem.id}:ask:{match.id}",
+                    # channels with cards show buttons for the typed commands (bot.channels.wecom.cards)
+                    meta={"card": "problem", "problem": str(problem.id)},
                 )
                 for match in chosen
             ),
@@ -709,11 +711,15 @@ class ProblemService:
         if answered is None:
             return None
         if answered.asker != user_id:
-            await self.runtime.outbox.notify_user(
-                answered.asker,
-                f"{studio.name}答复了您的问题 {problem_label(answered)}：\n{text}\n"
-                f"如问题已解决，请发送 /解决 {answered.id}；如仍有疑问可直接联系{studio.lead_name}。",
-                dedupe_key=f"problem:{answered.id}:answered:{now.isoformat()}",
+            await self.runtime.outbox.send(
+                Outbound(
+                    Target(TargetKind.USER, answered.asker),
+                    f"{studio.name}答复了您的问题 {problem_label(answered)}：\n{text}\n"
+                    f"如问题已解决，请发送 /解决 {answered.id}；如仍有疑问可直接联系{studio.lead_name}。",
+                    dedupe_key=f"problem:{answered.id}:answered:{now.isoformat()}",
+                    # channels with cards show a 已解决 button and 👍/👎 (bot.channels.wecom.cards)
+                    meta={"card": "answer", "problem": str(answered.id)},
+                )
             )
         return answered
 
@@ -734,7 +740,26 @@ class ProblemService:
         await self.repo.settle_requests(problem.id, claimed_by=solved.studio_id)
         await self._learn(solved)
         await self._tell_others(solved, user_id, f"问题 {problem_label(solved)}已标记为解决。", "solved", now)
+        await self._tell_group(solved)
         return solved
+
+    async def _tell_group(self, problem: Problem) -> None:
+        """The group where a solved problem was asked gets one short line with the answer, once ever (so
+        colleagues with the same question see it), where its channel can post to the group."""
+        if not (problem.group and problem.studio_id and problem.message_key):
+            return
+        route = self.runtime.group_targets.get(problem.message_key.split(":", 1)[0])
+        if route is None:
+            return
+        studio = (await self.studios()).get(problem.studio_id)
+        name = studio.name if studio is not None else problem.studio_id
+        summary = " ".join((problem.answer or "").split())
+        if len(summary) > 60:
+            summary = summary[:59] + "…"
+        line = f"#{problem.id} 已由{name}解决" + (f"：{summary}" if summary else "。")
+        await self.runtime.outbox.send(
+            Outbound(route(problem.group), line, dedupe_key=f"problem:{problem.id}:solved-in-group")
+        )
 
     async def close(self, problem: Problem, *, user_id: str, reason: str) -> Problem | None:
         """Close an active problem without a solution."""

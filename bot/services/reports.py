@@ -59,6 +59,9 @@ AWARD_SHARE_RULE = (
     "奖励金额口径：一项奖励由多个工作室共享时，金额按获奖工作室平均分摊，每份计入该工作室所属联盟"
     "（除不尽的零头计入第一个署名工作室）；各联盟金额之和等于合计。"
 )
+# Modules adding sections to the report: each has ``collect``, ``summary_rows``, ``summary_lines``,
+# ``write_sheets`` and ``write_charts`` (see ``bot.services.reports_funds``).
+REPORT_SECTIONS: tuple[str, ...] = ("bot.services.reports_funds",)
 # CJK fonts to look for, best first; matplotlib knows fonts by family name.
 CJK_FONTS = (
     "Noto Sans CJK SC",
@@ -187,6 +190,7 @@ class YearReport:
     studio_names: dict[str, str] = field(default_factory=dict)  # every studio in the roster, by id
     people: dict[str, str] = field(default_factory=dict)  # names of the users the report mentions, if known
     evaluations: EvaluationFacts | None = None  # studio records, rounds and stars (reports_evaluations)
+    sections: dict[str, Any] = field(default_factory=dict)  # what REPORT_SECTIONS collected, by their KEY
 
     @property
     def alliance_names(self) -> dict[str, str]:
@@ -374,7 +378,7 @@ async def collect(
         if alliance_id is None or alliance_id in facts.alliances:
             awards.append(facts)
     evaluations = await collect_evaluations(store, year=year, tz=tz, now=now, alliance_id=alliance_id)
-    return YearReport(
+    report = YearReport(
         evaluations=evaluations,
         year=year,
         tz=tz,
@@ -396,6 +400,15 @@ async def collect(
             studios=studios.values(),
         ),
     )
+    for module in _sections():
+        await module.collect(store, report)
+    return report
+
+
+def _sections() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(name) for name in REPORT_SECTIONS]
 
 
 async def _people(
@@ -523,6 +536,8 @@ def summary_rows(report: YearReport) -> list[SummaryRow]:
             SummaryRow(f"奖励金额：{report.alliance_name(a)}", yuan, "元")
             for a, yuan in report.awards_by_alliance().items()
         ]
+    for module in _sections():
+        rows += module.summary_rows(report) if module.KEY in report.sections else []
     rows.append(SummaryRow(NOTE, AWARD_SHARE_RULE))
     return rows
 
@@ -557,6 +572,8 @@ def summary_text(report: YearReport) -> str:
     lines.append(
         f"奖励：{len(report.awards)} 项，合计 {report.awards_total:,} 元" + _award_split(report) + "。"
     )
+    for module in _sections():
+        lines += module.summary_lines(report) if module.KEY in report.sections else []
     if report.awards:
         lines.append(f"注：{AWARD_SHARE_RULE}")
     return "\n".join(lines)
@@ -618,6 +635,9 @@ def write_workbook(report: YearReport, path: Path) -> Path:
     _achievement_sheet(report, new("成果"))
     _award_sheet(report, new("奖励"))
     write_evaluation_sheets(report, new)
+    for module in _sections():
+        if module.KEY in report.sections:
+            module.write_sheets(report, new)
 
     for writer in writers:
         writer.fit_columns()
@@ -1038,6 +1058,9 @@ def write_charts(
             color="#555555",
         )
         save(fig, "awards_by_alliance.png")
+        for module in _sections():
+            if module.KEY in report.sections:
+                module.write_charts(report, labels=labels, plt=plt, save=save)
     return paths
 
 

@@ -91,7 +91,12 @@ class OutboxRepo:
             return len((await conn.execute(statement, rows)).all())
 
     async def claim_due(
-        self, now: datetime, *, limit: int = 50, lease: timedelta = timedelta(seconds=60)
+        self,
+        now: datetime,
+        *,
+        limit: int = 50,
+        lease: timedelta = timedelta(seconds=60),
+        skip_kinds: Sequence[str] = (),
     ) -> list[OutboxMessage]:
         """Lease due pending messages to this worker so no other worker or process sends them meanwhile.
 
@@ -105,6 +110,8 @@ class OutboxRepo:
             & (col(OutboxMessage.next_attempt_at) <= now)
             & or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < now)
         )
+        if skip_kinds:  # kinds another process delivers (the long connection's holder)
+            free = free & col(OutboxMessage.target_kind).not_in(list(skip_kinds))
         candidates = (
             select(col(OutboxMessage.id))
             .where(free)

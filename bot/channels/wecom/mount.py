@@ -3,6 +3,8 @@
 - ``BOT_WECOM_AIBOT_TOKEN`` + ``BOT_WECOM_AIBOT_AES_KEY`` → ``/wecom/aibot`` (group @mentions, 1:1 chats);
 - ``BOT_WECOM_CORP_ID`` + ``BOT_WECOM_APP_TOKEN`` + ``BOT_WECOM_APP_AES_KEY`` → ``/wecom/app``;
 - ``BOT_WECOM_CORP_ID`` + ``BOT_WECOM_SECRET`` (+ ``BOT_WECOM_AGENT_ID``) → ``message/send``, ``appchat/send``;
+- ``BOT_WECOM_AIBOT_ID`` + ``BOT_WECOM_AIBOT_SECRET`` → the AI bot's long connection (``longconn``: replies,
+  pushes, and personal messages when the app is not configured);
 - any of them → group robot webhooks and AI-bot response URLs (they need no credentials of their own).
 
 With no WeCom settings at all nothing is mounted and outbound messages stay in the outbox (the console channel
@@ -21,11 +23,14 @@ from bot.channels.wecom.agent import AppChannel
 from bot.channels.wecom.aibot import AibotChannel
 from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.crypto import CallbackCrypto, aes_key
+from bot.channels.wecom.files import UserFileSender
+from bot.channels.wecom.longconn import LongConnChannel, LongConnSender
 from bot.channels.wecom.senders import AppChatSender, ResponseUrlSender, UserSender, WebhookSender
 from bot.core.messages import TargetKind
 from bot.core.outbox import Sender
 from bot.core.runtime import Runtime
 from bot.settings import Settings, SettingsError
+from bot.store.funds import FundRepo
 from bot.store.outbox import SendLogRepo
 from bot.store.wecom import AibotStreamRepo, TokenRepo
 
@@ -57,6 +62,8 @@ def _senders(bot: BotApp, client: WeComClient) -> dict[TargetKind, Sender]:
         if settings.wecom_agent_id:
             try:
                 senders[TargetKind.USER] = UserSender(client, settings.wecom_agent_id)
+                files = FundRepo(bot.store.sessions)
+                senders[TargetKind.USER_FILE] = UserFileSender(client, settings.wecom_agent_id, files)
             except ValueError:
                 raise SettingsError("BOT_WECOM_AGENT_ID: must be the app's numeric AgentId") from None
         else:
@@ -95,7 +102,14 @@ async def setup(bot: BotApp) -> None:
         bot.runtime.add_feature(app)
         bot.web_setups.append(app.add_routes)
         bot.live_channels.append("app")
-    if settings.aibot_enabled or settings.app_enabled or settings.api_enabled:
+    longconn: LongConnChannel | None = None
+    if settings.longconn_enabled:
+        longconn = LongConnChannel(bot)
+        bot.runtime.add_feature(longconn)
+        bot.startup_hooks.append(longconn.start)
+        bot.health["longconn"] = longconn.report
+        bot.live_channels.append("longconn")
+    if settings.aibot_enabled or settings.app_enabled or settings.api_enabled or longconn is not None:
         client = WeComClient(
             base_url=settings.wecom_api_base,
             corp_id=settings.wecom_corp_id,
@@ -106,6 +120,10 @@ async def setup(bot: BotApp) -> None:
         bot.runtime.add_feature(client)
         bot.shutdown_hooks.append(client.close)
         senders = _senders(bot, client)
+        if longconn is not None:
+            senders[TargetKind.LONGCONN] = LongConnSender(longconn)
+            # without the app, personal messages (a lead asked to take a problem) are pushes to the 1:1 chat
+            senders.setdefault(TargetKind.USER, senders[TargetKind.LONGCONN])
         bot.use_senders(senders)
         labels = {
             TargetKind.USER: "message/send",

@@ -1,0 +1,117 @@
+"""Interactive cards on the long connection: a lead's request for a problem arrives as a card with buttons; a
+click is the typed command from the clicking user (same role checks, exactly once per click event), and the
+card is updated with the outcome within WeCom's 5 s. The click-to-update latency is measured and printed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlmodel import col, select
+
+from bot.channels.wecom.cards import command_for_key
+from bot.store.problems import Problem, ProblemEvent
+from tests.fake_wecom_ws import BOT_ID, card_click
+from tests.test_longconn import ASKER, SHIELD, T1_LEAD, WsStack, online, ws_stack
+
+T2_LEAD = "shibaopo"
+
+
+async def click(
+    stack: WsStack, user: str, key: str, task_id: str, *, msg_id: str | None = None
+) -> tuple[str, float]:
+    """Click a button; the card's text after the update and how long the update took."""
+    started = time.monotonic()
+    req_id = await stack.fake.event(card_click(user, key, task_id, msg_id=msg_id))
+    (update,) = await stack.fake.wait_for(
+        lambda: stack.fake.frames("aibot_respond_update_msg", req_id=req_id), what="the card update"
+    )
+    assert update.errcode == 0
+    return str(update.body["template_card"]["sub_title_text"]), update.at - started
+
+
+async def test_a_click_claims_like_the_typed_command_and_updates_the_card(database_url: str) -> None:
+    async with ws_stack(database_url) as stack:
+        await online(stack)
+        assert (await stack.ask(SHIELD, user=ASKER)).startswith("已登记技术问题 #1")
+        (push,) = await stack.fake.wait_for(lambda: stack.fake.pushes(T1_LEAD), what="the lead's card")
+        card = push.body["template_card"]
+        assert push.body["msgtype"] == "template_card" and card["card_type"] == "button_interaction"
+        keys = {b["text"]: b["key"] for b in card["button_list"]}
+        assert set(keys) == {"认领", "转派", "已解决"}
+        assert "盾构始发时土压波动很大" in card["sub_title_text"]
+        task_id = card["task_id"]
+
+        # a member may not claim: the card says why, nothing changes
+        refused, _ = await click(stack, ASKER, keys["认领"], task_id)
+        assert "需要「工作室负责人」及以上权限" in refused
+        text, latency = await click(stack, T1_LEAD, keys["认领"], task_id, msg_id="click-1")
+        print(f"\ncard click -> card updated: {latency * 1000:.0f} ms")
+        assert latency < 5
+        assert "盾构掘进控制劳模创新工作室已认领问题 #1" in text
+        assert stack.fake.cards[task_id]["sub_title_text"] == text
+        # the same click event delivered again is not acted on twice
+        again, _ = await click(stack, T1_LEAD, keys["认领"], task_id, msg_id="click-1")
+        assert again == text
+        async with stack.bot.store.sessions() as session:
+            problem = (await session.exec(select(Problem))).one()
+            claims = (
+                await session.exec(select(ProblemEvent).where(col(ProblemEvent.action) == "claimed"))
+            ).all()
+        assert problem.studio_id == "T1" and len(claims) == 1
+        # another lead's click on an old card: refused with the reason
+        taken, _ = await click(stack, T2_LEAD, keys["认领"], task_id)
+        assert "已由盾构掘进控制劳模创新工作室" in taken
+        # transfer needs an alliance lead and a studio: the card says how
+        assert "联盟负责人" in (await click(stack, T1_LEAD, keys["转派"], task_id))[0]
+        solved, _ = await click(stack, T1_LEAD, keys["已解决"], task_id)
+        assert "已标记为解决" in solved
+
+
+def test_only_the_bots_own_keys_become_commands() -> None:
+    assert command_for_key("problem:claim:12") == (12, "/认领 12")
+    assert command_for_key("problem:solve:3") == (3, "/解决 3")
+    assert command_for_key("problem:claim:12 /授权 x") is None
+    assert command_for_key("other:claim:1") is None
+
+
+def feedback(user: str, feedback_id: str, kind: int, *, msg_id: str) -> dict[str, object]:
+    """The body of a ``feedback_event``: 1 👍, 2 👎, 3 withdrawn."""
+    return {
+        "msgid": msg_id,
+        "create_time": int(time.time()),
+        "aibotid": BOT_ID,
+        "chattype": "single",
+        "from": {"userid": user},
+        "msgtype": "event",
+        "event": {"eventtype": "feedback_event", "feedback_event": {"id": feedback_id, "type": kind}},
+    }
+
+
+async def test_the_relayed_answer_is_a_card_with_feedback_recorded_per_problem(database_url: str) -> None:
+    async with ws_stack(database_url) as stack:
+        await online(stack)
+        await stack.ask(SHIELD, user=ASKER)
+        await stack.ask("/认领 1", user=T1_LEAD, chat_id=None)
+        await stack.ask("/答复 1 降低推进速度", user=T1_LEAD, chat_id=None)
+        answers = await stack.fake.wait_for(
+            lambda: [p for p in stack.fake.pushes(ASKER) if "feedback" in p.body.get("template_card", {})],
+            what="the answer card",
+        )
+        card = answers[0].body["template_card"]
+        assert "答复了您的问题 #1" in card["main_title"]["title"] and "降低推进速度" in card["sub_title_text"]
+        assert card["feedback"] == {"id": "problem:1"}
+        assert [b["text"] for b in card["button_list"]] == ["已解决"]
+        await stack.fake.event(feedback(ASKER, "problem:1", 1, msg_id="fb-1"))
+        await stack.fake.event(feedback(ASKER, "problem:1", 1, msg_id="fb-1"))  # delivered twice
+        await stack.fake.event(feedback(ASKER, "problem:99x", 1, msg_id="fb-bad"))  # not ours: ignored
+        await asyncio.sleep(0.3)
+        await stack.channel.idle()
+        assert "提问人反馈：👍 1 · 👎 0" in await stack.ask("/问题详情 1", user=ASKER)
+        await stack.fake.event(feedback(ASKER, "problem:1", 2, msg_id="fb-2"))  # changed their mind
+        await asyncio.sleep(0.3)
+        await stack.channel.idle()
+        assert "提问人反馈：👍 0 · 👎 1" in await stack.ask("/问题详情 1", user=ASKER)
+        # the card's button solves the problem like /解决
+        solved, _ = await click(stack, ASKER, "problem:solve:1", card["task_id"])
+        assert "已标记为解决" in solved
