@@ -75,12 +75,26 @@ FALLBACK_QUESTIONS = (
 )
 
 
+# Distinct technical problems: every labelled question set we have (a burst longer than the pool re-posts
+# questions, which the bot links to the open problem instead of logging a new one — a different path).
+QUESTION_SETS = (
+    SAMPLE_QUESTIONS,
+    SHARED / "samples" / "questions_hard.jsonl",
+    ROOT / "tests" / "routing_eval" / "questions.jsonl",
+    ROOT / "tests" / "routing_heldout" / "questions.jsonl",
+    ROOT / "tests" / "routing_heldout" / "questions_fresh.jsonl",
+)
+
+
 def questions() -> list[str]:
-    """Technical problems to send: the sample questions, or a few built-in ones."""
-    if SAMPLE_QUESTIONS.exists():
-        lines = SAMPLE_QUESTIONS.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line)["text"] for line in lines if line.strip()]
-    return list(FALLBACK_QUESTIONS)
+    """Technical problems to send, each once: the labelled question sets, or a few built-in ones."""
+    texts: dict[str, None] = {}
+    for path in QUESTION_SETS:
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    texts.setdefault(json.loads(line)["text"], None)
+    return list(texts) or list(FALLBACK_QUESTIONS)
 
 
 @dataclass(slots=True, frozen=True)
@@ -145,9 +159,16 @@ def baseline_server(port: int) -> None:
 Request = tuple[str, dict[str, str]]
 
 
+_POOL = questions()
+_PROBLEMS = itertools.cycle(_POOL)  # shared by every burst: each takes the next questions of the pool
+SENT = {"problems": 0}
+
+
 def build_requests(endpoint: str, kind: str, n: int, users: tuple[str, ...] = USERS) -> list[Request]:
     """``n`` distinct signed, encrypted callbacks (each its own message id), from ``users`` in turn."""
-    texts = itertools.cycle(questions()) if kind == "problem" else itertools.repeat("/help")
+    if kind == "problem":
+        SENT["problems"] += n
+    texts = _PROBLEMS if kind == "problem" else itertools.repeat("/help")
     if endpoint == "aibot":
         crypto = WeChatCrypto(AIBOT_TOKEN, AIBOT_AES_KEY, "")
         return [
@@ -504,6 +525,11 @@ async def main(args: argparse.Namespace) -> None:
             print(
                 f"| {kind} | /wecom/{endpoint} | {per['statements']:.1f} | {per['commits']:.2f} | {trips} |"
             )
+    if "problem" in args.kinds:
+        print(
+            f"\nproblems: {SENT['problems']} sent (warm-ups included) from a pool of {len(_POOL)} distinct questions; "
+            "past the pool a question is a re-post, linked to its open problem"
+        )
     sent = sum(1 for r in fake.requests if r.path in ("/cgi-bin/message/send", "/cgi-bin/appchat/send"))
     emptied = "emptied" if not counts.get("pending") else "not empty"
     print(

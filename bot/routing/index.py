@@ -30,7 +30,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 
 from bot.routing.judge import FAULT_MARKERS
@@ -83,6 +83,7 @@ SEMANTIC_SAME = 0.97
 SEMANTIC_SAME_NEAR = 0.97
 SEMANTIC_WORDS = 0.1
 SIMILAR_PRESELECT_KEYS = 12
+TEXT_KEYS_REMEMBERED = 4096
 SIMILAR_CANDIDATES = 12
 SIMILAR_MIN_VOTE_SHARE = 0.3  # a candidate must share this much of the preselected keys' weight
 # similar(): weight of each key class — domain terms and identifiers (t:/w:), bigrams of content words (b:,
@@ -213,6 +214,9 @@ class RoutingIndex:
         self._hist: dict[str, dict[str, int]] = {}  # feature → studio → solved problems containing it
         self._hist_total: dict[str, int] = {}  # feature → solved problems containing it
         self._keys: dict[str, list[int]] = {}  # similar(): key → problem ids (may hold stale ids)
+        # same_question(): the keys of recently compared texts (the open problems a new one is compared
+        # with are mostly the same from one message to the next)
+        self._keys_of_text: dict[str, frozenset[str]] = {}
         self._stale = 0
         for problem in solved:
             self.add_solved(problem)
@@ -316,6 +320,15 @@ class RoutingIndex:
         for hit in analysis.hits:
             feats.update("c:" + label for label in vocab.concepts_of.get(hit.term, ()))
         return feats
+
+    def _text_keys(self, text: str) -> frozenset[str]:
+        """``_similar_keys`` of ``text``, remembered for the next few thousand texts."""
+        keys = self._keys_of_text.get(text)
+        if keys is None:
+            if len(self._keys_of_text) >= TEXT_KEYS_REMEMBERED:
+                self._keys_of_text.clear()
+            keys = self._keys_of_text[text] = frozenset(self._similar_keys(analyse(text, lexicon=self._lexicon)))
+        return keys
 
     @staticmethod
     def _similar_keys(analysis: Analysis) -> set[str]:
@@ -646,7 +659,7 @@ class RoutingIndex:
         for position, other in enumerate(others):
             if normalize(other) == normalize(text):
                 return position
-            overlap = self._similarity(query_keys, self._similar_keys(analyse(other, lexicon=self._lexicon)), n)
+            overlap = self._similarity(query_keys, self._text_keys(other), n)
             if self._semantic is None:
                 if overlap >= SIMILAR_THRESHOLD:
                     return position
@@ -671,7 +684,7 @@ class RoutingIndex:
             results.append(SimilarMatch.of(problem, cosine))
         return results
 
-    def _similarity(self, a: set[str], b: set[str], n: int) -> float:
+    def _similarity(self, a: Set[str], b: Set[str], n: int) -> float:
         """IDF-weighted Dice coefficient of two key sets."""
 
         def weight(key: str) -> float:
