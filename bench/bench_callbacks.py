@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,11 +164,17 @@ _PROBLEMS = itertools.cycle(_POOL)  # shared by every burst: each takes the next
 SENT = {"problems": 0}
 
 
-def build_requests(endpoint: str, kind: str, n: int, users: tuple[str, ...] = USERS) -> list[Request]:
-    """``n`` distinct signed, encrypted callbacks (each its own message id), from ``users`` in turn."""
-    if kind == "problem":
+def build_requests(
+    endpoint: str, kind: str, n: int, users: tuple[str, ...] = USERS, *, fresh: bool = True
+) -> list[Request]:
+    """``n`` distinct signed, encrypted callbacks (each its own message id), from ``users`` in turn. Problems
+    for the bot are ``fresh``: the next questions of the pool (the echo peers take any)."""
+    if kind == "problem" and fresh:
         SENT["problems"] += n
-    texts = _PROBLEMS if kind == "problem" else itertools.repeat("/help")
+    if kind == "problem":
+        texts: Iterator[str] = _PROBLEMS if fresh else itertools.cycle(_POOL)
+    else:
+        texts = itertools.repeat("/help")
     if endpoint == "aibot":
         crypto = WeChatCrypto(AIBOT_TOKEN, AIBOT_AES_KEY, "")
         return [
@@ -396,6 +402,8 @@ async def main(args: argparse.Namespace) -> None:
                     BOT_WECOM_AIBOT_AES_KEY=AIBOT_AES_KEY,
                     BOT_WECOM_API_BASE=fake.url,
                 )
+                if args.lexical:
+                    env["BOT_SEMANTIC_ROUTING"] = "false"
                 roster = SAMPLE_ROSTER if SAMPLE_ROSTER.exists() else EXAMPLE_ROSTER
                 importer = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "bot", "studios", "import", str(roster),
@@ -443,9 +451,9 @@ async def main(args: argparse.Namespace) -> None:
                         for kind in args.kinds:
                             # warm-up: imports, the segmenter's dictionary, connection pools
                             await burst(http, ours, "warm-up", build_requests(endpoint, kind, 40), 4)
-                            await burst(http, base, "warm-up", build_requests(endpoint, kind, 40), 4)
+                            await burst(http, base, "warm-up", build_requests(endpoint, kind, 40, fresh=False), 4)
                             if flask:
-                                await burst(http, flask, "warm-up", build_requests(endpoint, kind, 40), 4)
+                                await burst(http, flask, "warm-up", build_requests(endpoint, kind, 40, fresh=False), 4)
                             users = (
                                 USERS
                                 if args.users <= len(USERS)
@@ -458,7 +466,7 @@ async def main(args: argparse.Namespace) -> None:
                                 await burst(http, ours, "prime", prime, args.concurrency)
                                 await asyncio.sleep(args.pause)
                             mine = build_requests(endpoint, kind, args.n, users)
-                            theirs = build_requests(endpoint, kind, args.n, users)
+                            theirs = build_requests(endpoint, kind, args.n, users, fresh=False)
                             before = await database_calls(http, bot_ports)
                             bot_run = await burst(
                                 http, ours, f"bot /wecom/{endpoint}", mine, args.concurrency, bot_pids
@@ -473,7 +481,7 @@ async def main(args: argparse.Namespace) -> None:
                             if flask:
                                 flask_run = await burst(
                                     http, flask, f"Flask + gunicorn /wecom/{endpoint}",
-                                    build_requests(endpoint, kind, args.n, users), args.concurrency,
+                                    build_requests(endpoint, kind, args.n, users, fresh=False), args.concurrency,
                                     [flask_pid] if flask_pid else None,
                                 )  # fmt: skip
                             results.append((kind, bot_run, base_run, flask_run))
@@ -489,6 +497,8 @@ async def main(args: argparse.Namespace) -> None:
 
     db = "PostgreSQL" if args.postgres else "SQLite"
     slow = f", fake WeCom API answers after {args.slow_api:g} s" if args.slow_api else ""
+    if args.lexical:
+        slow += ", lexical routing (no sentence embeddings)"
     if args.users > len(USERS) or args.pause:
         slow += f", {args.users} senders" + (f" who wrote {args.pause:g} s before" if args.pause else "")
     print(
@@ -527,7 +537,7 @@ async def main(args: argparse.Namespace) -> None:
             )
     if "problem" in args.kinds:
         print(
-            f"\nproblems: {SENT['problems']} sent (warm-ups included) from a pool of {len(_POOL)} distinct questions; "
+            f"\nproblems to the bot: {SENT['problems']} sent (warm-ups included) from a pool of {len(_POOL)} distinct questions; "
             "past the pool a question is a re-post, linked to its open problem"
         )
     sent = sum(1 for r in fake.requests if r.path in ("/cgi-bin/message/send", "/cgi-bin/appchat/send"))
@@ -575,6 +585,9 @@ if __name__ == "__main__":
         default=0.0,
         help="wait up to this many seconds for the outbox to empty (default 0: just report it; WeCom's limit of "
         "30 messages a minute per member makes a burst of thousands of problems take hours to deliver)",
+    )
+    parser.add_argument(
+        "--lexical", action="store_true", help="the bot routes without the sentence-embedding signal"
     )
     parser.add_argument(
         "--no-flask", dest="flask", action="store_false", help="skip the Flask + gunicorn peer"

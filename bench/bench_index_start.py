@@ -175,6 +175,14 @@ async def probing(http: aiohttp.ClientSession, base: str, seconds: float, *, eve
     return probe
 
 
+def rss_mib(pid: int) -> float:
+    """The resident set size of ``pid`` (VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 async def main(args: argparse.Namespace, root: Path) -> None:
     fake = await FakeWeCom().start()
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -213,6 +221,7 @@ async def main(args: argparse.Namespace, root: Path) -> None:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         ready_at: list[float] = []
+        rss: list[float] = []  # the serve process's resident memory once the history is in, MiB
 
         async def watch() -> None:
             assert server.stdout is not None
@@ -245,6 +254,7 @@ async def main(args: argparse.Namespace, root: Path) -> None:
                 calls.stop()
                 await asyncio.gather(*tasks)
                 rows += [reading.row("loop probe (404) while the history is read"), calls.row("`/help` callback, same")]
+                rss.append(rss_mib(server.pid))
                 idle = await probing(http, base, 3, every=0.02, callbacks=False)
                 idle_calls = await probing(http, base, 3, every=0.1, callbacks=True)
                 rows += [idle.row("loop probe (404), idle"), idle_calls.row("`/help` callback, idle")]
@@ -265,7 +275,8 @@ async def main(args: argparse.Namespace, root: Path) -> None:
             await server.wait()
             watcher.cancel()
             await fake.close()
-    ready = f"{ready_at[0]:.1f} s" if ready_at else f"not within {args.wait:.0f} s (or not logged)"
+    memory = f"; resident memory then {rss[0]:.0f} MiB" if rss else ""
+    ready = f"{ready_at[0]:.1f} s{memory}" if ready_at else f"not within {args.wait:.0f} s (or not logged)"
     print(f"\n{args.solved:,} solved problems, 161 studios, SQLite, semantic routing off; tree: {root}\n")
     print(f"- first `/help` answered {first:.2f} s after the process started; history in the index after {ready}\n")
     print("| probe | requests | p50 ms | p99 ms | max ms | errors |")

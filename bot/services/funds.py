@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.core.dispatcher import Caller, Role
 from bot.core.runtime import Runtime
+from bot.services.achievements.amounts import parse_amount
 from bot.store import Store
 from bot.store.achievements import AchievementRepo
 from bot.store.audit import AuditRepo
@@ -59,7 +60,6 @@ _CATEGORY_ALIASES = {
     "奖金": "奖励",
     "激励": "奖励",
 }
-_AMOUNT = re.compile(r"^(\d+(?:\.\d+)?)(万)?元?$")
 _DATE_FULL = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 _DATE_SHORT = re.compile(r"^(\d{1,2})[-/.月](\d{1,2})日?$")
 
@@ -73,19 +73,9 @@ def _fold(text: str) -> str:
 
 
 def parse_yuan(word: str) -> int:
-    """``20000``, ``20,000``, ``2万``, ``1.5万元`` → yuan; raises ``ValueError`` with the reason in Chinese."""
-    folded = _fold(word).replace(",", "").replace("，", "")
-    match = _AMOUNT.match(folded.removeprefix("-"))
-    if not match:
-        raise ValueError(f"金额「{word}」看不懂，请写元数，例如 20000 或 2万")
-    value = float(match.group(1)) * (10_000 if match.group(2) else 1)
-    if folded.startswith("-") or value == 0:
-        raise ValueError(f"金额要大于 0，「{word}」不行")
-    if value != int(value):
-        raise ValueError(f"金额请写到元，「{word}」有零头")
-    if value > MAX_AMOUNT:
-        raise ValueError(f"单笔金额最多 {MAX_AMOUNT // 10_000:,} 万元，「{word}」超出了")
-    return int(value)
+    """``20000``, ``2万``, ``1.5万元`` → yuan (one ledger entry, at most ``MAX_AMOUNT``); raises ``ValueError``
+    with the reason in Chinese."""
+    return parse_amount(word, most=MAX_AMOUNT, what="单笔金额")
 
 
 def parse_day(word: str, *, today: date) -> date | None:

@@ -10,8 +10,9 @@ MAX_AMOUNT = 10_000_000
 _AMOUNT = re.compile(r"^(\d+(?:\.\d+)?)(万)?元?$")
 
 
-def parse_amount(word: str) -> int:
-    """``20000``, ``20,000``, ``2万``, ``1.5万元`` → yuan; raises ``ValueError`` with the reason in Chinese."""
+def parse_amount(word: str, *, most: int = MAX_AMOUNT, what: str = "单项奖励") -> int:
+    """``20000``, ``20,000``, ``2万``, ``1.5万元`` → yuan, at most ``most`` (``what`` names it in the refusal);
+    raises ``ValueError`` with the reason in Chinese."""
     folded = fold(word).replace(",", "").replace("，", "")
     match = _AMOUNT.match(folded.removeprefix("-"))
     if not match:
@@ -21,6 +22,6 @@ def parse_amount(word: str) -> int:
         raise ValueError(f"金额要大于 0，「{word}」不行")
     if value != int(value):
         raise ValueError(f"金额请写到元，「{word}」有零头")
-    if value > MAX_AMOUNT:
-        raise ValueError(f"单项奖励最多 {MAX_AMOUNT // 10_000:,} 万元（{MAX_AMOUNT:,} 元），「{word}」超出了")
+    if value > most:
+        raise ValueError(f"{what}最多 {most // 10_000:,} 万元（{most:,} 元），「{word}」超出了")
     return int(value)
