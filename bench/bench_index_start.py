@@ -276,7 +276,7 @@ async def main(args: argparse.Namespace, root: Path) -> None:
             watcher.cancel()
             await fake.close()
     memory = f"; resident memory then {rss[0]:.0f} MiB" if rss else ""
-    ready = f"{ready_at[0]:.1f} s{memory}" if ready_at else f"not within {args.wait:.0f} s (or not logged)"
+    ready = (f"{ready_at[0]:.1f} s" if ready_at else f"not within {args.wait:.0f} s (or not logged)") + memory
     print(f"\n{args.solved:,} solved problems, 161 studios, SQLite, semantic routing off; tree: {root}\n")
     print(f"- first `/help` answered {first:.2f} s after the process started; history in the index after {ready}\n")
     print("| probe | requests | p50 ms | p99 ms | max ms | errors |")
