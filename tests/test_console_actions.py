@@ -1,0 +1,191 @@
+"""The web console's remaining actions over real HTTP, on SQLite and PostgreSQL: editing, withdrawing and
+confirming achievements and awards (the chat's services, role checks and audit trail), a problem's photos,
+an activity's attendance (marked from the page, exported), and the report's cache never showing stale figures."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import BOT_KEY, BotApp
+from bot.channels.web import add_routes
+from tests.conftest import ADMIN
+from tests.harness import Chat
+from tests.test_console import sign_in
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def client(bot: BotApp) -> AsyncIterator[Client]:
+    app = web.Application()
+    app[BOT_KEY] = bot
+    add_routes(app)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+def number_in(reply: str, prefix: str) -> int:
+    match = re.search(prefix + r"\s*#?(\d+)", reply)
+    assert match, reply
+    return int(match.group(1))
+
+
+async def register(chat: Chat, user: str, text: str) -> int:
+    return number_in(await chat.say(user, f"/成果 登记 {text}"), "成果")
+
+
+# -- achievements ----------------------------------------------------------------------------------
+
+
+async def test_an_achievement_is_edited_and_withdrawn_with_reasons_seen_in_chat(
+    chat: Chat, client: Client
+) -> None:
+    number = await register(chat, ADMIN, "工法 盾构管片拼装质量控制工法 T1 2026")
+    csrf = await sign_in(chat, client, "chenjuejin")  # T1's lead
+    listing = await (await client.get("/console/achievements")).text()
+    assert f'href="/console/achievements/{number}"' in listing and "已确认" in listing
+    detail = await (await client.get(f"/console/achievements/{number}")).text()
+    assert 'id="achievement-save"' in detail and 'id="achievement-delete"' in detail
+    form = {
+        "csrf": csrf,
+        "type": "工法",
+        "title": "盾构管片拼装错台控制工法",
+        "year": "2026",
+        "studios": "T1",
+    }
+    no_reason = await client.post(f"/console/achievements/{number}/edit", data=form)
+    assert no_reason.status == 400 and "请写明修改原因" in await no_reason.text()
+    no_csrf = await client.post(
+        f"/console/achievements/{number}/edit", data={**form, "csrf": "", "reason": "名称有误"}
+    )
+    assert no_csrf.status == 403 and "CSRF" in await no_csrf.text()
+    unchanged = await client.post(
+        f"/console/achievements/{number}/edit",
+        data={**form, "title": "盾构管片拼装质量控制工法", "reason": "无"},
+    )
+    assert unchanged.status == 400 and "没有修改任何内容" in await unchanged.text()
+    bad_year = await client.post(
+        f"/console/achievements/{number}/edit", data={**form, "year": "3000", "reason": "年份"}
+    )
+    assert bad_year.status == 400 and "年份「3000」不对" in await bad_year.text()
+    saved = await client.post(f"/console/achievements/{number}/edit", data={**form, "reason": "名称有误"})
+    text = await saved.text()
+    assert (
+        saved.status == 200
+        and "已修改成果" in text
+        and "名称 盾构管片拼装质量控制工法→盾构管片拼装错台控制工法" in text
+    )
+    shown = await chat.say("asker1", f"/成果 {number}")
+    assert "盾构管片拼装错台控制工法" in shown and "原因：名称有误" in shown
+
+    withdrawn = await client.post(
+        f"/console/achievements/{number}/delete", data={"csrf": csrf, "reason": "重复登记"}
+    )
+    assert withdrawn.status == 200 and "已撤销成果" in await withdrawn.text()
+    assert "状态：已撤销" in await chat.say("asker1", f"/成果 {number}")
+    assert f"/console/achievements/{number}" not in await (await client.get("/console/achievements")).text()
+    assert (
+        f"/console/achievements/{number}"
+        in await (await client.get("/console/achievements?state=withdrawn")).text()
+    )
+    again = await client.post(f"/console/achievements/{number}/delete", data={"csrf": csrf, "reason": "x"})
+    assert again.status == 400 and "已经撤销过了" in await again.text()
+
+    await sign_in(chat, client, ADMIN)
+    audit = await (await client.get("/console/audit?entity=achievement")).text()
+    assert "网页后台" in audit and "名称有误" in audit and "重复登记" in audit
+
+
+async def test_achievement_changes_are_refused_where_chat_refuses_them(chat: Chat, client: Client) -> None:
+    number = await register(chat, ADMIN, "工法 盾构管片拼装质量控制工法 T1 2026")
+    data = {"title": "别的名称", "reason": "试试"}
+    csrf = await sign_in(chat, client, "zhanglali")  # a bridge studio lead
+    detail = await (await client.get(f"/console/achievements/{number}")).text()
+    assert "achievement-save" not in detail and "achievement-delete" not in detail
+    for action in ("edit", "delete"):
+        response = await client.post(f"/console/achievements/{number}/{action}", data={"csrf": csrf, **data})
+        assert response.status == 403, action
+        assert "只有成果所属工作室的负责人" in await response.text()
+    csrf = await sign_in(chat, client, "asker1")  # a member
+    response = await client.post(f"/console/achievements/{number}/edit", data={"csrf": csrf, **data})
+    assert response.status == 403 and "需要「工作室负责人」及以上权限" in await response.text()
+    assert "盾构管片拼装质量控制工法" in await chat.say("asker1", f"/成果 {number}")  # unchanged
+    assert (await client.get("/console/achievements/999999")).status == 404
+    assert (await client.get("/console/achievements/abc")).status == 404
+
+
+async def test_a_pending_achievement_is_confirmed_by_the_studio_it_names(chat: Chat, client: Client) -> None:
+    number = await register(chat, "chenjuejin", "工法 桥隧过渡段沉降控制工法 T1 B1 2026")
+    csrf = await sign_in(chat, client, "chenjuejin")  # registered it: may not confirm for B1
+    listing = await (await client.get("/console/achievements")).text()
+    assert "待确认" in listing and f'id="confirm-{number}"' not in listing
+    refused = await client.post(f"/console/achievements/{number}/confirm", data={"csrf": csrf})
+    assert refused.status == 403 and "您不在其中" in await refused.text()
+
+    csrf = await sign_in(chat, client, "zhanglali")  # B1's lead
+    listing = await (await client.get("/console/achievements")).text()
+    assert f'id="confirm-{number}"' in listing
+    detail = await (await client.get(f"/console/achievements/{number}")).text()
+    assert "待确认" in detail and 'id="achievement-confirm"' in detail
+    done = await client.post(f"/console/achievements/{number}/confirm", data={"csrf": csrf})
+    assert done.status == 200 and "成果已计入统计" in await done.text()
+    assert "状态：待" not in await chat.say("asker1", f"/成果 {number}")
+    twice = await client.post(f"/console/achievements/{number}/confirm", data={"csrf": csrf})
+    assert twice.status == 409 and "不需要确认" in await twice.text()
+
+
+# -- awards ----------------------------------------------------------------------------------------
+
+
+async def test_an_award_is_edited_and_withdrawn_by_its_alliance_lead(chat: Chat, client: Client) -> None:
+    number = await register(chat, ADMIN, "工法 盾构管片拼装质量控制工法 T1 2026")
+    award = number_in(await chat.say(ADMIN, f"/奖励 {number} 2万 2026 优秀成果奖"), "奖励")
+    csrf = await sign_in(chat, client, "mushandong")  # the tunnel alliance's lead
+    awards = await (await client.get("/console/awards")).text()
+    assert f'href="/console/awards/{award}"' in awards
+    detail = await (await client.get(f"/console/achievements/{number}")).text()
+    assert f'href="/console/awards/{award}"' in detail
+    page = await (await client.get(f"/console/awards/{award}")).text()
+    assert 'id="award-save"' in page and "20,000" in page
+    bad = await client.post(
+        f"/console/awards/{award}/edit", data={"csrf": csrf, "amount": "很多", "reason": "录入错误"}
+    )
+    assert bad.status == 400
+    saved = await client.post(
+        f"/console/awards/{award}/edit", data={"csrf": csrf, "amount": "1.5万", "reason": "金额录入错误"}
+    )
+    text = await saved.text()
+    assert saved.status == 200 and f"已修改奖励 #{award}：金额 20000→15000" in text
+    shown = await chat.say("asker1", f"/成果 {number}")
+    assert "15,000 元" in shown and "原因：金额录入错误" in shown
+
+    withdrawn = await client.post(
+        f"/console/awards/{award}/delete", data={"csrf": csrf, "reason": "重复发放"}
+    )
+    assert withdrawn.status == 200 and f"已撤销奖励 #{award}" in await withdrawn.text()
+    assert "（已撤销）" in await chat.say("asker1", f"/成果 {number}")
+    assert 'id="award-save"' not in await (await client.get(f"/console/awards/{award}")).text()
+    assert (await client.get("/console/awards/999999")).status == 404
+
+
+async def test_award_changes_need_the_alliance_lead_of_the_award(chat: Chat, client: Client) -> None:
+    number = await register(chat, ADMIN, "工法 盾构管片拼装质量控制工法 T1 2026")
+    award = number_in(await chat.say(ADMIN, f"/奖励 {number} 2万 2026 优秀成果奖"), "奖励")
+    data = {"amount": "1", "reason": "试试"}
+    csrf = await sign_in(chat, client, "chenjuejin")  # T1's lead: a studio lead, not an alliance lead
+    assert 'id="award-save"' not in await (await client.get(f"/console/awards/{award}")).text()
+    response = await client.post(f"/console/awards/{award}/edit", data={"csrf": csrf, **data})
+    assert response.status == 403 and "需要「联盟负责人」及以上权限" in await response.text()
+    csrf = await sign_in(chat, client, "gaojiaqiao")  # the bridge alliance's lead
+    for action in ("edit", "delete"):
+        response = await client.post(f"/console/awards/{award}/{action}", data={"csrf": csrf, **data})
+        assert response.status == 403, action
+        assert "只有本联盟的联盟负责人或管理员" in await response.text()
+    missing = await client.post(f"/console/awards/{award}/edit", data=data)
+    assert missing.status == 403 and "CSRF" in await missing.text()
+    assert "20,000 元" in await chat.say("asker1", f"/成果 {number}")
