@@ -4,8 +4,11 @@ an activity's attendance (marked from the page, exported), and the report's cach
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -13,11 +16,19 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import BOT_KEY, BotApp
 from bot.channels.web import add_routes
+from bot.settings import Settings
+from bot.store.media import MediaFiles, PhotoRepo, ProblemPhoto
 from tests.conftest import ADMIN
 from tests.harness import Chat
-from tests.test_console import sign_in
+from tests.test_console import log_problem, sign_in
 
 Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """The test bot's settings with a data directory of its own (where photos are kept)."""
+    return Settings(database_url=database_url, admins=[ADMIN], data_dir=str(tmp_path / "data"))
 
 
 @pytest.fixture
@@ -189,3 +200,59 @@ async def test_award_changes_need_the_alliance_lead_of_the_award(chat: Chat, cli
     missing = await client.post(f"/console/awards/{award}/edit", data=data)
     assert missing.status == 403 and "CSRF" in await missing.text()
     assert "20,000 元" in await chat.say("asker1", f"/成果 {number}")
+
+
+# -- a problem's photos ----------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(2000)
+JPEG = b"\xff\xd8\xff\xe0" + os.urandom(3000)
+
+
+async def attach(
+    bot: BotApp, problem_id: int, data: bytes, mime: str, key: str, *, store: bool = True
+) -> int:
+    files = MediaFiles(bot.settings.effective_data_dir / "media")
+    digest = files.put(data, mime) if store else hashlib.sha256(data).hexdigest()
+    repo = PhotoRepo(bot.store.sessions)
+    assert await repo.attach(
+        ProblemPhoto(
+            problem_id=problem_id, sha256=digest, mime=mime, size=len(data), user_id="asker1", msg_key=key
+        )
+    )
+    photo = next(p for p in await repo.of_problem(problem_id) if p.msg_key == key)
+    assert photo.id is not None
+    return photo.id
+
+
+async def test_a_problems_photos_are_shown_and_served_only_from_the_store(
+    chat: Chat, client: Client, bot: BotApp
+) -> None:
+    number = await log_problem(chat)
+    other = await log_problem(chat)
+    png = await attach(bot, number, PNG, "image/png", "wecom:m1#0")
+    jpeg = await attach(bot, number, JPEG, "image/jpeg", "wecom:m1#1")
+    gone = await attach(
+        bot, number, b"\xff\xd8\xff" + os.urandom(100), "image/jpeg", "wecom:m2#0", store=False
+    )
+    photo_url = f"/console/problems/{number}/photos/{png}"
+    assert (await client.get(photo_url, allow_redirects=False)).status == 302  # no session: sign in first
+    await sign_in(chat, client, "asker1")
+    page = await (await client.get(f"/console/problems/{number}")).text()
+    assert "照片（3 张）" in page and f'src="{photo_url}"' in page
+    assert "照片" not in await (await client.get(f"/console/problems/{other}")).text()
+    served = await client.get(photo_url)
+    assert served.status == 200 and served.headers["Content-Type"] == "image/png"
+    assert served.headers["X-Content-Type-Options"] == "nosniff" and await served.read() == PNG
+    served = await client.get(f"/console/problems/{number}/photos/{jpeg}")
+    assert served.headers["Content-Type"] == "image/jpeg" and await served.read() == JPEG
+    for path in (
+        f"/console/problems/{number}/photos/{gone}",  # the row is there, its file is not
+        f"/console/problems/{other}/photos/{png}",  # another problem's photo
+        f"/console/problems/{number}/photos/999999",
+        f"/console/problems/{number}/photos/..%2F..%2F..%2Fetc%2Fpasswd",
+        f"/console/problems/{number}/photos/{hashlib.sha256(PNG).hexdigest()}.png",
+        "/console/problems/999999/photos/1",
+    ):
+        response = await client.get(path)
+        assert response.status == 404, path
+        assert "照片" in await response.text() or "没有这个问题" in await response.text(), path
