@@ -5,6 +5,7 @@ an activity's attendance (marked from the page, exported), and the report's cach
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import BOT_KEY, BotApp
 from bot.channels.web import add_routes
+from bot.core.clock import ManualClock
 from bot.settings import Settings
 from bot.store.media import MediaFiles, PhotoRepo, ProblemPhoto
 from tests.conftest import ADMIN
@@ -256,3 +258,64 @@ async def test_a_problems_photos_are_shown_and_served_only_from_the_store(
         response = await client.get(path)
         assert response.status == 404, path
         assert "照片" in await response.text() or "没有这个问题" in await response.text(), path
+
+
+# -- attendance ------------------------------------------------------------------------------------
+
+
+async def test_attendance_is_shown_marked_from_the_page_and_exported(
+    chat: Chat, client: Client, clock: ManualClock
+) -> None:
+    added = await chat.say(
+        "mushandong", "/活动 添加 讲座 11月26日下午3点 盾构施工新技术 地点 郑州会议中心 名额 1"
+    )
+    number = number_in(added, "/报名")
+    await chat.say("chenjuejin", f"/报名 {number}")
+    await chat.say("shibaopo", f"/报名 {number}")  # the waiting list (one seat)
+    csrf = await sign_in(chat, client, "mushandong")  # the organiser
+    before = await (await client.get(f"/console/activities/{number}")).text()
+    assert '签到 <strong id="present-count">0</strong> 人' in before and "mark-button" not in before
+    early = await client.post(
+        f"/console/activities/{number}/attendance", data={"csrf": csrf, "person": "chenjuejin"}
+    )
+    assert early.status == 400 and "还没有开始" in await early.text()
+
+    clock.advance(days=2, hours=6)  # 11-26 16:00, an hour into the lecture
+    assert (await chat.say("chenjuejin", f"/签到 {number}")).startswith("签到成功")
+    csrf = await sign_in(chat, client, "mushandong")  # the idle session ended meanwhile
+    page = await (await client.get(f"/console/activities/{number}")).text()
+    assert "本人签到" in page and 'id="mark-shibaopo"' in page and 'id="mark-chenjuejin"' not in page
+    no_csrf = await client.post(f"/console/activities/{number}/attendance", data={"person": "shibaopo"})
+    assert no_csrf.status == 403
+    nobody = await client.post(f"/console/activities/{number}/attendance", data={"csrf": csrf})
+    assert nobody.status == 400 and "请勾选或填写" in await nobody.text()
+    marked = await client.post(
+        f"/console/activities/{number}/attendance",
+        data={"csrf": csrf, "person": "shibaopo", "others": "外单位王工"},
+    )
+    text = await marked.text()
+    assert marked.status == 200 and "补记 2 人：石爆破、外单位王工；共 3 人参加" in text
+    assert "未报名" in text and text.count("补记 11-26 16:00") == 2
+    assert "1 人已签到过" in await chat.say("mushandong", f"/签到 {number} 补记 石爆破")  # the same records
+
+    from openpyxl import load_workbook
+
+    export = await client.get(f"/console/activities/{number}/attendees.xlsx")
+    sheet = load_workbook(io.BytesIO(await export.read())).active
+    assert sheet is not None
+    assert [c.value for c in sheet[2]][7:] == ["签到", "签到时间"]
+    rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=3)]
+    assert [r[1:3] + r[7:] for r in rows] == [
+        ["已报名", "陈掘进", "本人签到", "2026-11-26 16:00"],
+        ["候补 1", "石爆破", "补记", "2026-11-26 16:00"],
+        ["未报名", "外单位王工", "补记", "2026-11-26 16:00"],
+    ]
+
+    for user in ("zhanglali", "gaojiaqiao"):  # a studio lead; another alliance's lead (sees the list)
+        csrf = await sign_in(chat, client, user)
+        assert "mark-button" not in await (await client.get(f"/console/activities/{number}")).text()
+        refused = await client.post(
+            f"/console/activities/{number}/attendance", data={"csrf": csrf, "others": "李四"}
+        )
+        assert refused.status == 403, user
+        assert "只有活动的组织者、所属联盟负责人或管理员" in await refused.text()
