@@ -319,3 +319,55 @@ async def test_attendance_is_shown_marked_from_the_page_and_exported(
         )
         assert refused.status == 403, user
         assert "只有活动的组织者、所属联盟负责人或管理员" in await refused.text()
+
+
+# -- the report: fast first render, never stale ---------------------------------------------------
+
+TOTAL = re.compile(r"<td>奖励金额合计</td><td>([^<]*)</td>")
+HELD = re.compile(r"<td>举办活动</td><td>([^<]*)</td>")
+
+
+async def report_page(client: Client) -> str:
+    response = await client.get("/console/report?year=2026")
+    assert response.status == 200
+    return await response.text()
+
+
+def figure(pattern: re.Pattern[str], html: str) -> str:
+    match = pattern.search(html)
+    assert match, html
+    return match.group(1).replace(",", "")
+
+
+async def test_the_report_is_reused_until_its_data_changes_anywhere(
+    chat: Chat, client: Client, bot: BotApp, clock: ManualClock
+) -> None:
+    await chat.say(ADMIN, "/奖励 T1 3万 2026 五星级工作室")
+    await sign_in(chat, client, ADMIN)
+    first = await report_page(client)
+    assert figure(TOTAL, first) == "30000"
+    # the page does not wait for the charts: they come from the fragment it names
+    assert "data:image/png;base64," not in first and "图表生成中" in first
+    url = re.search(r'data-src="([^"]+)"', first)
+    assert url, first
+    charts = await client.get(url.group(1).replace("&amp;", "&"))
+    assert charts.status == 200 and (await charts.text()).count("data:image/png;base64,") >= 1
+    again = await report_page(client)  # nothing changed: the same report, its charts drawn already
+    assert "data:image/png;base64," in again and figure(TOTAL, again) == "30000"
+
+    await chat.say(ADMIN, "/奖励 T2 1万 2026 优秀成果奖")  # a change from chat
+    changed = await report_page(client)
+    assert figure(TOTAL, changed) == "40000" and "data:image/png;base64," not in changed
+
+    second = await BotApp.create(bot.settings, clock=bot.clock)  # another process on the same database
+    try:
+        await Chat(second).say(ADMIN, "/奖励 T3 5000 2026 优秀成果奖")
+    finally:
+        await second.close()
+    assert figure(TOTAL, await report_page(client)) == "45000"
+
+    await chat.say("mushandong", "/活动 添加 讲座 11月24日下午3点 盾构施工新技术 地点 郑州会议中心")
+    assert figure(HELD, await report_page(client)) == "0"
+    clock.advance(hours=5, minutes=30)  # the lecture has started: held, the same day, no data changed
+    await sign_in(chat, client, ADMIN)
+    assert figure(HELD, await report_page(client)) == "1"
