@@ -315,9 +315,17 @@ def problem_figures(
 
 
 async def collect(
-    store: Store, *, year: int, tz: ZoneInfo, now: datetime, alliance_id: str | None = None
+    store: Store,
+    *,
+    year: int,
+    tz: ZoneInfo,
+    now: datetime,
+    alliance_id: str | None = None,
+    evaluations: bool = True,
 ) -> YearReport:
-    """Read the year's figures from the database; ``alliance_id`` limits them to one alliance."""
+    """Read the year's figures from the database; ``alliance_id`` limits them to one alliance. Without
+    ``evaluations`` the studio records and rounds (the workbook's evaluation sheets, a record per studio: the
+    slow part) are left out, for readers that show only the figures and charts."""
     from bot.store.activities import ActivityRepo
 
     start, end = year_bounds(year, tz)
@@ -377,9 +385,10 @@ async def collect(
         facts = _award_facts(award, every, studios, alliances_of)
         if alliance_id is None or alliance_id in facts.alliances:
             awards.append(facts)
-    evaluations = await collect_evaluations(store, year=year, tz=tz, now=now, alliance_id=alliance_id)
     report = YearReport(
-        evaluations=evaluations,
+        evaluations=await collect_evaluations(store, year=year, tz=tz, now=now, alliance_id=alliance_id)
+        if evaluations
+        else None,
         year=year,
         tz=tz,
         generated_at=now,

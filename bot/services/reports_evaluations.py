@@ -67,8 +67,12 @@ async def collect_evaluations(
     facts = EvaluationFacts()
     alliances = {a.id: a.name for a in await store.alliances.all()}
     studios = [s for s in await store.studios.all() if alliance_id is None or s.alliance_id == alliance_id]
+    counted = AchievementRepo(store.sessions)
+    every_achievement, every_award = await counted.all(), await counted.awards()  # once, not per studio
     for studio in studios:
-        record = await build_record(store, studio, tz=tz, now=now)
+        record = await build_record(
+            store, studio, tz=tz, now=now, achievements=every_achievement, awards=every_award
+        )
         facts.studios.append(
             StudioRow(studio, record.years.get(year, YearRecord(year)), len(record.checklist))
         )
