@@ -73,6 +73,11 @@ def test_only_the_bots_own_keys_become_commands() -> None:
     assert command_for_key("problem:solve:3") == (3, "/解决 3")
     assert command_for_key("problem:claim:12 /授权 x") is None
     assert command_for_key("other:claim:1") is None
+    assert command_for_key("problem:unsolved:4") == (4, "/未解决 4")
+    assert command_for_key("activity:join:3") == (3, "/报名 3")
+    assert command_for_key("activity:leave:3") == (3, "/取消报名 3")
+    assert command_for_key("topic:support:3") == (3, "/附议 T-3")
+    assert command_for_key("topic:claim:3") is None
 
 
 def feedback(user: str, feedback_id: str, kind: int, *, msg_id: str) -> dict[str, object]:
@@ -101,7 +106,7 @@ async def test_the_relayed_answer_is_a_card_with_feedback_recorded_per_problem(d
         card = answers[0].body["template_card"]
         assert "答复了您的问题 #1" in card["main_title"]["title"] and "降低推进速度" in card["sub_title_text"]
         assert card["feedback"] == {"id": "problem:1"}
-        assert [b["text"] for b in card["button_list"]] == ["已解决"]
+        assert [b["text"] for b in card["button_list"]] == ["已解决", "还没解决"]
         await stack.fake.event(feedback(ASKER, "problem:1", 1, msg_id="fb-1"))
         await stack.fake.event(feedback(ASKER, "problem:1", 1, msg_id="fb-1"))  # delivered twice
         await stack.fake.event(feedback(ASKER, "problem:99x", 1, msg_id="fb-bad"))  # not ours: ignored
@@ -112,6 +117,12 @@ async def test_the_relayed_answer_is_a_card_with_feedback_recorded_per_problem(d
         await asyncio.sleep(0.3)
         await stack.channel.idle()
         assert "提问人反馈：👍 0 · 👎 1" in await stack.ask("/问题详情 1", user=ASKER)
+        # 还没解决 is /未解决 from the clicking user: only the asker, recorded as dissatisfaction, still open
+        refused, _ = await click(stack, T1_LEAD, "problem:unsolved:1", card["task_id"])
+        assert "只有提问人" in refused
+        kept, _ = await click(stack, ASKER, "problem:unsolved:1", card["task_id"], msg_id="click-u")
+        assert "还没解决" in kept and "继续跟进" in kept
+        assert "提问人反馈还没解决" in await stack.ask("/问题详情 1", user=ASKER)
         # the card's button solves the problem like /解决
         solved, _ = await click(stack, ASKER, "problem:solve:1", card["task_id"])
         assert "已标记为解决" in solved

@@ -59,6 +59,7 @@ class Announce(_Strict):
 
     webhooks: list[NonEmpty] = Field(default_factory=list)
     appchats: list[NonEmpty] = Field(default_factory=list)
+    chats: list[NonEmpty] = Field(default_factory=list)  # the AI bot's group chat ids (long connection)
 
 
 _ID = re.compile(r"^\w[\w.-]{0,63}$")
