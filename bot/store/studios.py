@@ -245,7 +245,7 @@ class StudioRepo:
                     "lead_name": entry.lead.name if entry.lead else None,
                     "lead_userid": entry.lead.wecom_userid if entry.lead else None,
                     "lead_since": entry.lead_since,
-                    "announce": entry.announce.model_dump(),
+                    "announce": entry.announce.stored(),
                 }
                 alliance = await session.get(Alliance, entry.id)
                 if alliance is None:
