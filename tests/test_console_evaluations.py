@@ -200,3 +200,9 @@ async def test_the_studio_record_page(chat: Chat, client: Client) -> None:
     assert '<td>有创新团队</td><td class="muted">☐ 未确认</td>' in html and "1/8" in html
     missing = await client.get("/console/studios/NOPE/record")
     assert missing.status == 404 and "没有这个工作室" in await missing.text()
+
+
+async def test_the_report_page_shows_stars_by_alliance(chat: Chat, client: Client) -> None:
+    await as_user(chat, client, ADMIN)
+    html = await (await client.get("/console/report?year=2026")).text()
+    assert 'alt="stars_by_alliance" src="data:image/png;base64,' in html
