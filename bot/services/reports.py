@@ -39,6 +39,7 @@ from bot.services.reports_evaluations import (
     EvaluationFacts,
     collect_evaluations,
     write_evaluation_sheets,
+    write_stars_chart,
 )
 from bot.store import Store
 from bot.store.achievements import Achievement, AchievementRepo, AchievementType, Award
@@ -1067,6 +1068,7 @@ def write_charts(
             color="#555555",
         )
         save(fig, "awards_by_alliance.png")
+        write_stars_chart(report, labels=labels, plt=plt, save=save)
         for module in _sections():
             if module.KEY in report.sections:
                 module.write_charts(report, labels=labels, plt=plt, save=save)

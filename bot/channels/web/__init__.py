@@ -11,7 +11,17 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from bot.channels.web import achievements, activities, overview, problems, records, report, studios
+from bot.channels.web import (
+    achievements,
+    activities,
+    evaluations,
+    overview,
+    problems,
+    records,
+    report,
+    studio_records,
+    studios,
+)
 from bot.channels.web.auth import TEMPLATES, add_sign_in_routes, console_middleware
 from bot.channels.web.format import FILTERS
 
@@ -32,7 +42,7 @@ def build_console() -> web.Application:
     console[TEMPLATES] = env
     add_sign_in_routes(console)
     console.router.add_static("/static/", HERE / "static", name="static")
-    for module in (overview, problems, studios, activities, records, achievements, report):
+    for module in (overview, problems, studio_records, studios, activities, records, achievements, evaluations, report):
         module.add_routes(console)
     return console
 

@@ -63,6 +63,7 @@ NAV: tuple[Page, ...] = (
     Page("topics", "课题", "/console/topics"),
     Page("achievements", "成果", "/console/achievements"),
     Page("awards", "奖励", "/console/awards"),
+    Page("evaluations", "评选", "/console/evaluations"),
     Page("report", "年度报表", "/console/report"),
     Page("audit", "审计日志", "/console/audit", Role.ADMIN),
 )
