@@ -327,9 +327,9 @@ class FundService:
         await self._check_links(activity_id=activity_id, topic_id=topic_id)
         ledger = await self.ledger(alliance, on.year)
         warning = ""
-        if kind is EntryKind.SPENDING:
-            if award_id is not None:  # its share was already in the ledger as a derived line
-                ledger.lines = [line for line in ledger.lines if line.award_id != award_id]
+        # a linked award's share was already in the ledger as a derived line, checked against the budget when
+        # the award was recorded (``check_award``): linking it moves no money
+        if kind is EntryKind.SPENDING and award_id is None:
             if category == OTHER:
                 warning = f"管理员特批：超出允许的支出范围（{override}）。"
             else:

@@ -358,5 +358,5 @@ def add_routes(console: web.Application) -> None:
     console.router.add_get("/funds", handle_funds, name="funds")
     console.router.add_post("/funds/entry", handle_entry, name="funds-entry")
     console.router.add_post("/funds/budget", handle_budget, name="funds-budget")
-    console.router.add_post("/funds/import", handle_import, name="funds-import")
+    console.router.add_post("/funds/import", handle_import, name="funds-upload")
     console.router.add_post("/funds/import/apply", handle_apply, name="funds-apply")
