@@ -16,15 +16,18 @@ from bot.services.achievements.amounts import parse_amount
 from bot.services.achievements.novelty import NEAR_DUPLICATE, describe
 from bot.services.achievements.service import AchievementService, achievement_label
 from bot.services.benefits import achievement_chain_lines
+from bot.services.funds import FundService, Refusal, shares_of
 from bot.services.studios import studio_list
 from bot.services.topics import topic_label
-from bot.store.achievements import TYPE_NAMES, Achievement, AchievementType, Award
+from bot.store.achievements import ACTIVE, TYPE_NAMES, Achievement, AchievementType, Award
 from bot.store.studios import Studio
 
 if TYPE_CHECKING:
     from bot.app import BotApp
 
 router = Router("创新成果")
+
+_OVERRIDE_WORDS = ("特批", "强制")
 
 MAX_TITLE = 300
 FIRST_YEAR = 1980
@@ -416,6 +419,12 @@ async def _award(ctx: Context, args: str) -> str:
     year = ctx.runtime.local_now().year
     if rest and parse_year(rest[0]) is not None:
         year = parse_year(rest.pop(0)) or year
+    override = ""
+    for index, word in enumerate(rest):
+        if fold(word) in _OVERRIDE_WORDS:  # 特批 理由: an admin lets an award past the 奖励 budget
+            override = " ".join(rest[index + 1 :]).strip() or "管理员特批"
+            rest = rest[:index]
+            break
     name = " ".join(rest)[:100]
     service = service_of(ctx)
     studios = await service.studio_names()
@@ -439,6 +448,17 @@ async def _award(ctx: Context, args: str) -> str:
         name = name or "工作室奖励"
     if not ctx.caller.at_least(Role.ADMIN) and not alliances & set(ctx.caller.alliances):
         raise UserError("您只能为本联盟的成果或工作室记录奖励。")
+    credited = achievement.studios if achievement else [studio.id] if studio else []
+    funds = ctx.runtime.feature(FundService)
+    try:  # an award is 奖励 spending in each alliance's ledger: its budget holds here too
+        flags = await funds.check_award(
+            ctx.caller,
+            year=year,
+            shares=await shares_of(ctx.runtime.store, amount, credited),
+            override=override,
+        )
+    except Refusal as exc:
+        raise UserError(str(exc).replace("未登记。", "未记录奖励。", 1)) from None
     award = await service.achievements.add_award(
         Award(
             achievement_id=achievement.id if achievement else None,
@@ -446,14 +466,26 @@ async def _award(ctx: Context, args: str) -> str:
             name=name,
             amount=amount,
             year=year,
+            note=f"特批：{override}" if flags else "",
             created_by=ctx.caller.user_id,
             created_at=ctx.runtime.clock.now(),
         )
     )
+    if flags:
+        assert award.id is not None
+        await funds.audit.record(
+            entity="award",
+            entity_id=award.id,
+            action="create",
+            actor=ctx.caller.user_id,
+            reason=override,
+            after={"amount": amount, "year": year, "name": name, "budget": flags},
+            at=ctx.runtime.clock.now(),
+        )
     what = (
         achievement_label(achievement) if achievement else f"{studio.name}（{studio.id}）" if studio else ""
     )
-    return f"已记录奖励 #{award.id}：{year}年「{name}」{amount:,} 元 → {what}"
+    return "\n".join([f"已记录奖励 #{award.id}：{year}年「{name}」{amount:,} 元 → {what}", *flags])
 
 
 async def _change_award(ctx: Context, action: str, args: str) -> str:
@@ -469,8 +501,42 @@ async def _change_award(ctx: Context, action: str, args: str) -> str:
             f"已撤销奖励 #{award.id}（{award.year}年「{award.name}」{award.amount:,} 元）。原因：{reason}。"
         )
     changes, reason = parse_changes(rest, single=("金额", "年份"))
+    flags = await _award_edit_budget(ctx, int(number), changes, reason)
     award, what = await service.edit_award(int(number), changes, caller=ctx.caller, reason=reason)
+    if flags:
+        what = "；".join([what, *flags])
     return f"已修改奖励 #{award.id}：{what}。原因：{reason}。"
+
+
+async def _award_edit_budget(
+    ctx: Context, award_id: int, changes: dict[str, str], reason: str
+) -> list[str]:
+    """A changed amount or year of an award is checked against the 奖励 budget as a new award would be (its old
+    share leaves the ledger first); ``特批`` in the reason is an admin's override."""
+    service = service_of(ctx)
+    award = await service.achievements.get_award(award_id)
+    if award is None or award.state != ACTIVE or not ({"金额", "年份"} & set(changes)):
+        return []  # the service gives the refusal of an unknown or withdrawn award
+    try:
+        amount = parse_amount(changes["金额"]) if "金额" in changes else award.amount
+        year = parse_year(changes.get("年份", "")) or award.year
+    except ValueError:
+        return []  # the service says what is wrong with the value
+    if award.achievement_id is not None:
+        achievement = await service.achievements.get(award.achievement_id)
+        credited = achievement.studios if achievement else []
+    else:
+        credited = [award.studio_id] if award.studio_id else []
+    try:
+        return await ctx.runtime.feature(FundService).check_award(
+            ctx.caller,
+            year=year,
+            shares=await shares_of(ctx.runtime.store, amount, credited),
+            replacing=award_id,
+            override=reason if "特批" in reason else "",
+        )
+    except Refusal as exc:
+        raise UserError(str(exc).replace("未登记。", "未修改奖励。", 1)) from None
 
 
 @router.command(

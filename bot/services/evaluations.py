@@ -544,6 +544,7 @@ class EvaluationService:
                     )
             amount = self._amount(kind, evaluation, nominee)
             if amount:
+                flags = await self._award_budget_flags(nominee, amount, year)
                 award = await self.achievements.add_award(
                     Award(
                         achievement_id=nominee.achievement_id,
@@ -563,11 +564,11 @@ class EvaluationService:
                     action="create",
                     actor=actor,
                     source=source,
-                    reason=f"{round_label(evaluation)} 入选",
+                    reason="；".join([f"{round_label(evaluation)} 入选", *flags]),
                     after={"amount": amount, "year": year, "name": award.name},
                     at=now,
                 )
-                lines[-1] += f"，奖励 {amount:,} 元"
+                lines[-1] += f"，奖励 {amount:,} 元" + ("（超出奖励预算，已记入审计日志）" if flags else "")
         if not standings:
             lines.append("本轮没有申报对象。")
         await self.repo.save(changed)
@@ -585,6 +586,19 @@ class EvaluationService:
             await self.runtime.outbox.announce(
                 alliance, text, dedupe_key=f"evaluation:{evaluation.id}:results"
             )
+
+    async def _award_budget_flags(self, nominee: Nominee, amount: int, year: int) -> list[str]:
+        """A round's award is 奖励 spending like any other: past an alliance's 奖励 budget it is flagged (the
+        panel has decided; the round is not refused), the flag kept in the award's audit entry."""
+        from bot.services.funds import FundService, shares_of
+
+        if nominee.achievement_id is not None:
+            achievement = await self.achievements.get(nominee.achievement_id)
+            credited = achievement.studios if achievement else []
+        else:
+            credited = [nominee.studio_id] if nominee.studio_id else []
+        shares = await shares_of(self.runtime.store, amount, credited)
+        return await self.runtime.feature(FundService).check_award(None, year=year, shares=shares)
 
     @staticmethod
     def _amount(kind: Kind, evaluation: EvaluationRound, nominee: Nominee) -> int | None:

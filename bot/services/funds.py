@@ -327,9 +327,9 @@ class FundService:
         await self._check_links(activity_id=activity_id, topic_id=topic_id)
         ledger = await self.ledger(alliance, on.year)
         warning = ""
-        if kind is EntryKind.SPENDING:
-            if award_id is not None:  # its share was already in the ledger as a derived line
-                ledger.lines = [line for line in ledger.lines if line.award_id != award_id]
+        # a linked award's share was already in the ledger as a derived line, checked against the budget when
+        # the award was recorded (``check_award``): linking it moves no money
+        if kind is EntryKind.SPENDING and award_id is None:
             if category == OTHER:
                 warning = f"管理员特批：超出允许的支出范围（{override}）。"
             else:
@@ -394,6 +394,48 @@ class FundService:
 
             if await TopicRepo(self.runtime.store.sessions).get(topic_id) is None:
                 raise Refusal(f"没有编号为 T-{topic_id} 的课题。")
+
+    async def check_award(
+        self,
+        caller: Caller | None,
+        *,
+        year: int,
+        shares: dict[str, int],
+        override: str = "",
+        replacing: int | None = None,
+    ) -> list[str]:
+        """An award about to be recorded elsewhere (``/奖励``, an evaluation round) is 奖励 spending of each
+        alliance's share (``AWARD_LEDGER_RULE``): past that alliance's 奖励 budget for the year it is refused
+        with the reason, as ``/经费 支出 奖励`` would be, unless an admin overrides. ``caller`` None (a round
+        closed by its job) flags instead of refusing. ``replacing`` is an award whose amount changes: its old
+        share leaves the ledger first. Returns the flags and overrides to show and audit."""
+        if override and caller is not None and not caller.at_least(Role.ADMIN):
+            raise Refusal("只有管理员可以特批超预算的奖励。")
+        alliances = {a.id: a for a in await self.runtime.store.alliances.all()}
+        found = [alliances[a] for a, yuan in shares.items() if a in alliances and yuan]
+        ledgers = await self.ledgers(found, year)
+        flags = []
+        for alliance in found:
+            ledger = ledgers[alliance.id]
+            if AWARD_CATEGORY not in ledger.budgets:
+                continue
+            if replacing is not None:
+                ledger.lines = [line for line in ledger.lines if line.award_id != replacing]
+            try:
+                flag = self._check_spending(
+                    ledger,
+                    AWARD_CATEGORY,
+                    shares[alliance.id],
+                    override=override or ("评选结果" if caller is None else ""),
+                    caller_is_admin=caller is None or caller.at_least(Role.ADMIN),
+                )
+            except Refusal as exc:
+                raise Refusal(
+                    str(exc).replace("（在命令末尾加「特批 理由」）", "（在 /奖励 命令末尾加「特批 理由」）")
+                ) from None
+            if flag:
+                flags.append(flag.replace("管理员特批：", "超预算提醒：") if caller is None else flag)
+        return flags
 
     async def set_budget(
         self, caller: Caller, *, alliance: Alliance, year: int, category_word: str, amount: int
@@ -574,6 +616,17 @@ async def award_shares(
     return shares
 
 
+async def shares_of(store: Store, amount: int, credited: Iterable[str]) -> dict[str, int]:
+    """The yuan per alliance of an award of ``amount`` credited to these studios (``award_shares``' rule, for
+    an award not stored yet)."""
+    from bot.services.reports import UNASSIGNED, split_award
+
+    studios = {s.id: s for s in await store.studios.all()}
+    return split_award(
+        amount, [studios[s].alliance_id if s in studios else UNASSIGNED for s in dict.fromkeys(credited)]
+    )
+
+
 def ledger_text(ledger: Ledger) -> str:
     """The summary ``/经费`` shows: income by source, spending by category against budgets, the balance."""
     lines = [f"【{ledger.alliance.name}{ledger.year}年经费】"]
@@ -610,20 +663,38 @@ _IMPORT_ALIASES = {"类型": "收支", "来源": "类别", "来源或类别": "�
 
 @dataclass(slots=True)
 class ImportResult:
-    """What an import did: entries added (0 when any row was bad) and the bad rows (``第 N 行：…``)."""
+    """What an import did: entries added (0 when any row was bad) and the bad rows (``第 N 行：…``); a preview
+    (``apply=False``) keeps the checked entries with their row numbers; ``already`` when the same upload
+    (``key``) was applied before."""
 
     added: int = 0
     errors: list[str] = field(default_factory=list)
+    rows: list[tuple[int, FundEntry]] = field(default_factory=list)
+    already: bool = False
 
 
 async def import_file(
-    runtime: Runtime, path: Any, *, actor: str, override: str = "", today: date | None = None
+    runtime: Runtime,
+    path: Any,
+    *,
+    actor: str,
+    override: str = "",
+    today: date | None = None,
+    caller: Caller | None = None,
+    apply: bool = True,
+    key: str | None = None,
+    source: str = "import",
 ) -> ImportResult:
     """Import ledger entries from ``.xlsx``/``.csv`` (header ``联盟, 收支, 类别, 金额, 日期[, 备注]``): every row
     is checked by the chat's rules (known source or category, budgets counting earlier rows of the file) and
-    nothing is written unless all are good. ``override`` (the command line's admin) lets spending past a budget
-    or outside the categories through, with that reason. Raises ``ImportFileError`` for an unreadable file."""
+    nothing is written unless all are good. ``override`` (an admin's) lets spending past a budget or outside
+    the categories through, with that reason. ``caller`` (the command line: an admin named ``actor``) may only
+    import into alliances they keep. ``apply=False`` checks without writing (the console's preview); ``key``
+    makes applying an upload happen once (each row's entry is keyed ``key:row``). Raises ``ImportFileError``
+    for an unreadable file."""
     from pathlib import Path
+
+    from sqlalchemy.exc import IntegrityError
 
     from bot.services.achievements.spreadsheet import ImportFileError, _csv_table, _xlsx_table
     from bot.store.engine import unit_of_work
@@ -646,38 +717,52 @@ async def import_file(
     if missing:
         raise ImportFileError(f"第 1 行表头缺少：{'、'.join(missing)}。表头应为：{expected}。")
     columns = {name: header.index(name) for name in (*IMPORT_HEADER, *IMPORT_OPTIONAL) if name in header}
-    admin = Caller(actor, Role.ADMIN)
+    caller = caller or Caller(actor, Role.ADMIN)
+    if override and not caller.at_least(Role.ADMIN):
+        raise Refusal("只有管理员可以特批超范围或超预算的支出。")
     service = runtime.feature(FundService)
     today = today or now_date(runtime)
     result = ImportResult()
-    pending: list[FundEntry] = []
     ledgers: dict[tuple[str, int], Ledger] = {}
     for number, values in enumerate(table[1:], start=2):
         if not any(v not in (None, "") and str(v).strip() for v in values):
             continue
         cells = {name: values[i] if i < len(values) else None for name, i in columns.items()}
         try:
-            entry = await _import_row(service, cells, admin, ledgers, override=override, today=today)
+            entry = await _import_row(service, cells, caller, ledgers, override=override, today=today)
         except (Refusal, ValueError) as exc:
             result.errors.append(f"第 {number} 行：{str(exc).removeprefix('未登记。').rstrip('。')}")
             continue
-        pending.append(entry)
-    if result.errors:
+        entry.source = source
+        entry.message_key = f"{key}:{number}"[:255] if key else None
+        result.rows.append((number, entry))
+    if result.errors or not apply or not result.rows:
         return result
-    async with unit_of_work(runtime.store.engine):
-        await service.funds.add_many(pending)
-        for entry in pending:
-            assert entry.id is not None
-            await service.audit.record(
-                entity="fund_entry",
-                entity_id=entry.id,
-                action="create",
-                actor=actor,
-                source="import",
-                reason=entry.override,
-                after=entry_record(entry),
-                at=runtime.clock.now(),
-            )
+    pending = [entry for _, entry in result.rows]
+    first = pending[0].message_key
+    if first is not None and await service.funds.by_message(first) is not None:
+        result.already = True
+        return result
+    try:
+        async with unit_of_work(runtime.store.engine):
+            await service.funds.add_many(pending)
+            for entry in pending:
+                assert entry.id is not None
+                await service.audit.record(
+                    entity="fund_entry",
+                    entity_id=entry.id,
+                    action="create",
+                    actor=actor,
+                    source=source,
+                    reason=entry.override,
+                    after=entry_record(entry),
+                    at=runtime.clock.now(),
+                )
+    except IntegrityError:
+        if first is None or await service.funds.by_message(first) is None:
+            raise
+        result.already = True  # the same upload, applied by a concurrent request
+        return result
     result.added = len(pending)
     return result
 
@@ -695,7 +780,7 @@ def _cell(value: Any) -> str:
 async def _import_row(
     service: FundService,
     cells: dict[str, Any],
-    admin: Caller,
+    caller: Caller,
     ledgers: dict[tuple[str, int], Ledger],
     *,
     override: str,
@@ -705,6 +790,8 @@ async def _import_row(
     alliance = await service.runtime.store.alliances.find(word) if word else None
     if alliance is None:
         raise Refusal(f"没有找到联盟「{word}」" if word else "没有写联盟")
+    if not service.may_keep(caller, alliance.id):
+        raise Refusal(f"只有{alliance.name}的联盟负责人和管理员可以登记该联盟的经费")
     kind_word = _cell(cells.get("收支"))
     kinds = {"收入": EntryKind.INCOME, "income": EntryKind.INCOME, "支出": EntryKind.SPENDING}
     kind = kinds.get(kind_word) or kinds.get(kind_word.lower())
@@ -737,7 +824,7 @@ async def _import_row(
         category = found
         if category != OTHER:
             warning = service._check_spending(
-                ledger, category, amount, override=override, caller_is_admin=True
+                ledger, category, amount, override=override, caller_is_admin=caller.at_least(Role.ADMIN)
             )
             reason = override if warning.startswith("管理员特批") else ""
     ledger.lines.append(LedgerLine(kind, category, amount, on, note))
@@ -749,7 +836,7 @@ async def _import_row(
         amount=amount,
         on=on,
         note=note,
-        recorded_by=admin.user_id,
+        recorded_by=caller.user_id,
         override=reason,
         source="import",
         created_at=service.runtime.clock.now(),

@@ -35,6 +35,25 @@ if TYPE_CHECKING:
     from bot.services.reports import SummaryRow, YearReport
 
 KEY = "funds"  # this module's entry in ``YearReport.sections``
+# the charts' English labels where no CJK font is installed (the order of INCOME_SOURCES, SPENDING_CATEGORIES
+# and TITLES)
+SOURCES_EN = ("company grant", "lead unit's union", "unit's own funds", "special support")
+CATEGORIES_EN = ("meetings", "seminars", "training", "joint research", "awards")
+TITLES_EN = (
+    "technician",
+    "senior technician",
+    "principal technician",
+    "chief technician",
+    "company craftsman",
+    "city craftsman",
+    "provincial craftsman",
+    "national craftsman",
+    "company model worker",
+    "provincial model worker",
+    "national model worker",
+    "May Day medal",
+    "advanced worker",
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -386,6 +405,10 @@ def write_sheets(report: YearReport, new: Callable[[str], Any]) -> None:
     benefits.footnote(BENEFIT_SHARE_RULE)
 
 
+def _english(names: tuple[str, ...], index: int) -> str:
+    return names[index] if index < len(names) else f"#{index + 1}"
+
+
 def write_charts(report: YearReport, *, labels: Any, plt: Any, save: Callable[[Any, str], None]) -> None:
     """Charts: sources vs. uses per alliance, budget attainment, talent, benefits."""
     data = section(report)
@@ -415,7 +438,7 @@ def write_charts(report: YearReport, *, labels: Any, plt: Any, save: Callable[[A
             width,
             bottom=bottom,
             color=colours[index],
-            label=labels.pick(f"收入：{source}", f"in: source {index + 1}"),
+            label=labels.pick(f"收入：{source}", f"in: {_english(SOURCES_EN, index)}"),
         )
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     bottom = [0.0] * len(names)
@@ -429,7 +452,7 @@ def write_charts(report: YearReport, *, labels: Any, plt: Any, save: Callable[[A
             width,
             bottom=bottom,
             color=colours[index + 4],
-            label=labels.pick(f"支出：{category}", f"out: category {index + 1}"),
+            label=labels.pick(f"支出：{category}", f"out: {_english(CATEGORIES_EN, index)}"),
         )
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     tallest = max(
@@ -457,7 +480,9 @@ def write_charts(report: YearReport, *, labels: Any, plt: Any, save: Callable[[A
         )
         rates.append(spent / budget * 100 if budget else 0)
     ax.bar(
-        [labels.pick(c, f"cat {i + 1}") for i, c in enumerate(SPENDING_CATEGORIES)], rates, color="#4C78A8"
+        [labels.pick(c, _english(CATEGORIES_EN, i)) for i, c in enumerate(SPENDING_CATEGORIES)],
+        rates,
+        color="#4C78A8",
     )
     ax.axhline(100, color="#E45756", linestyle="--", linewidth=1)
     ax.set_ylabel(labels.pick("预算执行率（%）", "budget used (%)"))
@@ -476,7 +501,7 @@ def write_charts(report: YearReport, *, labels: Any, plt: Any, save: Callable[[A
     ax.bar(range(len(titles)), [data.talent[""].titles.get(t, 0) for t in titles], color="#54A24B")
     ax.set_xticks(
         range(len(titles)),
-        [labels.pick(t, f"T{i + 1}") for i, t in enumerate(titles)],
+        [labels.pick(t, _english(TITLES_EN, i)) for i, t in enumerate(titles)],
         rotation=45,
         fontsize=8,
     )

@@ -15,12 +15,14 @@ from bot.channels.web import (
     achievements,
     activities,
     evaluations,
+    funds,
     overview,
     problems,
     records,
     report,
     studio_records,
     studios,
+    talent,
 )
 from bot.channels.web.auth import TEMPLATES, add_sign_in_routes, console_middleware
 from bot.channels.web.format import FILTERS
@@ -42,7 +44,8 @@ def build_console() -> web.Application:
     console[TEMPLATES] = env
     add_sign_in_routes(console)
     console.router.add_static("/static/", HERE / "static", name="static")
-    for module in (overview, problems, studio_records, studios, activities, records, achievements, evaluations, report):
+    pages = (overview, problems, studio_records, studios, activities, records, achievements, evaluations, funds, talent)
+    for module in (*pages, report):
         module.add_routes(console)
     return console
 
