@@ -179,7 +179,9 @@ async def handle_charts(request: web.Request) -> web.Response:
     built = await _built(request)
     async with built.drawing:
         if built.charts is None:
-            built.charts = await asyncio.to_thread(_charts, built.report)
+            # the stars-by-alliance chart needs the evaluation facts the page's report leaves out
+            full = built.report if built.report.evaluations is not None else await _report(request)
+            built.charts = await asyncio.to_thread(_charts, full)
     html = render(request, "report_charts.html", {"charts": built.charts})
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
