@@ -10,6 +10,7 @@ import time
 from sqlmodel import col, select
 
 from bot.channels.wecom.cards import command_for_key
+from bot.core.messages import Outbound, Target, TargetKind
 from bot.store.problems import Problem, ProblemEvent
 from tests.fake_wecom_ws import BOT_ID, card_click
 from tests.test_longconn import ASKER, SHIELD, T1_LEAD, WsStack, online, ws_stack
@@ -73,6 +74,11 @@ def test_only_the_bots_own_keys_become_commands() -> None:
     assert command_for_key("problem:solve:3") == (3, "/解决 3")
     assert command_for_key("problem:claim:12 /授权 x") is None
     assert command_for_key("other:claim:1") is None
+    assert command_for_key("problem:unsolved:4") == (4, "/未解决 4")
+    assert command_for_key("activity:join:3") == (3, "/报名 3")
+    assert command_for_key("activity:leave:3") == (3, "/取消报名 3")
+    assert command_for_key("topic:support:3") == (3, "/附议 T-3")
+    assert command_for_key("topic:claim:3") is None
 
 
 def feedback(user: str, feedback_id: str, kind: int, *, msg_id: str) -> dict[str, object]:
@@ -101,7 +107,7 @@ async def test_the_relayed_answer_is_a_card_with_feedback_recorded_per_problem(d
         card = answers[0].body["template_card"]
         assert "答复了您的问题 #1" in card["main_title"]["title"] and "降低推进速度" in card["sub_title_text"]
         assert card["feedback"] == {"id": "problem:1"}
-        assert [b["text"] for b in card["button_list"]] == ["已解决"]
+        assert [b["text"] for b in card["button_list"]] == ["已解决", "还没解决"]
         await stack.fake.event(feedback(ASKER, "problem:1", 1, msg_id="fb-1"))
         await stack.fake.event(feedback(ASKER, "problem:1", 1, msg_id="fb-1"))  # delivered twice
         await stack.fake.event(feedback(ASKER, "problem:99x", 1, msg_id="fb-bad"))  # not ours: ignored
@@ -112,6 +118,42 @@ async def test_the_relayed_answer_is_a_card_with_feedback_recorded_per_problem(d
         await asyncio.sleep(0.3)
         await stack.channel.idle()
         assert "提问人反馈：👍 0 · 👎 1" in await stack.ask("/问题详情 1", user=ASKER)
+        # 还没解决 is /未解决 from the clicking user: only the asker, recorded as dissatisfaction, still open
+        refused, _ = await click(stack, T1_LEAD, "problem:unsolved:1", card["task_id"])
+        assert "只有提问人" in refused
+        kept, _ = await click(stack, ASKER, "problem:unsolved:1", card["task_id"], msg_id="click-u")
+        assert "还没解决" in kept and "继续跟进" in kept
+        assert "提问人反馈还没解决" in await stack.ask("/问题详情 1", user=ASKER)
         # the card's button solves the problem like /解决
         solved, _ = await click(stack, ASKER, "problem:solve:1", card["task_id"])
         assert "已标记为解决" in solved
+
+
+async def test_activity_and_topic_cards_click_through_the_typed_commands(database_url: str) -> None:
+    async with ws_stack(database_url) as stack:
+        await online(stack)
+        outbox = stack.bot.runtime.outbox
+        await outbox.send(
+            Outbound(
+                Target(TargetKind.LONGCONN, "group:wr-events"),
+                "【新活动】大讲堂「盾构施工」（#7）\n发送 /报名 7 报名。",
+                meta={"card": "activity", "activity": "7"},
+            ),
+            Outbound(
+                Target(TargetKind.LONGCONN, "group:wr-events"),
+                "【课题征集附议】T1 提出课题 T-3\n其他工作室负责人发送 /附议 T-3 即可支持。",
+                meta={"card": "topic", "topic": "3"},
+            ),
+        )
+        pushes = await stack.fake.wait_for(
+            lambda: (p := stack.fake.pushes("wr-events")) and len(p) == 2 and p, what="the two cards"
+        )
+        cards = {c["task_id"].split("-")[0]: c for c in (p.body["template_card"] for p in pushes)}
+        assert [b["text"] for b in cards["activity"]["button_list"]] == ["报名", "取消报名"]
+        assert "/报名 7" in cards["activity"]["sub_title_text"]  # the typed command stays in the text
+        assert [b["key"] for b in cards["topic"]["button_list"]] == ["topic:support:3"]
+        # a refused click (no such activity; a member may not support a topic) updates the card with the reason
+        no_event, _ = await click(stack, ASKER, "activity:join:7", cards["activity"]["task_id"])
+        assert "没有编号为 7 的活动" in no_event
+        member, _ = await click(stack, ASKER, "topic:support:3", cards["topic"]["task_id"])
+        assert "需要「工作室负责人」及以上权限" in member

@@ -162,6 +162,7 @@ async def test_admin_walks_every_page_and_edits_a_studio(
     download = await download_info.value
     assert (Path(await download.path())).read_bytes()[:2] == b"PK"  # noqa: ASYNC240 - a small file
     await page.goto(f"{stack.url}/console/report")
+    await page.wait_for_selector(".charts img")  # the charts follow the page
     assert await page.locator(".charts img").count() >= 1
 
     # edit a studio; the chat sees the new rating and the audit log the change
@@ -233,3 +234,27 @@ async def test_a_studio_lead_is_refused_and_the_phone_layout_works(browser: Brow
     assert "请在企业微信里向机器人发送 /后台 获取登录链接" in await anonymous.content()
     await shot(anonymous, "signin")
     await context.close()
+
+
+async def test_a_lead_edits_an_award_amount_seen_in_chat(browser: Browser, stack: Stack) -> None:
+    registered = await stack.chat.say(ADMIN, "/成果 登记 工法 隧道防水板焊接质量控制工法 T3 2026")
+    number = int(re.search(r"成果 #(\d+)", registered).group(1))  # type: ignore[union-attr]
+    awarded = await stack.chat.say(ADMIN, f"/奖励 {number} 2万 2026 优秀成果奖")
+    award = int(re.search(r"奖励 #(\d+)", awarded).group(1))  # type: ignore[union-attr]
+    page = await signed_in(browser, stack, "mushandong")  # the tunnel alliance's lead
+    await page.click("header nav a[href='/console/achievements']")
+    await page.click(f"td a[href='/console/achievements/{number}'] >> nth=0")
+    assert "隧道防水板焊接质量控制工法" in await page.locator("h1").inner_text()
+    await page.click(f"#award-link-{award}")
+    assert await page.locator("#award-amount").inner_text() == "20,000"
+    await page.fill("#award-amount-input", "1.5万")
+    await page.fill("#award-reason", "金额录入错误")
+    await shot(page, "award-edit")
+    await page.click("#award-save")
+    assert f"已修改奖励 #{award}：金额 20000→15000" in await page.locator(".notice").inner_text()
+    assert await page.locator("#award-amount").inner_text() == "15,000"
+    assert "金额录入错误" in await page.locator("#award-history").inner_text()
+    await shot(page, "award-edited")
+    shown = await stack.chat.say("asker1", f"/成果 {number}")
+    assert "15,000 元" in shown and "原因：金额录入错误" in shown
+    await page.context.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
 from bot.core.clock import ManualClock
@@ -41,3 +42,25 @@ async def test_the_year_workbook_has_studio_evaluation_and_star_sheets(
     stars = {r[0]: r[1:] for r in book["星级"].iter_rows(min_row=2, values_only=True)}
     assert stars["隧道联盟"] == (2, 0, 1, 3)  # T1 and T2 five stars, T3 three
     assert len(book["星级"]._charts) == 1
+
+
+async def test_stars_by_alliance_is_a_png_chart_too(
+    chat: Chat, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_reports import charted
+
+    report = await collect(chat.bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    figures = charted(report, tmp_path / "charts", monkeypatch)
+    assert (tmp_path / "charts" / "stars_by_alliance.png").stat().st_size > 0
+    [ax] = figures["stars_by_alliance.png"].axes
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == [a.id for a in report.alliances]  # English labels without a CJK font
+    heights: dict[str, list[float]] = {}
+    for container in ax.containers:
+        heights[container.get_label()] = [bar.get_height() for bar in container]
+    tunnel = labels.index("tunnel")
+    stars = {s.id: s.stars for s in await chat.bot.store.studios.all() if s.alliance_id == "tunnel"}
+    assert heights["5 stars"][tunnel] == sum(1 for n in stars.values() if n == 5)
+    assert heights["3 stars"][tunnel] == sum(1 for n in stars.values() if n == 3)
+    total = sum(h[i] for h in heights.values() for i in range(len(labels)))
+    assert total == len(await chat.bot.store.studios.all())

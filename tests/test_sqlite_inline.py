@@ -76,3 +76,26 @@ async def test_a_write_meeting_another_process_lock_waits_off_the_loop(tmp_path:
         release.cancel()
         other.close()
         await engine.dispose()
+
+
+async def test_a_roster_import_and_the_solved_history_checks_run_off_the_loop(tmp_path: Path) -> None:
+    """The roster import (hundreds of statements, e.g. from the console's upload) and the routing index's scans
+    of every solved problem go to the driver's thread, so the loop answers callbacks meanwhile."""
+    from bot.services.studios import load_roster
+    from bot.store import Store
+    from bot.store.problems import ProblemRepo
+    from tests.conftest import EXAMPLE_ROSTER
+
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    try:
+        calls = calls_of(store.engine)
+        before = calls.trips
+        await store.studios.import_roster(load_roster(EXAMPLE_ROSTER))
+        after_import = calls.trips
+        assert after_import > before + 10  # every statement of the import went to the thread
+        repo = ProblemRepo(store.sessions)
+        assert await repo.solved_ids() == set()
+        assert (await repo.solved_signature())[0] == 0
+        assert calls.trips > after_import
+    finally:
+        await store.close()

@@ -86,11 +86,15 @@ class Outbox:
             after_commit(self.wakeup.set)  # inside a message's unit of work the rows are visible only then
         return added
 
-    async def notify_user(self, user_id: str, text: str, *, dedupe_key: str | None = None) -> int:
+    async def notify_user(
+        self, user_id: str, text: str, *, dedupe_key: str | None = None, meta: Mapping[str, str] | None = None
+    ) -> int:
         """Send a personal message to a WeCom user."""
-        return await self.send(Outbound(Target(TargetKind.USER, user_id), text, dedupe_key))
+        return await self.send(Outbound(Target(TargetKind.USER, user_id), text, dedupe_key, meta=dict(meta or {})))
 
-    async def announce(self, alliance_id: str, text: str, *, dedupe_key: str | None = None) -> int:
+    async def announce(
+        self, alliance_id: str, text: str, *, dedupe_key: str | None = None, meta: Mapping[str, str] | None = None
+    ) -> int:
         """Post to every group configured for an alliance (webhooks and app chats).
 
         An alliance with no configured group gets a console-group message, so nothing is silently dropped:
@@ -102,7 +106,10 @@ class Outbox:
         targets = announce_targets(alliance.announce)
         if not targets:
             targets = [Target(TargetKind.CONSOLE, f"{alliance.name}群")]
-        messages = [Outbound(t, text, f"{dedupe_key}|{t}" if dedupe_key else None) for t in targets]
+        # ``meta`` asks channels with cards for one (an activity's 报名 buttons); the rest send the text
+        messages = [
+            Outbound(t, text, f"{dedupe_key}|{t}" if dedupe_key else None, meta=dict(meta or {})) for t in targets
+        ]
         return await self.send(*messages)
 
 
@@ -113,6 +120,9 @@ def announce_targets(announce: Mapping[str, object]) -> list[Target]:
         values = announce.get(key) or []
         if isinstance(values, Iterable) and not isinstance(values, str):
             targets.extend(Target(kind, str(v)) for v in values)
+    chats = announce.get("chats") or []  # group chats of the AI bot's long connection (cards, pushes)
+    if isinstance(chats, Iterable) and not isinstance(chats, str):
+        targets.extend(Target(TargetKind.LONGCONN, f"group:{v}") for v in chats)
     return targets
 
 

@@ -3,7 +3,6 @@ The studio record (``/工作室 T1 档案``) is answered here too, reached from 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +18,13 @@ from bot.services.evaluations import (
     EvaluationService,
     Kind,
     criteria_text,
+    panel_members,
+    parse_criteria,
     round_label,
     sweep_evaluations,
 )
 from bot.services.records import EIGHT, RecordService, checklist_item
-from bot.services.studios import display_names, roster_names
+from bot.services.studios import display_names
 from bot.store.evaluations import OPEN
 
 if TYPE_CHECKING:
@@ -65,7 +66,6 @@ _STARS = {
     "五星级": 5,
 }
 _OVERRIDE = ("超范围", "override")
-_LIST = re.compile(r"[,，、;；]+")
 
 
 def service_of(ctx: Context) -> EvaluationService:
@@ -137,39 +137,6 @@ def _deadline(text: str, now: datetime) -> datetime:
     return match.start
 
 
-async def _people(ctx: Context, text: str) -> list[str]:
-    names = await roster_names(ctx.runtime.store)
-    by_name = {name: user for user, name in names.items()}
-    people = []
-    for part in _LIST.split(text):
-        part = part.strip()
-        if part:
-            people.append(by_name.get(part, part))
-    return people
-
-
-def _criteria(text: str) -> list[dict[str, Any]]:
-    criteria = []
-    for part in _LIST.split(fold(text)):
-        if not part:
-            continue
-        name, _, weight = part.replace("：", ":").partition(":")
-        try:
-            value = float(weight.rstrip("%")) if weight else 1.0
-        except ValueError:
-            raise UserError(f"标准「{part}」的权重看不懂，请写 名称:权重，例如 创新性:40。") from None
-        if value <= 0 or not name.strip():
-            raise UserError(f"标准「{part}」不对：要有名称，权重大于 0。")
-        if len(name.strip()) > 20:
-            raise UserError(f"标准名称「{name.strip()[:20]}…」太长，请不超过 20 个字。")
-        criteria.append({"name": name.strip(), "weight": value})
-    if len(criteria) > 10 or len({c["name"] for c in criteria}) != len(criteria):
-        raise UserError("评分标准最多 10 项，且名称不能重复。")
-    if not criteria:
-        raise UserError("请写明评分标准，例如 标准=创新性:40,效益:30,推广价值:30。")
-    return criteria
-
-
 async def _open(ctx: Context, args: str) -> str:
     if not ctx.caller.at_least(Role.ALLIANCE_LEAD):
         raise UserError("只有管理员或联盟负责人可以发起评选。")
@@ -209,7 +176,7 @@ async def _open(ctx: Context, args: str) -> str:
     for needed in ("申报截止", "评分截止"):
         if needed not in options:
             raise UsageError(f"请写明{needed}，例如 {needed}=12月20日。")
-    panel = await _people(ctx, options.get("评委") or options.get("评鉴团") or "")
+    panel = await panel_members(store, options.get("评委") or options.get("评鉴团") or "")
     amount_text = options.get("奖金") or options.get("金额")
     try:
         amount = parse_amount(amount_text) if amount_text else None
@@ -226,7 +193,7 @@ async def _open(ctx: Context, args: str) -> str:
         caller=ctx.caller,
         kind=kind,
         alliance_id=alliance_id,
-        criteria=_criteria(options["标准"]) if "标准" in options else None,
+        criteria=parse_criteria(options["标准"]) if "标准" in options else None,
         panel=panel,
         nominate_until=_deadline(options["申报截止"], now),
         score_until=_deadline(options["评分截止"], now),

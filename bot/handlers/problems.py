@@ -71,6 +71,7 @@ _ACTIONS = {
     "solved": "标记解决",
     "closed": "关闭",
     "reopened": "重新打开",
+    "unsolved": "提问人反馈还没解决",
     "escalated": "升级转派",
     "transferred": "转派",
     "released": "释放认领",
@@ -443,6 +444,8 @@ async def handle_solve(ctx: Context) -> str:
     solved = await service_of(ctx).solve(problem, user_id=caller.user_id)
     if solved is None:
         raise UserError(f"问题 #{number} 的状态刚刚发生了变化，请发送 /问题 {number} 查看。")
+    if caller.user_id == problem.asker:  # the asker confirming it counts as satisfied (like 👍)
+        await service_of(ctx).rate(solved, user_id=caller.user_id, rating=1, event_key=_event_key(ctx, "solve"))
     learned = "，解答已收入知识库，今后类似问题会优先推荐该工作室" if solved.studio_id else ""
     return f"问题 {problem_label(solved)}已标记为解决{learned}。"
 
@@ -490,6 +493,42 @@ async def handle_reopen(ctx: Context) -> str:
     if reopened is None:
         raise UserError(f"问题 #{number} 的状态刚刚发生了变化，请发送 /问题 {number} 查看。")
     return f"问题 {problem_label(reopened)}已重新打开，当前状态：{reopened.state.label}。"
+
+
+@router.command(
+    "unsolved",
+    "未解决",
+    "还没解决",
+    summary="提问人反馈问题还没解决（记为不满意；已解决的问题会重新打开）",
+    usage="/未解决 问题编号 [说明]，例如 /未解决 5 按答复调整后土压仍然波动",
+)
+async def handle_unsolved(ctx: Context) -> str:
+    """The asker says the answer did not help: recorded as dissatisfaction, and the problem stays open (a
+    solved or closed one is reopened, as by /重开)."""
+    number, note = parse_number(ctx.args)
+    if len(note) > MAX_TEXT:
+        raise UsageError(f"说明请不超过 {MAX_TEXT} 字。")
+    problem = await problem_or_error(ctx, number)
+    if ctx.caller.user_id != problem.asker:
+        raise UserError(f"只有提问人可以反馈问题 #{number} 还没解决。")
+    if problem.state is ProblemStatus.OPEN or problem.state is ProblemStatus.ROUTED:
+        raise UserError(f"问题 {problem_label(problem)}还没有工作室答复（{problem.state.label}），请耐心等待。")
+    current, reopened = await service_of(ctx).unsolved(
+        problem, user_id=ctx.caller.user_id, note=note, event_key=_event_key(ctx, "unsolved")
+    )
+    if current is None:
+        raise UserError(f"问题 #{number} 的状态刚刚发生了变化，请发送 /问题 {number} 查看。")
+    if reopened:
+        return f"已记录您的反馈：问题 {problem_label(current)}已重新打开，当前状态：{current.state.label}。"
+    who = "已转告认领的工作室继续跟进" if current.studio_id else "问题仍在处理中"
+    return f"已记录您的反馈：问题 {problem_label(current)}还没解决，{who}。解决后请发送 /解决 {number}。"
+
+
+def _event_key(ctx: Context, what: str) -> str:
+    """The key a satisfaction record is kept once under: the message (or card click) it came in."""
+    event = ctx.event
+    message = event.msg_id or event.received_at.isoformat()
+    return f"{what}:{event.channel}:{event.user_id}:{message}"
 
 
 # -- viewing ---------------------------------------------------------------------------------------

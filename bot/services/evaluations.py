@@ -11,15 +11,16 @@ charter's ranges. Every step runs in the causing message's (or the job's) transa
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from bot.core.dispatcher import Caller, Role, UserError
+from bot.core.dispatcher import Caller, Role, UserError, fold
 from bot.core.runtime import Runtime
 from bot.services.achievements.service import achievement_label
-from bot.services.studios import display_names
+from bot.services.studios import display_names, roster_names
 from bot.store.achievements import CONFIRMED, Achievement, AchievementRepo, Award
 from bot.store.audit import AuditRepo
 from bot.store.engine import unit_of_work
@@ -78,6 +79,44 @@ _DEFAULT_CRITERIA = {
     Kind.MEMBER: (("参与度", 50), ("贡献", 50)),
 }
 KIND_NAMES = "星级（星级工作室评定）、成果（优秀创新成果评选）、成员（优秀联盟成员）"
+
+
+_LIST = re.compile(r"[,，、;；]+")
+
+
+async def panel_members(store: Any, text: str) -> list[str]:
+    """Panel members from a list of names or WeCom user ids (``陈掘进,zhanglali、…``), as user ids."""
+    names = await roster_names(store)
+    by_name = {name: user for user, name in names.items()}
+    people = []
+    for part in _LIST.split(text):
+        part = part.strip()
+        if part:
+            people.append(by_name.get(part, part))
+    return people
+
+
+def parse_criteria(text: str) -> list[dict[str, Any]]:
+    """Criteria with weights from ``创新性:40,效益:30,推广价值:30``; a Chinese ``UserError`` when malformed."""
+    criteria = []
+    for part in _LIST.split(fold(text)):
+        if not part:
+            continue
+        name, _, weight = part.replace("：", ":").partition(":")
+        try:
+            value = float(weight.rstrip("%")) if weight else 1.0
+        except ValueError:
+            raise UserError(f"标准「{part}」的权重看不懂，请写 名称:权重，例如 创新性:40。") from None
+        if value <= 0 or not name.strip():
+            raise UserError(f"标准「{part}」不对：要有名称，权重大于 0。")
+        if len(name.strip()) > 20:
+            raise UserError(f"标准名称「{name.strip()[:20]}…」太长，请不超过 20 个字。")
+        criteria.append({"name": name.strip(), "weight": value})
+    if len(criteria) > 10 or len({c["name"] for c in criteria}) != len(criteria):
+        raise UserError("评分标准最多 10 项，且名称不能重复。")
+    if not criteria:
+        raise UserError("请写明评分标准，例如 标准=创新性:40,效益:30,推广价值:30。")
+    return criteria
 
 
 def round_label(evaluation: EvaluationRound) -> str:

@@ -36,6 +36,7 @@ from bot.routing.semantic import Embedder, load_embedder
 from bot.routing.text import use_cache_dir
 from bot.settings import Settings
 from bot.store import Store
+from bot.store.feedback import FeedbackRepo, ProblemFeedback
 from bot.store.problems import (
     ACTIVE,
     UNCLAIMED,
@@ -454,7 +455,9 @@ class ProblemService:
             return None
         for alliance in await self.runtime.store.alliances.all():
             announce = alliance.announce or {}
-            configured = [str(v) for key in ("appchats", "webhooks") for v in (announce.get(key) or [])]
+            configured = [
+                str(v) for key in ("appchats", "webhooks", "chats") for v in (announce.get(key) or [])
+            ]
             if group in configured or group in (alliance.id, alliance.name, f"{alliance.name}群"):
                 return alliance.id
         return None
@@ -715,9 +718,10 @@ class ProblemService:
                 Outbound(
                     Target(TargetKind.USER, answered.asker),
                     f"{studio.name}答复了您的问题 {problem_label(answered)}：\n{text}\n"
-                    f"如问题已解决，请发送 /解决 {answered.id}；如仍有疑问可直接联系{studio.lead_name}。",
+                    f"如问题已解决，请发送 /解决 {answered.id}；如还没解决，请发送 /未解决 {answered.id} [说明]，"
+                    f"也可直接联系{studio.lead_name}。",
                     dedupe_key=f"problem:{answered.id}:answered:{now.isoformat()}",
-                    # channels with cards show a 已解决 button and 👍/👎 (bot.channels.wecom.cards)
+                    # channels with cards show 已解决 / 还没解决 buttons and 👍/👎 (bot.channels.wecom.cards)
                     meta={"card": "answer", "problem": str(answered.id)},
                 )
             )
@@ -816,6 +820,44 @@ class ProblemService:
             reopened, user_id, f"问题 {problem_label(reopened)}已重新打开。", "reopened", now
         )
         return reopened
+
+    async def rate(self, problem: Problem, *, user_id: str, rating: int, event_key: str) -> bool:
+        """Record the asker's satisfaction with a problem's answer (1 satisfied, -1 not), once per event; the
+        same tally as 👍/👎 on the relayed answer."""
+        assert problem.id is not None
+        return await FeedbackRepo(self.runtime.store.sessions).record(
+            ProblemFeedback(
+                problem_id=problem.id,
+                user_id=user_id,
+                rating=rating,
+                event_key=event_key[:255],
+                created_at=self.runtime.clock.now(),
+            )
+        )
+
+    async def unsolved(
+        self, problem: Problem, *, user_id: str, note: str, event_key: str
+    ) -> tuple[Problem | None, bool]:
+        """The asker says the answer did not solve the problem: dissatisfaction is recorded; a solved or closed
+        problem is reopened (``reopen``), an active one stays open with a history entry, and the claiming
+        studio's lead is told. The problem as it is now (None if it changed meanwhile) and whether it was
+        reopened."""
+        assert problem.id is not None
+        now = self.runtime.clock.now()
+        await self.rate(problem, user_id=user_id, rating=-1, event_key=event_key)
+        if problem.state.final:
+            return await self.reopen(problem, user_id=user_id), True
+        await self.repo.add_event(problem.id, action="unsolved", actor=user_id, at=now, detail=note)
+        why = f"：{note}" if note else "。"
+        await self._tell_others(
+            problem,
+            user_id,
+            f"提问人表示问题 {problem_label(problem)}还没有解决{why}\n"
+            f"请继续跟进，可发送 /答复 {problem.id} 补充答复。",
+            "unsolved",
+            now,
+        )
+        return await self.repo.get(problem.id), False
 
     async def _tell_others(self, problem: Problem, actor: str, text: str, action: str, now: datetime) -> None:
         """Tell the asker and the claiming studio's lead about a change someone else made."""

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from bot.core.dispatcher import Caller, Role, UserError
 from bot.core.runtime import Runtime
-from bot.store.achievements import AchievementRepo
+from bot.store.achievements import Achievement, AchievementRepo, Award
 from bot.store.audit import AuditRepo
 from bot.store.evaluations import ChecklistItem, EvaluationRepo, Nominee, RecordRepo, StarChange
 from bot.store.studios import Studio
@@ -88,8 +89,18 @@ class StudioRecord:
     nominees: list[Nominee]
 
 
-async def build_record(store: Store, studio: Studio, *, tz: tzinfo, now: datetime) -> StudioRecord:
-    """A studio's record, every year with something in it (and the current year)."""
+async def build_record(
+    store: Store,
+    studio: Studio,
+    *,
+    tz: tzinfo,
+    now: datetime,
+    achievements: Sequence[Achievement] | None = None,
+    awards: Sequence[Award] | None = None,
+) -> StudioRecord:
+    """A studio's record, every year with something in it (and the current year). ``achievements`` and
+    ``awards`` (the counted ones, as the repository lists them) spare a caller building every studio's record
+    reading both tables once per studio."""
     records = RecordRepo(store.sessions)
     evaluations = EvaluationRepo(store.sessions)
     achievement_repo = AchievementRepo(store.sessions)
@@ -123,11 +134,15 @@ async def build_record(store: Store, studio: Studio, *, tz: tzinfo, now: datetim
     for _topic_id, when in {topic_id: when for topic_id, when in joined}.items():
         if (row := year(when)) is not None:
             row.topics_joined += 1
-    achievements = [a for a in await achievement_repo.all() if studio.id in a.studios]
-    for achievement in achievements:
+    if achievements is None:
+        achievements = await achievement_repo.all()
+    if awards is None:
+        awards = await achievement_repo.awards()
+    credited = [a for a in achievements if studio.id in a.studios]
+    for achievement in credited:
         years.setdefault(achievement.year, YearRecord(achievement.year)).achievements[achievement.type] += 1
-    mine = {a.id for a in achievements}
-    for award in await achievement_repo.awards():
+    mine = {a.id for a in credited}
+    for award in awards:
         if award.studio_id == studio.id or award.achievement_id in mine:
             row = years.setdefault(award.year, YearRecord(award.year))
             row.awards += 1

@@ -39,6 +39,7 @@ from bot.services.reports_evaluations import (
     EvaluationFacts,
     collect_evaluations,
     write_evaluation_sheets,
+    write_stars_chart,
 )
 from bot.store import Store
 from bot.store.achievements import Achievement, AchievementRepo, AchievementType, Award
@@ -315,9 +316,17 @@ def problem_figures(
 
 
 async def collect(
-    store: Store, *, year: int, tz: ZoneInfo, now: datetime, alliance_id: str | None = None
+    store: Store,
+    *,
+    year: int,
+    tz: ZoneInfo,
+    now: datetime,
+    alliance_id: str | None = None,
+    evaluations: bool = True,
 ) -> YearReport:
-    """Read the year's figures from the database; ``alliance_id`` limits them to one alliance."""
+    """Read the year's figures from the database; ``alliance_id`` limits them to one alliance. Without
+    ``evaluations`` the studio records and rounds (the workbook's evaluation sheets, a record per studio: the
+    slow part) are left out, for readers that show only the figures and charts."""
     from bot.store.activities import ActivityRepo
 
     start, end = year_bounds(year, tz)
@@ -377,9 +386,10 @@ async def collect(
         facts = _award_facts(award, every, studios, alliances_of)
         if alliance_id is None or alliance_id in facts.alliances:
             awards.append(facts)
-    evaluations = await collect_evaluations(store, year=year, tz=tz, now=now, alliance_id=alliance_id)
     report = YearReport(
-        evaluations=evaluations,
+        evaluations=await collect_evaluations(store, year=year, tz=tz, now=now, alliance_id=alliance_id)
+        if evaluations
+        else None,
         year=year,
         tz=tz,
         generated_at=now,
@@ -1058,6 +1068,7 @@ def write_charts(
             color="#555555",
         )
         save(fig, "awards_by_alliance.png")
+        write_stars_chart(report, labels=labels, plt=plt, save=save)
         for module in _sections():
             if module.KEY in report.sections:
                 module.write_charts(report, labels=labels, plt=plt, save=save)

@@ -1,7 +1,8 @@
 """The evaluations feature's part of the year report: a per-studio sheet (工作室档案), an evaluation sheet
-(评选: rounds, nominees, scores, results) and a sheet of stars by alliance (星级) with its bar chart (a chart
-in the workbook: the PNG charts are the year's activity, and stars exist in an empty year too). ``reports`` calls
-``collect_evaluations`` and ``write_evaluation_sheets``."""
+(评选: rounds, nominees, scores, results) and a sheet of stars by alliance (星级) with its bar chart in the
+workbook, and the same as a PNG beside the year's other charts (``stars_by_alliance.png``: stars exist in an
+empty year too). ``reports`` calls ``collect_evaluations``, ``write_evaluation_sheets`` and
+``write_stars_chart``."""
 
 from __future__ import annotations
 
@@ -67,8 +68,12 @@ async def collect_evaluations(
     facts = EvaluationFacts()
     alliances = {a.id: a.name for a in await store.alliances.all()}
     studios = [s for s in await store.studios.all() if alliance_id is None or s.alliance_id == alliance_id]
+    counted = AchievementRepo(store.sessions)
+    every_achievement, every_award = await counted.all(), await counted.awards()  # once, not per studio
     for studio in studios:
-        record = await build_record(store, studio, tz=tz, now=now)
+        record = await build_record(
+            store, studio, tz=tz, now=now, achievements=every_achievement, awards=every_award
+        )
         facts.studios.append(
             StudioRow(studio, record.years.get(year, YearRecord(year)), len(record.checklist))
         )
@@ -225,3 +230,32 @@ def write_evaluation_sheets(report: YearReport, new: Callable[[str], Any]) -> No
         chart.add_data(data, titles_from_data=True)
         chart.set_categories(Reference(stars.sheet, min_col=1, min_row=2, max_row=count + 1))
         stars.sheet.add_chart(chart, "G2")
+
+
+STAR_SERIES = (
+    (5, "五星", "5 stars", "#E15759"),
+    (4, "四星", "4 stars", "#F28E2B"),
+    (3, "三星", "3 stars", "#4C78A8"),
+)
+
+
+def write_stars_chart(report: YearReport, *, labels: Any, plt: Any, save: Callable[[Any, str], None]) -> None:
+    """``stars_by_alliance.png``: each alliance's studios by their current star rating, stacked."""
+    facts = report.evaluations
+    if facts is None:
+        return
+    names = [labels.alliance(a) for a in report.alliances]
+    counts = [facts.stars.get(a.name, Counter()) for a in report.alliances]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    bottom = [0] * len(names)
+    for stars, zh, en, colour in STAR_SERIES:
+        values = [c[stars] for c in counts]
+        ax.bar(range(len(names)), values, 0.55, bottom=bottom, label=labels.pick(zh, en), color=colour)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel(labels.pick("工作室数", "studios"))
+    ax.set_title(
+        labels.pick(f"{report.year}年各联盟星级工作室", f"Star-rated studios per alliance, {report.year}")
+    )
+    ax.legend()
+    save(fig, "stars_by_alliance.png")

@@ -59,6 +59,11 @@ class Announce(_Strict):
 
     webhooks: list[NonEmpty] = Field(default_factory=list)
     appchats: list[NonEmpty] = Field(default_factory=list)
+    chats: list[NonEmpty] = Field(default_factory=list)  # the AI bot's group chat ids (long connection)
+
+    def stored(self) -> dict[str, list[str]]:
+        """What the alliance row keeps: ``chats`` only when given, so rosters without it read as before."""
+        return self.model_dump(exclude={"chats"} if not self.chats else set())
 
 
 _ID = re.compile(r"^\w[\w.-]{0,63}$")
@@ -360,7 +365,7 @@ async def preview_roster(store: Store, roster: Roster) -> RosterPreview:
             entry.lead.wecom_userid if entry.lead else None,
             entry.lead.name if entry.lead else None,
             entry.lead_since,
-            entry.announce.model_dump(),
+            entry.announce.stored(),
         ):
             changed_a.append(entry.id)
         else:

@@ -107,6 +107,14 @@ class TalentFigures:
         return totals
 
 
+def mark_refusal(caller: Caller, activity: Activity) -> str | None:
+    """Why ``caller`` may not mark people present at ``activity`` (None: they may): its organiser, the lead of
+    its alliance or an admin may."""
+    allowed = caller.at_least(Role.ADMIN) or caller.user_id == activity.organizer
+    allowed = allowed or (caller.at_least(Role.ALLIANCE_LEAD) and activity.alliance_id in caller.alliances)
+    return None if allowed else "只有活动的组织者、所属联盟负责人或管理员可以补记签到。"
+
+
 class TalentService:
     """Check-in and attendance, mentorships and honours, with who may record what."""
 
@@ -152,12 +160,9 @@ class TalentService:
         """The organiser (or the alliance's lead, an admin) marks people present once the activity started;
         returns the activity, those newly marked and how many are present now."""
         activity = await self._activity(activity_id)
-        allowed = caller.at_least(Role.ADMIN) or caller.user_id == activity.organizer
-        allowed = allowed or (
-            caller.at_least(Role.ALLIANCE_LEAD) and activity.alliance_id in caller.alliances
-        )
-        if not allowed:
-            raise Refusal("只有活动的组织者、所属联盟负责人或管理员可以补记签到。")
+        refusal = mark_refusal(caller, activity)
+        if refusal:
+            raise Refusal(refusal)
         now = self.runtime.clock.now()
         if now < activity.start:
             raise Refusal(f"活动 #{activity_id} 还没有开始，开始后才能补记签到。")

@@ -96,6 +96,7 @@ class TopicService:
                 + f"\n需 {self.quorum} 个工作室支持（含提出方），截止 {cn_day(self.local(topic.deadline))}。"
                 f"其他工作室负责人发送 /附议 T-{topic.id} 即可支持。",
                 dedupe_key=f"topic:{topic.id}:proposed",
+                meta={"card": "topic", "topic": str(topic.id)},  # a 附议 button where cards are shown
             )
         return topic, approved
 

@@ -437,24 +437,29 @@ class ProblemRepo:
 
     async def solved_ids(self) -> set[int]:
         """Ids of solved problems with a studio."""
-        async with self._sessions() as session:
-            rows = await session.exec(
-                select(Problem.id).where(
-                    Problem.status == ProblemStatus.SOLVED.value, col(Problem.studio_id).is_not(None)
+        with offloaded():  # up to every solved problem: read in the driver's thread
+            async with self._sessions() as session:
+                rows = await session.stream_scalars(
+                    sa_select(col(Problem.id)).where(
+                        col(Problem.status) == ProblemStatus.SOLVED.value, col(Problem.studio_id).is_not(None)
+                    )
                 )
-            )
-            return {r for r in rows.all() if r is not None}
+                ids: set[int] = set()
+                async for part in rows.partitions(5000):  # each fetched off the loop, the loop free between
+                    ids.update(i for i in part if i is not None)
+                return ids
 
     async def solved_signature(self) -> tuple[int, datetime | None]:
         """How many problems are solved and the latest solve: changes whenever the routing history does."""
-        async with self._sessions() as session:
-            row = (
-                await session.exec(
-                    select(func.count(), func.max(Problem.solved_at)).where(
-                        Problem.status == ProblemStatus.SOLVED.value, col(Problem.studio_id).is_not(None)
+        with offloaded():  # a scan of every solved problem (tens of ms at 100,000): not on the event loop
+            async with self._sessions() as session:
+                row = (
+                    await session.exec(
+                        select(func.count(), func.max(Problem.solved_at)).where(
+                            Problem.status == ProblemStatus.SOLVED.value, col(Problem.studio_id).is_not(None)
+                        )
                     )
-                )
-            ).one()
+                ).one()
         count, latest = row
         if isinstance(latest, str):  # SQLite aggregates bypass the column type
             latest = datetime.fromisoformat(latest)

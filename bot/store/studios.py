@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel, col, select
 
 from bot.store.batch import Coalescer
-from bot.store.engine import Sessions
+from bot.store.engine import Sessions, offloaded
 from bot.store.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
@@ -230,7 +230,8 @@ class StudioRepo:
     async def import_roster(self, roster: Roster) -> ImportResult:
         """Upsert every alliance and studio by id in one transaction (all or nothing)."""
         try:
-            return await self._import_roster(roster)
+            with offloaded():  # hundreds of statements: in the driver's thread, so the event loop keeps answering
+                return await self._import_roster(roster)
         finally:
             self._roles.bump()
 
@@ -244,7 +245,7 @@ class StudioRepo:
                     "lead_name": entry.lead.name if entry.lead else None,
                     "lead_userid": entry.lead.wecom_userid if entry.lead else None,
                     "lead_since": entry.lead_since,
-                    "announce": entry.announce.model_dump(),
+                    "announce": entry.announce.stored(),
                 }
                 alliance = await session.get(Alliance, entry.id)
                 if alliance is None:

@@ -11,7 +11,19 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from bot.channels.web import activities, funds, overview, problems, records, report, studios, talent
+from bot.channels.web import (
+    achievements,
+    activities,
+    evaluations,
+    funds,
+    overview,
+    problems,
+    records,
+    report,
+    studio_records,
+    studios,
+    talent,
+)
 from bot.channels.web.auth import TEMPLATES, add_sign_in_routes, console_middleware
 from bot.channels.web.format import FILTERS
 
@@ -32,7 +44,8 @@ def build_console() -> web.Application:
     console[TEMPLATES] = env
     add_sign_in_routes(console)
     console.router.add_static("/static/", HERE / "static", name="static")
-    for module in (overview, problems, studios, activities, records, report, funds, talent):
+    modules = (overview, problems, studio_records, studios, activities, records, achievements, evaluations)
+    for module in (*modules, report, funds, talent):
         module.add_routes(console)
     return console
 

@@ -63,6 +63,7 @@ NAV: tuple[Page, ...] = (
     Page("topics", "课题", "/console/topics"),
     Page("achievements", "成果", "/console/achievements"),
     Page("awards", "奖励", "/console/awards"),
+    Page("evaluations", "评选", "/console/evaluations"),
     Page("funds", "经费", "/console/funds", Role.ALLIANCE_LEAD),
     Page("talent", "人才", "/console/talent"),
     Page("report", "年度报表", "/console/report"),

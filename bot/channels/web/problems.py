@@ -4,6 +4,7 @@ through the same ``ProblemService`` methods and refusals as ``/转派``, ``/关�
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -21,9 +22,11 @@ from bot.services.problems import (
     transfer_refusal,
 )
 from bot.services.studios import display_names
+from bot.store.media import EXTENSIONS, MediaFiles, PhotoRepo
 from bot.store.problems import ACTIVE, UNCLAIMED, Problem, ProblemStatus
 
 PAGE_SIZE = 50
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 STATUS_FILTERS: dict[str, tuple[str, tuple[ProblemStatus, ...] | None]] = {
     "active": ("未解决", ACTIVE),
     "unclaimed": ("待认领", UNCLAIMED),
@@ -137,6 +140,7 @@ async def handle_problem(request: web.Request) -> web.Response:
             "can_close": not problem.state.final and close_refusal(caller, problem) is None,
             "can_reopen": problem.state.final and reopen_refusal(caller, problem) is None,
             "targets": targets if can_transfer else [],
+            "photos": await PhotoRepo(bot.store.sessions).of_problem(problem.id),
             "notice": request.query.get("done", ""),
         },
     )
@@ -205,6 +209,33 @@ async def handle_transfer(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def handle_photo(request: web.Request) -> web.StreamResponse:
+    """``GET /console/problems/{id}/photos/{photo}``: one of the problem's photos, from the content-addressed
+    files under the data directory. The file is found from the stored row (never from the URL), so no path
+    can be asked for; an unknown photo, or a row whose file is gone, is a 404."""
+    bot = bot_of(request)
+    problem = await _problem(request)
+    assert problem.id is not None
+    wanted = _number(request.match_info["photo"])
+    photo = next(
+        (p for p in await PhotoRepo(bot.store.sessions).of_problem(problem.id) if p.id == wanted), None
+    )
+    if photo is None or not SHA256.match(photo.sha256) or photo.mime not in EXTENSIONS:
+        raise Refused("没有这张照片。", status=404)
+    root = bot.settings.effective_data_dir / "media"
+    path = MediaFiles(root).path_of(photo.sha256, photo.mime)
+    if not path.is_file():
+        raise Refused("照片文件已不在服务器上。", status=404)
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": photo.mime,
+            "Cache-Control": "private, max-age=86400",  # content-addressed: the bytes never change
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
 def _back(problem: Problem, notice: str) -> web.Response:
     return redirect(f"/console/problems/{problem.id}?{urlencode({'done': notice})}")
 
@@ -213,6 +244,7 @@ def add_routes(console: web.Application) -> None:
     """Mount the problem pages."""
     console.router.add_get("/problems", handle_board, name="problems")
     console.router.add_get("/problems/{id}", handle_problem, name="problem")
+    console.router.add_get("/problems/{id}/photos/{photo}", handle_photo, name="problem-photo")
     console.router.add_post("/problems/{id}/close", handle_close, name="problem-close")
     console.router.add_post("/problems/{id}/reopen", handle_reopen, name="problem-reopen")
     console.router.add_post("/problems/{id}/transfer", handle_transfer, name="problem-transfer")

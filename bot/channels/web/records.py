@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.channels.web.auth import bot_of, page, require
+from bot.channels.web.auth import bot_of, page, require, viewer_of
 from bot.core.dispatcher import Role
-from bot.services.achievements.service import AchievementService
+from bot.services.achievements.service import AchievementService, may_confirm_for
 from bot.services.topics import TopicService
-from bot.store.achievements import AchievementType
+from bot.store.achievements import CONFIRMED, PENDING, WITHDRAWN, AchievementType
 from bot.store.audit import AuditRepo
 from bot.store.topics import TopicStatus
 
 AUDIT_PAGE = 50
+ACHIEVEMENT_STATES = {CONFIRMED: "已确认", PENDING: "待确认", WITHDRAWN: "已撤销", "all": "全部（含已撤销）"}
 
 
 def _int(value: str | None) -> int | None:
@@ -54,8 +55,13 @@ async def handle_achievements(request: web.Request) -> web.Response:
     year = _int(request.query.get("year"))
     studio_id = request.query.get("studio", "")
     words = request.query.get("q", "").strip()
-    every = await service.achievements.all()
+    state = request.query.get("state", "")
+    every = await service.achievements.all(uncounted=True)
     found = [a for a in every if year is None or a.year == year]
+    if state in ACHIEVEMENT_STATES and state != "all":
+        found = [a for a in found if a.state == state]
+    elif state != "all":  # by default the counted and the pending, not the withdrawn
+        found = [a for a in found if a.state != WITHDRAWN]
     if kind:
         found = [a for a in found if a.type == kind]
     if studio_id:
@@ -63,28 +69,39 @@ async def handle_achievements(request: web.Request) -> web.Response:
     if words:
         found = [a for a in found if words in a.title or words in a.description]
     years = sorted({a.year for a in every}, reverse=True)
+    studios = await service.studio_names()
+    caller = viewer_of(request).caller
+    shown = found[:500]
     return page(
         request,
         "achievements.html",
         {
             "active": "achievements",
-            "achievements": found[:500],
+            "achievements": shown,
             "total": len(found),
-            "studios": await service.studio_names(),
+            "studios": studios,
             "types": [t.value for t in AchievementType],
             "years": years,
-            "query": {"type": kind, "year": year or "", "studio": studio_id, "q": words},
+            "states": ACHIEVEMENT_STATES,
+            "confirmable": {
+                a.id
+                for a in shown
+                if a.state == PENDING
+                and any(may_confirm_for(caller, s, studios) for s in a.pending_studios or [])
+            },
+            "query": {"type": kind, "year": year or "", "studio": studio_id, "q": words, "state": state},
+            "notice": request.query.get("done", ""),
         },
     )
 
 
 async def handle_awards(request: web.Request) -> web.Response:
-    """``GET /console/awards``: prize money by year (read-only)."""
+    """``GET /console/awards``: prize money by year; each award links to its page (edit, withdraw)."""
     bot = bot_of(request)
     service = bot.runtime.feature(AchievementService)
     year = _int(request.query.get("year"))
     awards = await service.achievements.awards(year=year)
-    titles = {a.id: a for a in await service.achievements.all()}
+    titles = {a.id: a for a in await service.achievements.all(uncounted=True)}
     return page(
         request,
         "awards.html",

@@ -15,28 +15,47 @@ from typing import Any
 
 from bot.channels.wecom.senders import clip
 
-# button key → the command it stands for; the key carries the problem number: ``problem:claim:12``
+# button key → the command it stands for; the key carries the entity's number: ``problem:claim:12``
 PROBLEM_BUTTONS: tuple[tuple[str, str, str, int], ...] = (
     ("claim", "认领", "/认领", 1),
     ("transfer", "转派", "/转派", 2),
     ("solve", "已解决", "/解决", 2),
 )
-_KEY = re.compile(r"^problem:(claim|transfer|solve):(\d{1,9})$")
+ANSWER_BUTTONS: tuple[tuple[str, str, str, int], ...] = (
+    ("solve", "已解决", "/解决", 1),
+    ("unsolved", "还没解决", "/未解决", 2),
+)
+ACTIVITY_BUTTONS: tuple[tuple[str, str, str, int], ...] = (
+    ("join", "报名", "/报名", 1),
+    ("leave", "取消报名", "/取消报名", 2),
+)
+TOPIC_BUTTONS: tuple[tuple[str, str, str, int], ...] = (("support", "附议", "/附议", 1),)
+# (key prefix, how its number is written in the command, the buttons a card of that kind carries)
+_KINDS: dict[str, tuple[str, tuple[tuple[str, str, str, int], ...]]] = {
+    "problem": ("{}", PROBLEM_BUTTONS + ANSWER_BUTTONS[1:]),
+    "activity": ("{}", ACTIVITY_BUTTONS),
+    "topic": ("T-{}", TOPIC_BUTTONS),
+}
+_KEY = re.compile(r"^(problem|activity|topic):([a-z]+):(\d{1,9})$")
+_TITLES = {"problem": "技术问题 #{}", "activity": "活动 #{}", "topic": "课题 T-{}"}
 SUB_TITLE_BYTES = 1200
+
+
+def _buttons(kind: str, number: int, buttons: tuple[tuple[str, str, str, int], ...]) -> list[dict[str, Any]]:
+    return [
+        {"text": label, "style": style, "key": f"{kind}:{action}:{number}"} for action, label, _, style in buttons
+    ]
 
 
 def problem_buttons(number: int) -> list[dict[str, Any]]:
     """The buttons of a problem's card."""
-    return [
-        {"text": label, "style": style, "key": f"problem:{action}:{number}"}
-        for action, label, _, style in PROBLEM_BUTTONS
-    ]
+    return _buttons("problem", number, PROBLEM_BUTTONS)
 
 
-def task_id_for(number: int, user_id: str, text: str) -> str:
+def task_id_for(number: int, user_id: str, text: str, *, kind: str = "problem") -> str:
     """A card's task id: unique per bot, and the same for a repeated send of the same card (WeCom drops it)."""
     digest = hashlib.sha1(f"{user_id}\n{text}".encode()).hexdigest()[:12]
-    return f"problem-{number}-{digest}"
+    return f"{kind}-{number}-{digest}"
 
 
 def problem_card(number: int, text: str, *, task_id: str) -> dict[str, Any]:
@@ -51,25 +70,50 @@ def problem_card(number: int, text: str, *, task_id: str) -> dict[str, Any]:
     }
 
 
-def updated_problem_card(number: int, outcome: str, *, task_id: str) -> dict[str, Any]:
-    """The card after a click: the outcome (who claimed, or why not) in place of the request."""
+def announcement_card(kind: str, number: int, text: str, *, task_id: str) -> dict[str, Any]:
+    """An activity's announcement (报名 / 取消报名) or a call for topic support (附议) as a card; the text keeps
+    the typed command, so it reads the same where cards are not shown."""
+    buttons = ACTIVITY_BUTTONS if kind == "activity" else TOPIC_BUTTONS
+    head, _, rest = text.partition("\n")
     return {
         "card_type": "button_interaction",
-        "main_title": {"title": f"技术问题 #{number}"},
+        "main_title": {"title": clip(head or _TITLES[kind].format(number), 120)},
+        "sub_title_text": clip(rest or text, SUB_TITLE_BYTES),
+        "button_list": _buttons(kind, number, buttons),
+        "task_id": task_id,
+    }
+
+
+def updated_card(key: str, outcome: str, *, task_id: str) -> dict[str, Any]:
+    """The card after a click on ``key``: the outcome (done, or why not) in place of its text, same buttons."""
+    match = _KEY.match(key.strip())
+    assert match is not None, key
+    kind, action, number = match.group(1), match.group(2), int(match.group(3))
+    if kind == "problem":
+        buttons = ANSWER_BUTTONS if action == "unsolved" else PROBLEM_BUTTONS
+    else:
+        buttons = _KINDS[kind][1]
+    return {
+        "card_type": "button_interaction",
+        "main_title": {"title": _TITLES[kind].format(number)},
         "sub_title_text": clip(outcome, SUB_TITLE_BYTES),
-        "button_list": problem_buttons(number),
+        "button_list": _buttons(kind, number, buttons),
         "task_id": task_id,
     }
 
 
 def command_for_key(key: str) -> tuple[int, str] | None:
-    """``problem:claim:12`` → ``(12, "/认领 12")``; None for a key the bot did not make."""
+    """``problem:claim:12`` → ``(12, "/认领 12")``, ``topic:support:3`` → ``(3, "/附议 T-3")``; None for a key
+    the bot did not make."""
     match = _KEY.match(key.strip())
     if match is None:
         return None
-    action, number = match.group(1), int(match.group(2))
-    command = next(c for a, _, c, _ in PROBLEM_BUTTONS if a == action)
-    return number, f"{command} {number}"
+    kind, action, number = match.group(1), match.group(2), int(match.group(3))
+    written, buttons = _KINDS[kind]
+    command = next((c for a, _, c, _ in buttons if a == action), None)
+    if command is None:
+        return None
+    return number, f"{command} {written.format(number)}"
 
 
 def click_of(event: dict[str, Any]) -> tuple[str, str]:
@@ -81,13 +125,13 @@ def click_of(event: dict[str, Any]) -> tuple[str, str]:
 
 
 def answer_card(number: int, text: str, *, task_id: str) -> dict[str, Any]:
-    """A studio's answer relayed to the asker: the answer, a 已解决 button, and 👍/👎 feedback for the problem."""
+    """A studio's answer relayed to the asker: the answer, 已解决 / 还没解决 buttons, and 👍/👎 feedback."""
     head, _, rest = text.partition("\n")
     return {
         "card_type": "button_interaction",
         "main_title": {"title": clip(head.rstrip("：:") or f"问题 #{number} 的答复", 120)},
         "sub_title_text": clip(rest or text, SUB_TITLE_BYTES),
-        "button_list": [{"text": "已解决", "style": 1, "key": f"problem:solve:{number}"}],
+        "button_list": _buttons("problem", number, ANSWER_BUTTONS),
         "task_id": task_id,
         "feedback": {"id": feedback_id(number)},
     }

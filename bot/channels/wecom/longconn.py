@@ -46,13 +46,14 @@ from bot.channels.wecom.aibot import (
 )
 from bot.channels.wecom.callback import Background, Later, handle_within
 from bot.channels.wecom.cards import (
+    announcement_card,
     answer_card,
     click_of,
     command_for_key,
     problem_card,
     problem_of_feedback,
     task_id_for,
-    updated_problem_card,
+    updated_card,
 )
 from bot.channels.wecom.crypto import CallbackRejected
 from bot.channels.wecom.media import MediaError, fetch_image, images_of
@@ -668,7 +669,7 @@ class LongConnChannel:
         if parsed is None or not user_id or not msg_id:
             log.info("long connection: a card click the bot did not make (%r); ignored", key[:60])
             return
-        number, text = parsed
+        _, text = parsed
         click = Event(
             channel=CHANNEL,
             user_id=user_id,
@@ -689,7 +690,7 @@ class LongConnChannel:
                 result = CARD_PENDING
             else:
                 result = outcome.text if outcome is not None and outcome.text else CARD_DONE
-        card = updated_problem_card(number, result, task_id=task_id)
+        card = updated_card(key, result, task_id=task_id)
         try:
             await self.link.request(
                 RESPOND_UPDATE,
@@ -739,8 +740,9 @@ class LongConnSender:
         return self._channel.link.state is LinkState.ONLINE
 
     async def send_with_meta(self, target: Target, text: str, meta: dict[str, str]) -> None:
-        """Deliver a message whose meta asks for a card (a lead's request for a problem) as a template card
-        with buttons; anything else as ``send`` does."""
+        """Deliver a message whose meta asks for a card (a lead's request for a problem, the answer to the
+        asker, an activity's announcement, a call for topic support) as a template card with buttons; anything
+        else as ``send`` does."""
         if (
             meta.get("card") == "problem"
             and meta.get("problem", "").isdigit()
@@ -759,6 +761,15 @@ class LongConnSender:
             )
             number = int(meta["problem"])
             card = answer_card(number, text, task_id=task_id_for(number, chat_id, text))
+            await self._push({"chatid": chat_id, "msgtype": "template_card", "template_card": card})
+            return
+        kind = meta.get("card", "")
+        if kind in ("activity", "topic") and meta.get(kind, "").isdigit() and not target.address.startswith("reply "):
+            chat_id = (
+                target.address.partition(":")[2] if target.kind is TargetKind.LONGCONN else target.address
+            )
+            number = int(meta[kind])
+            card = announcement_card(kind, number, text, task_id=task_id_for(number, chat_id, text, kind=kind))
             await self._push({"chatid": chat_id, "msgtype": "template_card", "template_card": card})
             return
         await self.send(target, text)

@@ -265,6 +265,14 @@ class AchievementChanges:
         ):
             raise UserError("只有本联盟的联盟负责人或管理员可以修改、撤销这项奖励。")
 
+    async def may_change_award(self, award: Award, caller: Caller) -> bool:
+        """Whether ``caller`` may edit or withdraw ``award`` (the check ``edit_award`` and ``delete_award`` make)."""
+        try:
+            await self._check_award(award, caller, await self.studio_names())
+        except UserError:
+            return False
+        return True
+
     async def edit_award(
         self, award_id: int, changes: dict[str, str], *, caller: Caller, reason: str, source: str = "chat"
     ) -> tuple[Award, str]:

@@ -183,7 +183,12 @@ class ActivityService:
         # so a retry that took over an interrupted message completes what it began
         activity = await self.repo.create(activity)
         reminders = await self.plan_group_reminders(activity, now)
-        await self._announce(activity, self.announcement(activity), key=f"event:{activity.id}:created")
+        await self._announce(
+            activity,
+            self.announcement(activity),
+            key=f"event:{activity.id}:created",
+            meta={"card": "activity", "activity": str(activity.id)},  # 报名 / 取消报名 where cards are shown
+        )
         return activity, reminders
 
     async def move(
@@ -416,13 +421,17 @@ class ActivityService:
             text += f"–{end:%H:%M}" if same_day else f" 至 {format_when(end)}"
         return text
 
-    async def _announce(self, activity: Activity, text: str, *, key: str) -> None:
+    async def _announce(
+        self, activity: Activity, text: str, *, key: str, meta: dict[str, str] | None = None
+    ) -> None:
         for user_id in await self.audience_users(activity):
-            await self.runtime.outbox.notify_user(user_id, text, dedupe_key=f"{key}:user:{user_id}")
+            await self.runtime.outbox.notify_user(user_id, text, dedupe_key=f"{key}:user:{user_id}", meta=meta)
         for target in await self.group_targets(activity):
             alliance_id = target.partition(":")[2]
             try:
-                await self.runtime.outbox.announce(alliance_id, text, dedupe_key=f"{key}:{alliance_id}")
+                await self.runtime.outbox.announce(
+                    alliance_id, text, dedupe_key=f"{key}:{alliance_id}", meta=meta
+                )
             except LookupError:
                 log.warning("event %s: alliance %s is not in the roster", activity.id, alliance_id)
 
