@@ -44,8 +44,8 @@ def build_console() -> web.Application:
     console[TEMPLATES] = env
     add_sign_in_routes(console)
     console.router.add_static("/static/", HERE / "static", name="static")
-    modules = (overview, problems, studio_records, studios, activities, records, achievements, evaluations)
-    for module in (*modules, report, funds, talent):
+    pages = (overview, problems, studio_records, studios, activities, records, achievements, evaluations, funds, talent)
+    for module in (*pages, report):
         module.add_routes(console)
     return console
 
