@@ -49,8 +49,10 @@ async def test_each_chart_is_drawn_and_shown_on_the_report_page(
     add_routes(app)
     async with TestClient(TestServer(app)) as client:
         await sign_in(chat, client, ADMIN)
-        page = await client.get("/console/report?year=2026")
-        html = await page.text()
-    assert page.status == 200
+        page = await client.get("/console/report?year=2026")  # the charts follow as a fragment
+        assert page.status == 200 and "/console/report/charts?" in await page.text()
+        fragment = await client.get("/console/report/charts?year=2026")
+        html = await fragment.text()
+    assert fragment.status == 200
     shown = re.findall(r'<img alt="([\w-]+)" src="data:image/png;base64,', html)
     assert set(CHARTS) <= set(shown), shown
