@@ -312,6 +312,28 @@ async def test_charts_fall_back_to_english_without_a_cjk_font(
         chinese = write_charts(report, tmp_path / "zh", font=font)
         assert [p.name for p in chinese] == [p.name for p in english]
 
+async def test_charts_drawn_in_several_threads_at_once_keep_their_fonts(
+    bot: BotApp, chat: Chat, clock: ManualClock, tmp_path: Path
+) -> None:
+    """The console draws charts in worker threads; matplotlib's style and the warnings filters are
+    process-wide, so an English drawing finishing mid-way through a Chinese one must not leave the Chinese one
+    in DejaVu Sans (a missing-glyph warning, an error in this run, and a 500 on the console)."""
+    import asyncio
+
+    await seed(bot, chat, clock)
+    report = await collect(bot.store, year=2026, tz=SHANGHAI, now=clock.now())
+    font = find_cjk_font()
+    runs = [
+        asyncio.to_thread(write_charts, report, tmp_path / f"run{i}", use_cjk=i % 2 == 0, font=None)
+        for i in range(6)
+    ]
+    drawn = await asyncio.gather(*runs)
+    names = {tuple(p.name for p in paths) for paths in drawn}
+    assert len(names) == 1 and all(p.stat().st_size > 5_000 for paths in drawn for p in paths)
+    if font is None:
+        pytest.skip("no CJK font installed: every run drew English labels (the race needs Chinese ones)")
+
+
 
 async def test_stats_in_the_chat(bot: BotApp, chat: Chat, clock: ManualClock) -> None:
     await seed(bot, chat, clock)

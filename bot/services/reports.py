@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import statistics
+import threading
 import unicodedata
 import warnings
 from collections import Counter
@@ -943,10 +944,21 @@ class ChartLabels:
         return kind if self.chinese else _ACHIEVEMENT_TYPES_EN.get(kind, "other")
 
 
+# pyplot's figure registry, rcParams (``rc_context``) and the warnings filters (``catch_warnings``) are
+# process-wide: two threads drawing at once (the console draws in worker threads) restore each other's
+# settings mid-draw, so a chart meant for a CJK font is drawn in DejaVu Sans. One drawing at a time.
+CHARTS_LOCK = threading.Lock()
+
+
 def write_charts(
     report: YearReport, out: Path, *, font: str | None = None, use_cjk: bool = True
 ) -> list[Path]:
     """PNG charts of the year; Chinese labels when a CJK font is available, English ones otherwise."""
+    with CHARTS_LOCK:
+        return _write_charts(report, out, font=font, use_cjk=use_cjk)
+
+
+def _write_charts(report: YearReport, out: Path, *, font: str | None, use_cjk: bool) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")

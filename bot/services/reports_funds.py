@@ -617,6 +617,13 @@ class ReportDelivery:
 
 def overview_chart(charts: list[Any], out: Any) -> Any:
     """The report's charts side by side in one PNG (sent as one image message)."""
+    from bot.services.reports import CHARTS_LOCK
+
+    with CHARTS_LOCK:
+        return _overview_chart(charts, out)
+
+
+def _overview_chart(charts: list[Any], out: Any) -> Any:
     import math
 
     import matplotlib
