@@ -90,6 +90,9 @@ class FakeWeCom:
     _used_response_urls: set[str] = field(default_factory=set)
     _media: int = 0
     _server: TestServer | None = None
+    app_media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media/get: media_id → file, type
+    response_codes: set[str] = field(default_factory=set)  # issued, not yet used (update_template_card)
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)  # task_id → the card as last sent or updated
 
     # -- control -------------------------------------------------------------------------------
 
@@ -107,6 +110,18 @@ class FakeWeCom:
     def slow_next(self, seconds: float, *, path: str | None = None, times: int = 1) -> None:
         """Answer the next ``times`` calls only after ``seconds``."""
         self._faults.append(_Fault(path, delay=seconds, times=times))
+
+    def add_app_media(self, data: bytes, content_type: str = "image/jpeg") -> str:
+        """Serve ``data`` through ``media/get`` (an app user's photo); its MediaId."""
+        media_id = f"app-media-{len(self.app_media) + 1}-{uuid.uuid4().hex[:6]}"
+        self.app_media[media_id] = (data, content_type)
+        return media_id
+
+    def click_code(self) -> str:
+        """A ResponseCode as WeCom puts in a ``template_card_event`` (usable once for update_template_card)."""
+        code = f"rc-click-{uuid.uuid4().hex[:10]}"
+        self.response_codes.add(code)
+        return code
 
     def expire_tokens(self) -> None:
         """Every issued token stops working (the next API call answers 42001)."""
@@ -181,8 +196,10 @@ class FakeWeCom:
             return web.Response(status=fault.status, text="fault")
         if fault is not None and fault.errcode is not None:
             answer: dict[str, Any] = {"errcode": fault.errcode, "errmsg": "injected fault"}
+        elif path == "/cgi-bin/media/get":
+            return self._media_get(index, query)
         else:
-            answer = self._answer(path, query)
+            answer = self._answer(path, query, body)
         repeat = answer.get("errcode") == 0 and self._is_repeat(path, body, index)
         self.requests[index] = replace(self.requests[index], answer=answer, repeat=repeat)
         return web.json_response(answer)
@@ -199,7 +216,32 @@ class FakeWeCom:
             if r.path == path
         )
 
-    def _answer(self, path: str, query: dict[str, str]) -> dict[str, Any]:
+    def _token_error(self, query: dict[str, str]) -> dict[str, Any] | None:
+        token = query.get("access_token", "")
+        if token not in self._tokens:
+            return {"errcode": 40014, "errmsg": "invalid access_token"}
+        if self._tokens[token] <= self.now():
+            return {"errcode": 42001, "errmsg": "access_token expired"}
+        return None
+
+    def _media_get(self, index: int, query: dict[str, str]) -> web.Response:
+        """获取临时素材: the file itself (with its Content-Type), or a JSON error."""
+        error = self._token_error(query)
+        media = self.app_media.get(query.get("media_id", ""))
+        if error is None and media is None:
+            error = {"errcode": 40007, "errmsg": "invalid media_id"}
+        if error is not None:
+            self.requests[index] = replace(self.requests[index], answer=error)
+            return web.json_response(error)
+        data, content_type = media  # type: ignore[misc]
+        self.requests[index] = replace(self.requests[index], answer={"errcode": 0, "size": len(data)})
+        return web.Response(
+            body=data,
+            content_type=content_type,
+            headers={"Content-disposition": 'attachment; filename="photo"'},
+        )
+
+    def _answer(self, path: str, query: dict[str, str], body: Any = None) -> dict[str, Any]:
         now = self.now()
         if path == "/cgi-bin/gettoken":
             if query.get("corpid") != CORP_ID or query.get("corpsecret") != SECRET:
@@ -209,12 +251,30 @@ class FakeWeCom:
             self._tokens[token] = now + timedelta(seconds=self.token_ttl)
             return {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": self.token_ttl}
         if path in ("/cgi-bin/message/send", "/cgi-bin/appchat/send"):
-            token = query.get("access_token", "")
-            if token not in self._tokens:
-                return {"errcode": 40014, "errmsg": "invalid access_token"}
-            if self._tokens[token] <= now:
-                return {"errcode": 42001, "errmsg": "access_token expired"}
+            error = self._token_error(query)
+            if error is not None:
+                return error
+            if isinstance(body, dict) and body.get("msgtype") == "template_card":
+                card = body.get("template_card") or {}
+                if not card.get("task_id") or not card.get("button_list"):
+                    return {"errcode": 40058, "errmsg": "template_card: task_id and button_list required"}
+                self.cards[str(card["task_id"])] = card
+                code = f"rc-send-{uuid.uuid4().hex[:10]}"
+                self.response_codes.add(code)
+                return {"errcode": 0, "errmsg": "ok", "response_code": code}
             return {"errcode": 0, "errmsg": "ok"}
+        if path == "/cgi-bin/message/update_template_card":
+            error = self._token_error(query)
+            if error is not None:
+                return error
+            if not isinstance(body, dict) or body.get("response_code") not in self.response_codes:
+                # the fake's own errcode for an unknown or used code (each code updates a card once)
+                return {"errcode": 40058, "errmsg": "invalid response_code"}
+            self.response_codes.discard(body["response_code"])
+            card = body.get("template_card")
+            if isinstance(card, dict) and card.get("task_id"):
+                self.cards[str(card["task_id"])] = card
+            return {"errcode": 0, "errmsg": "ok", "invaliduser": []}
         if path == "/cgi-bin/media/upload":  # temporary media: answered with a media_id, valid three days
             token = query.get("access_token", "")
             if token not in self._tokens or self._tokens[token] <= now:
@@ -379,6 +439,32 @@ def app_text(
         f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
         f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id or uuid.uuid4().int % 10**19}</MsgId>"
         f"<AgentID>{AGENT_ID}</AgentID></xml>"
+    )
+
+
+def app_image(
+    media_id: str, *, user: str = "zhangsan", msg_id: str | None = None, create_time: int = 1_700_000_000
+) -> str:
+    """An app image message (XML plaintext): ``PicUrl`` and ``MediaId``."""
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+        f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[image]]></MsgType>"
+        f"<PicUrl><![CDATA[https://wework.qpic.cn/wwpic/{media_id}/0]]></PicUrl>"
+        f"<MediaId><![CDATA[{media_id}]]></MediaId><MsgId>{msg_id or uuid.uuid4().int % 10**19}</MsgId>"
+        f"<AgentID>{AGENT_ID}</AgentID></xml>"
+    )
+
+
+def app_card_click(
+    event_key: str, task_id: str, response_code: str, *, user: str, create_time: int = 1_700_000_000
+) -> str:
+    """An app ``template_card_event`` (a button clicked on a button_interaction card), XML plaintext."""
+    return (
+        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+        f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{event_key}]]></EventKey>"
+        f"<TaskId><![CDATA[{task_id}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
+        f"<ResponseCode><![CDATA[{response_code}]]></ResponseCode><AgentID>{AGENT_ID}</AgentID></xml>"
     )
 
 

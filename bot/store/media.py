@@ -106,6 +106,12 @@ class PhotoRepo:
             )
             return list(rows.all())
 
+    async def by_key(self, msg_key: str) -> ProblemPhoto | None:
+        """The photo recorded under ``msg_key`` (``channel:msgid#n``), if any."""
+        async with self._sessions() as session:
+            rows = await session.exec(select(ProblemPhoto).where(col(ProblemPhoto.msg_key) == msg_key))
+            return rows.first()
+
     async def problem_for(
         self,
         *,

@@ -4,10 +4,15 @@ XML envelope with ``<Encrypt>``, receive id = CorpID (developer.work.weixin.qq.c
 answer is an encrypted passive XML reply; a slow one is acknowledged with an empty body at once and delivered
 through ``message/send`` (the outbox) when ready. Retried messages are dropped by the dispatcher's deduplication
 (``MsgId``; events by ``FromUserName`` + ``CreateTime``).
+
+Photos (``MsgType`` ``image``) are downloaded at once by their ``MediaId`` (``media/get``), checked, stored and
+attached to the asker's problem as on the long connection (``bot.services.media``); a retried callback attaches
+once (the photo's key is the ``MsgId``) and downloads once while the first is still at work.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -28,9 +33,13 @@ from bot.channels.wecom.callback import (
     unavailable,
     verify_url,
 )
+from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.crypto import CallbackCrypto, CallbackRejected
+from bot.channels.wecom.media import MediaError, download_media
 from bot.channels.wecom.senders import TEXT_BYTES, clip
 from bot.core.messages import Event
+from bot.services.media import Photo, PhotoAttacher
+from bot.store.media import MediaFiles, PhotoRepo
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +77,9 @@ class AppMessage:
     msg_id: str
     event: str
     event_key: str
+    media_id: str = ""
+    task_id: str = ""
+    response_code: str = ""
 
     @classmethod
     def parse(cls, plaintext: str) -> AppMessage:
@@ -82,6 +94,9 @@ class AppMessage:
             msg_id=fields.get("MsgId", ""),
             event=fields.get("Event", ""),
             event_key=fields.get("EventKey", ""),
+            media_id=fields.get("MediaId", ""),
+            task_id=fields.get("TaskId", ""),
+            response_code=fields.get("ResponseCode", ""),
         )
 
     @property
@@ -98,6 +113,12 @@ class AppChannel:
         self.crypto = crypto
         self.background = Background(bot)
         self.reply_wait = REPLY_WAIT
+        self.attacher = PhotoAttacher(
+            photos=PhotoRepo(bot.store.sessions),
+            media=MediaFiles(bot.settings.effective_data_dir / "media"),
+            now=bot.clock.now,
+        )
+        self._photos: dict[str, asyncio.Task[str]] = {}  # MsgId → the photo being kept (a retry waits for it)
         bot.runtime.late_routes[CHANNEL] = self._deliver_late
 
     async def idle(self) -> None:
@@ -141,6 +162,8 @@ class AppChannel:
                 return web.Response(text="")
         elif message.msg_type in ("text", "voice"):
             text = message.content
+        elif message.msg_type == "image":
+            return await self._photo(message)
         else:
             return self._reply(message, UNSUPPORTED)
         event = Event(
@@ -160,6 +183,55 @@ class AppChannel:
         if outcome is None or not outcome.text:
             return web.Response(text="")
         return self._reply(message, outcome.text)
+
+    async def _photo(self, message: AppMessage) -> web.Response:
+        """An ``image`` callback: the photo kept within the deadline and the asker told in the passive reply,
+        or (a slow download) acknowledged at once and the asker told through ``message/send``."""
+        key = message.dedupe_id
+        task = self._photos.get(key)
+        if task is None:
+            task = self.background.spawn(self._keep_photo(message), name=f"app:photo:{key[:32]}")
+            self._photos[key] = task
+            task.add_done_callback(lambda _: self._photos.pop(key, None))
+        done, _ = await asyncio.wait({task}, timeout=self.reply_wait)
+        if task not in done:
+            self.background.spawn(self._photo_later(message, task), name=f"app:photo-later:{key[:32]}")
+            return web.Response(text="")
+        note = task.result()  # a database error is answered 503 by the caller: WeCom retries
+        return self._reply(message, note) if note else web.Response(text="")
+
+    async def _keep_photo(self, message: AppMessage) -> str:
+        """Download, check, store and attach the photo; what to tell the asker."""
+        known = await self.attacher.already_attached(channel=CHANNEL, msg_id=message.dedupe_id)
+        if known is not None:
+            return known
+        fetched: list[Photo] = []
+        why = ""
+        try:
+            fetched.append(Photo(*await download_media(self.bot.runtime.feature(WeComClient), message.media_id)))
+        except MediaError as exc:
+            log.warning("app: the photo of message %s was not kept: %s", message.dedupe_id, exc)
+            why = exc.why
+        return await self.attacher.attach(
+            channel=CHANNEL,
+            msg_id=message.dedupe_id,
+            user_id=message.from_user,
+            chat_id=None,
+            fetched=fetched,
+            failed=0 if fetched else 1,
+            why=why,
+        )
+
+    async def _photo_later(self, message: AppMessage, task: asyncio.Task[str]) -> None:
+        try:
+            note = await task
+        except Exception:
+            log.exception("app: keeping the photo of message %s failed", message.dedupe_id)
+            note = "抱歉，这张照片没能保存（系统暂时不可用），请稍后重新发送。"
+        if note:
+            await self.bot.runtime.outbox.notify_user(
+                message.from_user, note, dedupe_key=f"app:{message.dedupe_id}:photo"
+            )
 
     @staticmethod
     def _event_command(message: AppMessage) -> str | None:

@@ -29,7 +29,7 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -61,9 +61,10 @@ from bot.channels.wecom.senders import USER_LIMITS, clip
 from bot.core.messages import Event, Outbound, Target, TargetKind
 from bot.core.middleware import RetryLater, ServiceUnavailable
 from bot.core.outbox import DeliveryError
+from bot.services.media import Photo, PhotoAttacher
 from bot.store.feedback import FeedbackRepo, ProblemFeedback
 from bot.store.lease import LeaderLease
-from bot.store.media import MediaFiles, PhotoRepo, ProblemPhoto
+from bot.store.media import MediaFiles, PhotoRepo
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,6 @@ UNAVAILABLE = "抱歉，系统暂时不可用，请稍后再发一次。"
 CARD_WAIT = 3.0  # a clicked card is updated within WeCom's 5 s: the handler gets this long, then "处理中"
 CARD_PENDING = "⏳ 正在处理，结果稍后以消息发送给您。"
 CARD_DONE = "✅ 已处理。"
-PHOTO_WINDOW = timedelta(
-    minutes=30
-)  # a photo this soon after the asker's problem, in the same chat, joins it
-PHOTO_ALONE = "收到照片。请先用文字描述问题（发送问题内容即可登记），再发照片，照片会附在问题上。"
 KICKED_NOTICE = (
     "【智能机器人长连接被接管】机器人 {bot_id} 的长连接已被另一处部署接管（企业微信发来 disconnected_event）。"
     "本服务不再重连，以免两处互相争抢；请确认只有一处部署在使用这个机器人，然后重启本服务。"
@@ -368,9 +365,12 @@ class LongConnChannel:
             now=bot.clock.now,
         )
         self.kicked = False
-        self.photos = PhotoRepo(bot.store.sessions)
         self.feedback = FeedbackRepo(bot.store.sessions)
-        self.media = MediaFiles(settings.effective_data_dir / "media")
+        self.attacher = PhotoAttacher(
+            photos=PhotoRepo(bot.store.sessions),
+            media=MediaFiles(settings.effective_data_dir / "media"),
+            now=bot.clock.now,
+        )
         self._req_ids: dict[
             str, str
         ] = {}  # msgid → the req_id its answer must reuse (messages being handled)
@@ -495,13 +495,13 @@ class LongConnChannel:
             return
         stream_id = stream_id_for(message.msg_id)
         images = images_of(body)
-        fetched: list[tuple[bytes, str]] = []
+        fetched: list[Photo] = []
         failed = 0
         if images:  # fetched at once: WeCom's media URLs expire in minutes
             async with aiohttp.ClientSession() as session:
                 for ref in images:
                     try:
-                        fetched.append(await fetch_image(session, ref))
+                        fetched.append(Photo(*await fetch_image(session, ref)))
                     except MediaError as exc:
                         failed += 1
                         log.warning(
@@ -568,37 +568,18 @@ class LongConnChannel:
                 )
 
     async def _attach(
-        self, message: AibotMessage, fetched: list[tuple[bytes, str]], failed: int, *, own_key: str | None
+        self, message: AibotMessage, fetched: list[Photo], failed: int, *, own_key: str | None
     ) -> str:
         """Store a message's photos and attach them to the asker's problem; what to tell the asker."""
-        problem = await self.photos.problem_for(
-            asker=message.user_id,
+        return await self.attacher.attach(
+            channel=CHANNEL,
+            msg_id=message.msg_id,
+            user_id=message.user_id,
             chat_id=message.chat_id,
-            now=self.bot.clock.now(),
-            within=PHOTO_WINDOW,
-            message_key=own_key,
+            fetched=fetched,
+            failed=failed,
+            own_key=own_key,
         )
-        lost = f"另有 {failed} 张照片未能保存（已过期或格式不支持），请重新发送。" if failed else ""
-        if problem is None or problem.id is None:
-            return PHOTO_ALONE + lost if fetched or not failed else lost
-        added = 0
-        for n, (data, mime) in enumerate(fetched, start=1):
-            digest = await asyncio.to_thread(self.media.put, data, mime)
-            added += await self.photos.attach(
-                ProblemPhoto(
-                    problem_id=problem.id,
-                    sha256=digest,
-                    mime=mime,
-                    size=len(data),
-                    user_id=message.user_id,
-                    chat_id=message.chat_id,
-                    msg_key=f"{CHANNEL}:{message.msg_id}#{n}",
-                    created_at=self.bot.clock.now(),
-                )
-            )
-        total = len(await self.photos.of_problem(problem.id))
-        kept = f"已把 {len(fetched)} 张照片附到问题 #{problem.id}（共 {total} 张，/问题详情 {problem.id} 查看）。"
-        return (kept if fetched else "") + lost
 
     async def _respond(self, req_id: str, stream_id: str, content: str, *, finish: bool) -> bool:
         body = {
