@@ -182,13 +182,19 @@ async def test_app_events_are_answered_once_and_unknown_ones_ignored(stack: Stac
         status, text, _ = await stack.app.post_raw(*stack.app.app_body(event))
         assert (status, text) == (200, "")
     assert len(await _processed(stack.bot)) == 2
-    # a picture: the user is told to write instead
+    # a picture with no problem of its sender to join: the user is told to describe the problem first
+    media_id = stack.fake.add_app_media(b"\xff\xd8\xff\xe0" + b"photo" * 100)
     image = (
         f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[lisi]]></FromUserName>"
         "<CreateTime>1700000400</CreateTime><MsgType><![CDATA[image]]></MsgType>"
-        "<PicUrl><![CDATA[http://example.invalid/p.jpg]]></PicUrl><MsgId>990001</MsgId></xml>"
+        "<PicUrl><![CDATA[http://example.invalid/p.jpg]]></PicUrl>"
+        f"<MediaId><![CDATA[{media_id}]]></MediaId><MsgId>990001</MsgId></xml>"
     )
     _, text, _ = await stack.app.post_raw(*stack.app.app_body(image))
+    assert stack.app.open_app_reply(text)["Content"].startswith("收到照片。请先用文字描述问题")
+    # what the app still cannot read (a file): the user is told to write instead
+    file = image.replace("<![CDATA[image]]>", "<![CDATA[file]]>").replace("990001", "990002")
+    _, text, _ = await stack.app.post_raw(*stack.app.app_body(file))
     assert stack.app.open_app_reply(text)["Content"] == APP_UNSUPPORTED
 
 

@@ -8,6 +8,11 @@ through ``message/send`` (the outbox) when ready. Retried messages are dropped b
 Photos (``MsgType`` ``image``) are downloaded at once by their ``MediaId`` (``media/get``), checked, stored and
 attached to the asker's problem as on the long connection (``bot.services.media``); a retried callback attaches
 once (the photo's key is the ``MsgId``) and downloads once while the first is still at work.
+
+Card clicks (``template_card_event``: ``EventKey``, ``TaskId``, ``ResponseCode``) are exactly the typed command
+the button stands for (``bot.channels.wecom.cards``), from the clicking user, through the dispatcher (dedupe by
+the click's ``ResponseCode``, caller, role check, handler, audit); the card is then updated with the answer
+through ``message/update_template_card`` with that ``ResponseCode`` (usable once, for 72 hours).
 """
 
 from __future__ import annotations
@@ -33,7 +38,15 @@ from bot.channels.wecom.callback import (
     unavailable,
     verify_url,
 )
-from bot.channels.wecom.client import WeComClient
+from bot.channels.wecom.cards import (
+    APP_PROBLEM_BUTTONS,
+    CARD_DONE,
+    CARD_PENDING,
+    CARD_WAIT,
+    command_for_key,
+    updated_card,
+)
+from bot.channels.wecom.client import WeComClient, WeComError
 from bot.channels.wecom.crypto import CallbackCrypto, CallbackRejected
 from bot.channels.wecom.media import MediaError, download_media
 from bot.channels.wecom.senders import TEXT_BYTES, clip
@@ -46,7 +59,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "app"
 PATH = "/wecom/app"
 WELCOME = "您好，我是工作室联盟助手。发送 /帮助 查看我能做什么。"
-UNSUPPORTED = "抱歉，我目前只能处理文字消息，请用文字描述您的问题。"
+UNSUPPORTED = "抱歉，我目前只能处理文字和图片消息，请用文字描述您的问题。"
 
 
 def parse_xml(data: bytes | str) -> dict[str, str]:
@@ -113,6 +126,7 @@ class AppChannel:
         self.crypto = crypto
         self.background = Background(bot)
         self.reply_wait = REPLY_WAIT
+        self.card_wait = CARD_WAIT
         self.attacher = PhotoAttacher(
             photos=PhotoRepo(bot.store.sessions),
             media=MediaFiles(bot.settings.effective_data_dir / "media"),
@@ -156,6 +170,8 @@ class AppChannel:
     async def _respond(self, message: AppMessage) -> web.Response:
         if not message.from_user:
             return web.Response(text="")
+        if message.msg_type == "event" and message.event == "template_card_event":
+            return await self._click(message)
         if message.msg_type == "event":
             text = self._event_command(message)
             if text is None:
@@ -183,6 +199,48 @@ class AppChannel:
         if outcome is None or not outcome.text:
             return web.Response(text="")
         return self._reply(message, outcome.text)
+
+    async def _click(self, message: AppMessage) -> web.Response:
+        """A card button: the typed command it stands for, dispatched as the clicking user's message (exactly
+        once per click); the card is then updated with the answer, or the reason it was refused."""
+        parsed = command_for_key(message.event_key)
+        if parsed is None or not message.response_code:
+            log.info("app: a card click the bot did not make (%r); ignored", message.event_key[:60])
+            return web.Response(text="")
+        _, text = parsed
+        click = Event(
+            channel=CHANNEL,
+            user_id=message.from_user,
+            text=text,
+            received_at=self.bot.clock.now(),
+            msg_id=f"click:{message.response_code}",
+        )
+        # a database outage raises (answered 503): WeCom retries the click, which is then acted on once
+        outcome = await handle_within(
+            self.background, self.bot, click, self.card_wait, name=f"app:click:{message.response_code[:32]}"
+        )
+        if isinstance(outcome, Later):
+            result = CARD_PENDING  # the answer follows through message/send (the late route)
+        else:
+            result = outcome.text if outcome is not None and outcome.text else CARD_DONE
+        buttons = APP_PROBLEM_BUTTONS if message.event_key.startswith("problem:") else None
+        card = updated_card(message.event_key, result, task_id=message.task_id, buttons=buttons)
+        self.background.spawn(self._update_card(message, card), name=f"app:card:{message.response_code[:32]}")
+        return web.Response(text="")
+
+    async def _update_card(self, message: AppMessage, card: dict[str, object]) -> None:
+        """``message/update_template_card`` for the clicking user with the click's ResponseCode."""
+        payload = {
+            "userids": [message.from_user],
+            "agentid": int(self.bot.settings.wecom_agent_id or 0),
+            "response_code": message.response_code,
+            "template_card": card,
+        }
+        try:
+            await self.bot.runtime.feature(WeComClient).api("/cgi-bin/message/update_template_card", payload)
+        except (WeComError, LookupError) as exc:
+            # a retried click's code is used up already: its card shows the first answer
+            log.warning("app: card %s not updated (%s)", message.task_id[:40], exc)
 
     async def _photo(self, message: AppMessage) -> web.Response:
         """An ``image`` callback: the photo kept within the deadline and the asker told in the passive reply,

@@ -1,4 +1,6 @@
-"""Template cards (模板卡片, ``button_interaction``) for the WeCom channels that have them.
+"""Template cards (模板卡片, ``button_interaction``) for the WeCom channels that have them: the long connection
+(``aibot_send_msg``, updated with ``aibot_respond_update_msg``) and the self-built app (``message/send``,
+updated with ``message/update_template_card`` and the click's ``ResponseCode``).
 
 A card is a message plus buttons for the typed commands it mentions; a click comes back as a
 ``template_card_event`` with the button's key, which becomes exactly the typed command (``/认领 12``) from the
@@ -29,6 +31,8 @@ ACTIVITY_BUTTONS: tuple[tuple[str, str, str, int], ...] = (
     ("join", "报名", "/报名", 1),
     ("leave", "取消报名", "/取消报名", 2),
 )
+# a lead's request through the app: claim, or hand on; the same keys as the long connection's card
+APP_PROBLEM_BUTTONS = PROBLEM_BUTTONS[:2]
 TOPIC_BUTTONS: tuple[tuple[str, str, str, int], ...] = (("support", "附议", "/附议", 1),)
 # (key prefix, how its number is written in the command, the buttons a card of that kind carries)
 _KINDS: dict[str, tuple[str, tuple[tuple[str, str, str, int], ...]]] = {
@@ -39,6 +43,9 @@ _KINDS: dict[str, tuple[str, tuple[tuple[str, str, str, int], ...]]] = {
 _KEY = re.compile(r"^(problem|activity|topic):([a-z]+):(\d{1,9})$")
 _TITLES = {"problem": "技术问题 #{}", "activity": "活动 #{}", "topic": "课题 T-{}"}
 SUB_TITLE_BYTES = 1200
+CARD_WAIT = 3.0  # a clicked card is updated within WeCom's 5 s: the handler gets this long, then "处理中"
+CARD_PENDING = "⏳ 正在处理，结果稍后以消息发送给您。"
+CARD_DONE = "✅ 已处理。"
 
 
 def _buttons(kind: str, number: int, buttons: tuple[tuple[str, str, str, int], ...]) -> list[dict[str, Any]]:
@@ -58,14 +65,16 @@ def task_id_for(number: int, user_id: str, text: str, *, kind: str = "problem") 
     return f"{kind}-{number}-{digest}"
 
 
-def problem_card(number: int, text: str, *, task_id: str) -> dict[str, Any]:
+def problem_card(
+    number: int, text: str, *, task_id: str, buttons: tuple[tuple[str, str, str, int], ...] = PROBLEM_BUTTONS
+) -> dict[str, Any]:
     """The lead's request for a problem as a ``button_interaction`` card: the request's text, and buttons."""
     head, _, rest = text.partition("\n")
     return {
         "card_type": "button_interaction",
         "main_title": {"title": clip(head.strip("【】") or f"技术问题 #{number}", 120)},
         "sub_title_text": clip(rest or text, SUB_TITLE_BYTES),
-        "button_list": problem_buttons(number),
+        "button_list": _buttons("problem", number, buttons),
         "task_id": task_id,
     }
 
@@ -84,14 +93,17 @@ def announcement_card(kind: str, number: int, text: str, *, task_id: str) -> dic
     }
 
 
-def updated_card(key: str, outcome: str, *, task_id: str) -> dict[str, Any]:
-    """The card after a click on ``key``: the outcome (done, or why not) in place of its text, same buttons."""
+def updated_card(
+    key: str, outcome: str, *, task_id: str, buttons: tuple[tuple[str, str, str, int], ...] | None = None
+) -> dict[str, Any]:
+    """The card after a click on ``key``: the outcome (done, or why not) in place of its text, same buttons
+    (``buttons``: those the card was sent with, where they differ from the long connection's)."""
     match = _KEY.match(key.strip())
     assert match is not None, key
     kind, action, number = match.group(1), match.group(2), int(match.group(3))
-    if kind == "problem":
+    if buttons is None and kind == "problem":
         buttons = ANSWER_BUTTONS if action == "unsolved" else PROBLEM_BUTTONS
-    else:
+    elif buttons is None:
         buttons = _KINDS[kind][1]
     return {
         "card_type": "button_interaction",

@@ -61,7 +61,8 @@ def _senders(bot: BotApp, client: WeComClient) -> dict[TargetKind, Sender]:
         senders[TargetKind.APPCHAT] = AppChatSender(client)
         if settings.wecom_agent_id:
             try:
-                senders[TargetKind.USER] = UserSender(client, settings.wecom_agent_id)
+                # cards only where the app's callback is configured: WeCom sends button clicks there
+                senders[TargetKind.USER] = UserSender(client, settings.wecom_agent_id, cards=settings.app_enabled)
                 files = FundRepo(bot.store.sessions)
                 senders[TargetKind.USER_FILE] = UserFileSender(client, settings.wecom_agent_id, files)
             except ValueError:

@@ -64,21 +64,42 @@ DUPLICATE_CHECK_SECONDS = 1800  # WeCom's default; far longer than an outbox lea
 
 
 class UserSender:
-    """A personal message through the app: ``message/send`` (studio leads asked to take a problem…)."""
+    """A personal message through the app: ``message/send`` (studio leads asked to take a problem…).
+
+    With ``cards`` (the app's callback is configured, so clicks come back), a lead's request for a problem is a
+    ``template_card`` with 认领 / 转派 buttons (``bot.channels.wecom.cards``); otherwise everything is text, which
+    names the typed commands."""
 
     limits = USER_LIMITS
 
-    def __init__(self, client: WeComClient, agent_id: str) -> None:
+    def __init__(self, client: WeComClient, agent_id: str, *, cards: bool = False) -> None:
         self._client = client
         self._agent_id = int(agent_id)
+        self._cards = cards
+
+    async def send_with_meta(self, target: Target, text: str, meta: dict[str, str]) -> None:
+        """A lead's request for a problem as a card where cards are on; anything else as ``send`` does."""
+        if self._cards and meta.get("card") == "problem" and meta.get("problem", "").isdigit():
+            # imported here: the cards module uses this one's ``clip``
+            from bot.channels.wecom.cards import APP_PROBLEM_BUTTONS, problem_card, task_id_for
+
+            number = int(meta["problem"])
+            card = problem_card(
+                number, text, task_id=task_id_for(number, target.address, text), buttons=APP_PROBLEM_BUTTONS
+            )
+            await self._message(target, {"msgtype": "template_card", "template_card": card})
+            return
+        await self.send(target, text)
 
     async def send(self, target: Target, text: str) -> None:
         """Send ``text`` to the user ``target.address``."""
+        await self._message(target, {"msgtype": "text", "text": {"content": clip(text, TEXT_BYTES)}})
+
+    async def _message(self, target: Target, body: dict[str, Any]) -> None:
         payload = {
             "touser": target.address,
-            "msgtype": "text",
             "agentid": self._agent_id,
-            "text": {"content": clip(text, TEXT_BYTES)},
+            **body,
             # a send taken over after its worker died may have been delivered: WeCom drops the same request
             # within the interval, so a person never gets a message twice (app chats and robots have no such check)
             "enable_duplicate_check": 1,
