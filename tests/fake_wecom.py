@@ -93,6 +93,8 @@ class FakeWeCom:
     app_media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media/get: media_id → file, type
     response_codes: set[str] = field(default_factory=set)  # issued, not yet used (update_template_card)
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)  # task_id → the card as last sent or updated
+    directory: dict[str, str] = field(default_factory=dict)  # user/get: userid → name
+    directory_denied: bool = False  # user/get answers 60011 (the app may not read the directory)
 
     # -- control -------------------------------------------------------------------------------
 
@@ -263,6 +265,16 @@ class FakeWeCom:
                 self.response_codes.add(code)
                 return {"errcode": 0, "errmsg": "ok", "response_code": code}
             return {"errcode": 0, "errmsg": "ok"}
+        if path == "/cgi-bin/user/get":
+            error = self._token_error(query)
+            if error is not None:
+                return error
+            if self.directory_denied:
+                return {"errcode": 60011, "errmsg": "no privilege to access/modify contact/party/agent"}
+            user_id = query.get("userid", "")
+            if user_id not in self.directory:
+                return {"errcode": 60111, "errmsg": "userid not found"}
+            return {"errcode": 0, "errmsg": "ok", "userid": user_id, "name": self.directory[user_id]}
         if path == "/cgi-bin/message/update_template_card":
             error = self._token_error(query)
             if error is not None:

@@ -239,13 +239,17 @@ async def roster_names(store: Store) -> dict[str, str]:
 
 
 async def display_names(store: Store, user_ids: Sequence[str]) -> dict[str, str]:
-    """Names for user ids, from the roster (studio and alliance leads) and members; the id otherwise."""
+    """Names for user ids, from the roster (studio and alliance leads) and members, then WeCom's directory
+    (``store.directory``, where the app is configured); the id otherwise."""
     names = await roster_names(store)
     for user_id in user_ids:
         if user_id not in names:
             member = await store.members.get(user_id)
             if member is not None and member.name:
                 names[user_id] = member.name
+    unnamed = [u for u in user_ids if u not in names]
+    if unnamed and store.directory is not None:
+        names.update(await store.directory.names(unnamed))
     return {u: names.get(u, u) for u in user_ids}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.dedupe import DedupeRepo
@@ -11,11 +13,21 @@ from bot.store.outbox import OutboxRepo
 from bot.store.studios import AllianceRepo, Generation, MemberRepo, StudioRepo
 
 
+class NameDirectory(Protocol):
+    """Names of people the database does not name, from outside it (WeCom's directory)."""
+
+    async def names(self, user_ids: list[str]) -> dict[str, str]:
+        """The names known for ``user_ids``; unknown ones are left out."""
+        ...
+
+
 class Store:
-    """The database and the core repositories; feature modules build their own repos from ``sessions``."""
+    """The database and the core repositories; feature modules build their own repos from ``sessions``.
+    ``directory`` is set by a channel that can name people the database does not (the WeCom app)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.directory: NameDirectory | None = None
         self.sessions = session_factory(engine)
         self.roles = Generation(self.sessions)
         self.alliances = AllianceRepo(self.sessions)

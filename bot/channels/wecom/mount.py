@@ -23,6 +23,7 @@ from bot.channels.wecom.agent import AppChannel
 from bot.channels.wecom.aibot import AibotChannel
 from bot.channels.wecom.client import WeComClient
 from bot.channels.wecom.crypto import CallbackCrypto, aes_key
+from bot.channels.wecom.directory import WeComDirectory
 from bot.channels.wecom.files import UserFileSender
 from bot.channels.wecom.longconn import LongConnChannel, LongConnSender
 from bot.channels.wecom.senders import AppChatSender, ResponseUrlSender, UserSender, WebhookSender
@@ -121,6 +122,18 @@ async def setup(bot: BotApp) -> None:
         bot.runtime.add_feature(client)
         bot.shutdown_hooks.append(client.close)
         senders = _senders(bot, client)
+        if settings.api_enabled:  # names of members the roster does not know, from WeCom's directory
+            # its own client: a lookup runs inside a handler's unit of work, so its token must not need the
+            # database (the shared token's refresh writes wecom_token, which SQLite's write lock would block)
+            lookup_client = WeComClient(
+                base_url=settings.wecom_api_base,
+                corp_id=settings.wecom_corp_id,
+                secret=settings.wecom_secret,
+                now=bot.clock.now,
+                max_attempts=1,
+            )
+            bot.shutdown_hooks.append(lookup_client.close)
+            bot.store.directory = WeComDirectory(lookup_client, now=bot.clock.now)
         if longconn is not None:
             senders[TargetKind.LONGCONN] = LongConnSender(longconn)
             # without the app, personal messages (a lead asked to take a problem) are pushes to the 1:1 chat
