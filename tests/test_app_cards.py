@@ -155,3 +155,16 @@ async def test_without_the_app_callback_the_request_stays_text(
         await stack.deliver()
         (sent,) = [r for r in stack.fake.delivered("/cgi-bin/message/send") if r.body["touser"] == T1_LEAD]
         assert sent.body["msgtype"] == "text" and "/认领 1" in sent.body["text"]["content"]
+
+
+async def test_a_very_long_response_code_is_still_acted_on_once(stack: Stack) -> None:
+    sent = await lead_request(stack)
+    task_id = sent.body["template_card"]["task_id"]
+    code = "rc-" + "x" * 400  # longer than a processed-message key may be: deduplicated by its digest
+    stack.fake.response_codes.add(code)
+    text, _ = await click(stack, T1_LEAD, "problem:claim:1", task_id, code)
+    assert "已认领问题 #1" in text
+    body, query = stack.app.app_body(app_card_click("problem:claim:1", task_id, code, user=T1_LEAD))
+    assert (await stack.app.post_raw(body, query))[0] == 200
+    await stack.idle()
+    assert len(await claims(stack)) == 1

@@ -18,6 +18,7 @@ through ``message/update_template_card`` with that ``ResponseCode`` (usable once
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -72,6 +73,11 @@ def parse_xml(data: bytes | str) -> dict[str, str]:
     except (ET.ParseError, DefusedXmlException, ValueError, RecursionError):
         raise CallbackRejected(400, "malformed XML or XML with a DTD") from None
     return {child.tag: (child.text or "") for child in root}
+
+
+def _short(value: str) -> str:
+    """``value``, or its digest when it is too long for a processed-message key."""
+    return value if len(value) <= 128 else hashlib.sha256(value.encode()).hexdigest()
 
 
 def _cdata(text: str) -> str:
@@ -213,7 +219,7 @@ class AppChannel:
             user_id=message.from_user,
             text=text,
             received_at=self.bot.clock.now(),
-            msg_id=f"click:{message.response_code}",
+            msg_id=f"click:{_short(message.response_code)}",
         )
         # a database outage raises (answered 503): WeCom retries the click, which is then acted on once
         outcome = await handle_within(
