@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -236,8 +236,6 @@ async def test_an_empty_year_shows_none_yet_everywhere(
 
 
 def test_first_response_is_the_first_claim_by_that_studio_after_it_was_asked() -> None:
-    from datetime import UTC, datetime
-
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     hours = first_responses(
         [(1, "T1", t0), (1, "T2", t0 + timedelta(hours=3)), (2, "T1", t0)],
