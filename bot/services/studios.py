@@ -280,6 +280,7 @@ async def edit_studio(
     and its audit entry in one transaction; returns the changed fields. Raises ``RosterError`` (Chinese)."""
     from bot.store.audit import AuditRepo, changed_fields
     from bot.store.engine import unit_of_work
+    from bot.store.evaluations import EDIT_ORIGIN, EvaluationRepo, StarChange
 
     before = studio_values(studio)
     raw = {**before, **{k: v.strip() for k, v in form.items() if k in EDITABLE_FIELDS}}
@@ -320,6 +321,19 @@ async def edit_studio(
         return {}
     async with unit_of_work(store.engine):
         await store.studios.update(studio.id, after)
+        if "stars" in changed:  # in the studio's record, as a round's or a roster's change would be
+            await EvaluationRepo(store.sessions).save(
+                [
+                    StarChange(
+                        studio_id=studio.id,
+                        before=before["stars"],
+                        after=valid.stars,
+                        round_id=None,
+                        actor=actor,
+                        origin=EDIT_ORIGIN,
+                    )
+                ]
+            )
         await AuditRepo(store.sessions).record(
             entity="studio",
             entity_id=studio.id,

@@ -95,11 +95,12 @@ class Score(SQLModel, table=True):
 
 ROUND_ORIGIN = "round"  # StarChange.origin: set at the close of an evaluation round
 ROSTER_ORIGIN = "roster"  # StarChange.origin: set by a roster import (CLI or console)
+EDIT_ORIGIN = "edit"  # StarChange.origin: one studio edited in the console
 
 
 class StarChange(SQLModel, table=True):
     """A studio's star rating changed: from, to, by whom, when, in which round, and where the change came from
-    (``origin``: ``round`` or ``roster``)."""
+    (``origin``: ``round``, ``roster`` or ``edit``)."""
 
     __tablename__ = "star_history"
 
