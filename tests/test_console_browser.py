@@ -165,6 +165,8 @@ async def test_admin_walks_every_page_and_edits_a_studio(
     await page.goto(f"{stack.url}/console/report")
     await page.wait_for_selector(".charts img")  # the charts follow the page
     assert await page.locator(".charts img").count() >= 1
+    assert "隧道联盟" in await page.locator("#report-studios").inner_text()  # names, not alliance ids
+    await shot(page, "report")  # with its charts
 
     # edit a studio; the chat sees the new rating and the audit log the change
     await page.goto(f"{stack.url}/console/studios/T1")

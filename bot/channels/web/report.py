@@ -147,7 +147,7 @@ async def handle_report(request: web.Request) -> web.Response:
         {
             "id": s.id,
             "name": s.name,
-            "alliance": s.alliance_id,
+            "alliance": report.alliance_name(s.alliance_id),
             "achievements": achievements.get(s.id, 0),
             "awards": award_money.get(s.id, 0),
             "load": load.get(s.id, (0, 0)),
