@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     reminder_offsets_by_type: str = ""
     reminder_attendee_offsets: str = "1d"
     public_url: str = ""  # base URL of the calendar links the bot shows (default http://HOST:PORT)
+    # the safety-net sweep for due reminders (each is also fired on time by a job armed at its due time)
+    reminder_sweep_seconds: int = Field(default=30, ge=5)
 
     # abuse protection
     rate_limit_per_min: int = Field(default=20, ge=0)

@@ -24,7 +24,16 @@ from bot.services.studios import display_names, roster_names
 from bot.store.achievements import CONFIRMED, Achievement, AchievementRepo, Award
 from bot.store.audit import AuditRepo
 from bot.store.engine import unit_of_work
-from bot.store.evaluations import CLOSED, OPEN, EvaluationRepo, EvaluationRound, Nominee, Score, StarChange
+from bot.store.evaluations import (
+    CLOSED,
+    OPEN,
+    ROUND_ORIGIN,
+    EvaluationRepo,
+    EvaluationRound,
+    Nominee,
+    Score,
+    StarChange,
+)
 from bot.store.studios import Studio
 
 log = logging.getLogger(__name__)
@@ -625,7 +634,13 @@ class EvaluationService:
             [
                 studio,
                 StarChange(
-                    studio_id=studio.id, before=before, after=stars, round_id=round_id, actor=actor, at=at
+                    studio_id=studio.id,
+                    before=before,
+                    after=stars,
+                    round_id=round_id,
+                    actor=actor,
+                    at=at,
+                    origin=ROUND_ORIGIN if round_id else "",
                 ),
             ]
         )
