@@ -61,6 +61,12 @@ async def test_a_round_in_the_console(chat: Chat, client: Client, bot: BotApp) -
     nonce = "n-lead"
     refused = await client.post("/console/evaluations", data={**opening, "csrf": csrf, "nonce": nonce})
     assert refused.status == 403 and "只有管理员或联盟负责人可以发起评选" in await refused.text()
+    # an alliance lead may open one, but only an admin may set an amount outside the charter: who, not what (403)
+    csrf = await as_user(chat, client, TUNNEL_LEAD)
+    nonce = await nonce_of(client, "/console/evaluations")
+    outside = {**opening, "alliance": "tunnel", "amount": "5万", "override": "on"}
+    refused = await client.post("/console/evaluations", data={**outside, "csrf": csrf, "nonce": nonce})
+    assert refused.status == 403 and "只有管理员可以设置「超范围」金额" in await refused.text()
 
     csrf = await as_user(chat, client, ADMIN)
     listing = await (await client.get("/console/evaluations")).text()
