@@ -146,10 +146,11 @@ class Settings(BaseSettings):
 
     @property
     def effective_database_url(self) -> str:
-        """The database URL, defaulting to ``data/bot.db`` under the working directory."""
+        """The database URL, defaulting to ``bot.db`` in the data directory (``data`` under the working
+        directory unless ``BOT_DATA_DIR`` moves it: one setting moves all the bot's files)."""
         if self.database_url:
             return normalise_database_url(self.database_url)
-        return f"sqlite+aiosqlite:///{Path.cwd() / 'data' / 'bot.db'}"
+        return f"sqlite+aiosqlite:///{self.effective_data_dir.absolute() / 'bot.db'}"
 
     @property
     def effective_data_dir(self) -> Path:
