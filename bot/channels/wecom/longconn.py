@@ -29,7 +29,7 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -44,6 +44,7 @@ from bot.channels.wecom.aibot import (
     stream_id_for,
     strip_mentions,
 )
+from bot.channels.wecom.attach import Fetched, PhotoAttacher
 from bot.channels.wecom.callback import Background, Later, handle_within
 from bot.channels.wecom.cards import (
     announcement_card,
@@ -56,14 +57,13 @@ from bot.channels.wecom.cards import (
     updated_card,
 )
 from bot.channels.wecom.crypto import CallbackRejected
-from bot.channels.wecom.media import MediaError, fetch_image, images_of
+from bot.channels.wecom.media import images_of
 from bot.channels.wecom.senders import USER_LIMITS, clip
 from bot.core.messages import Event, Outbound, Target, TargetKind
 from bot.core.middleware import RetryLater, ServiceUnavailable
 from bot.core.outbox import DeliveryError
 from bot.store.feedback import FeedbackRepo, ProblemFeedback
 from bot.store.lease import LeaderLease
-from bot.store.media import MediaFiles, PhotoRepo, ProblemPhoto
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,6 @@ UNAVAILABLE = "抱歉，系统暂时不可用，请稍后再发一次。"
 CARD_WAIT = 3.0  # a clicked card is updated within WeCom's 5 s: the handler gets this long, then "处理中"
 CARD_PENDING = "⏳ 正在处理，结果稍后以消息发送给您。"
 CARD_DONE = "✅ 已处理。"
-PHOTO_WINDOW = timedelta(
-    minutes=30
-)  # a photo this soon after the asker's problem, in the same chat, joins it
-PHOTO_ALONE = "收到照片。请先用文字描述问题（发送问题内容即可登记），再发照片，照片会附在问题上。"
 KICKED_NOTICE = (
     "【智能机器人长连接被接管】机器人 {bot_id} 的长连接已被另一处部署接管（企业微信发来 disconnected_event）。"
     "本服务不再重连，以免两处互相争抢；请确认只有一处部署在使用这个机器人，然后重启本服务。"
@@ -368,9 +364,10 @@ class LongConnChannel:
             now=bot.clock.now,
         )
         self.kicked = False
-        self.photos = PhotoRepo(bot.store.sessions)
+        self.attacher = PhotoAttacher(bot, CHANNEL)
+        self.photos = self.attacher.photos
         self.feedback = FeedbackRepo(bot.store.sessions)
-        self.media = MediaFiles(settings.effective_data_dir / "media")
+        self.media = self.attacher.media
         self._req_ids: dict[
             str, str
         ] = {}  # msgid → the req_id its answer must reuse (messages being handled)
@@ -495,22 +492,12 @@ class LongConnChannel:
             return
         stream_id = stream_id_for(message.msg_id)
         images = images_of(body)
-        fetched: list[tuple[bytes, str]] = []
-        failed = 0
-        if images:  # fetched at once: WeCom's media URLs expire in minutes
-            async with aiohttp.ClientSession() as session:
-                for ref in images:
-                    try:
-                        fetched.append(await fetch_image(session, ref))
-                    except MediaError as exc:
-                        failed += 1
-                        log.warning(
-                            "long connection: an image of message %s was not kept: %s", message.msg_id, exc
-                        )
+        # fetched at once: WeCom's media URLs expire in minutes
+        fetched = await self.attacher.fetch(images, msg_id=message.msg_id)
         has_text = message.msg_type in ("text", "mixed", "voice") and bool(message.text.strip())
         if not has_text:
             if images:
-                note = await self._attach(message, fetched, failed, own_key=None)
+                note = await self._attach(message, fetched, own_key=None)
                 await self._respond(req_id, stream_id, note, finish=True)
             else:
                 await self._respond(req_id, stream_id, UNSUPPORTED, finish=True)
@@ -542,7 +529,7 @@ class LongConnChannel:
             await self._respond(req_id, stream_id, PLACEHOLDER, finish=False)
             if images:
                 await outcome.task  # the photos join the problem this message logs, once it is logged
-                note = await self._attach(message, fetched, failed, own_key=own_key)
+                note = await self._attach(message, fetched, own_key=own_key)
                 if note:  # the answer went out on its own: the note follows it
                     await self.bot.runtime.outbox.send(
                         Outbound(
@@ -556,7 +543,7 @@ class LongConnChannel:
         if outcome is not None and outcome.text:
             text = outcome.text
             if images:
-                text += "\n" + await self._attach(message, fetched, failed, own_key=own_key)
+                text += "\n" + await self._attach(message, fetched, own_key=own_key)
             if not await self._respond(req_id, stream_id, text, finish=True):
                 # the socket went away before the answer: it goes out as a push once a connection is back
                 await self.bot.runtime.outbox.send(
@@ -567,38 +554,15 @@ class LongConnChannel:
                     )
                 )
 
-    async def _attach(
-        self, message: AibotMessage, fetched: list[tuple[bytes, str]], failed: int, *, own_key: str | None
-    ) -> str:
+    async def _attach(self, message: AibotMessage, fetched: Fetched, *, own_key: str | None) -> str:
         """Store a message's photos and attach them to the asker's problem; what to tell the asker."""
-        problem = await self.photos.problem_for(
-            asker=message.user_id,
+        return await self.attacher.attach(
+            msg_id=message.msg_id,
+            user_id=message.user_id,
             chat_id=message.chat_id,
-            now=self.bot.clock.now(),
-            within=PHOTO_WINDOW,
-            message_key=own_key,
+            fetched=fetched,
+            own_key=own_key,
         )
-        lost = f"另有 {failed} 张照片未能保存（已过期或格式不支持），请重新发送。" if failed else ""
-        if problem is None or problem.id is None:
-            return PHOTO_ALONE + lost if fetched or not failed else lost
-        added = 0
-        for n, (data, mime) in enumerate(fetched, start=1):
-            digest = await asyncio.to_thread(self.media.put, data, mime)
-            added += await self.photos.attach(
-                ProblemPhoto(
-                    problem_id=problem.id,
-                    sha256=digest,
-                    mime=mime,
-                    size=len(data),
-                    user_id=message.user_id,
-                    chat_id=message.chat_id,
-                    msg_key=f"{CHANNEL}:{message.msg_id}#{n}",
-                    created_at=self.bot.clock.now(),
-                )
-            )
-        total = len(await self.photos.of_problem(problem.id))
-        kept = f"已把 {len(fetched)} 张照片附到问题 #{problem.id}（共 {total} 张，/问题详情 {problem.id} 查看）。"
-        return (kept if fetched else "") + lost
 
     async def _respond(self, req_id: str, stream_id: str, content: str, *, finish: bool) -> bool:
         body = {
