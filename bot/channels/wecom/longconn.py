@@ -47,6 +47,9 @@ from bot.channels.wecom.aibot import (
 from bot.channels.wecom.attach import Fetched, PhotoAttacher
 from bot.channels.wecom.callback import Background, Later, handle_within
 from bot.channels.wecom.cards import (
+    CARD_DONE,
+    CARD_PENDING,
+    CARD_WAIT,
     announcement_card,
     answer_card,
     click_of,
@@ -84,9 +87,6 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 STREAM_BYTES = 20480
 UNAVAILABLE = "抱歉，系统暂时不可用，请稍后再发一次。"
-CARD_WAIT = 3.0  # a clicked card is updated within WeCom's 5 s: the handler gets this long, then "处理中"
-CARD_PENDING = "⏳ 正在处理，结果稍后以消息发送给您。"
-CARD_DONE = "✅ 已处理。"
 KICKED_NOTICE = (
     "【智能机器人长连接被接管】机器人 {bot_id} 的长连接已被另一处部署接管（企业微信发来 disconnected_event）。"
     "本服务不再重连，以免两处互相争抢；请确认只有一处部署在使用这个机器人，然后重启本服务。"
