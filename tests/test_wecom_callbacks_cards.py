@@ -18,6 +18,7 @@ from bot.app import BotApp
 from bot.channels.wecom.aibot import AibotChannel
 from bot.channels.wecom.cards import offered_card, reply_card
 from bot.core.clock import ManualClock
+from bot.core.dispatcher import Context, Router
 from bot.store.problems import Problem, ProblemEvent
 from tests.fake_wecom import Stack, aibot_click, aibot_text, running_stack, wecom_settings
 
@@ -30,7 +31,17 @@ SHIELD = "盾构始发时土压波动很大，掘进参数应该怎么调整？"
 TASK_ID = re.compile(r"^[0-9A-Za-z_\-@]{1,128}$")  # what WeCom accepts as a task id
 
 
+long_router = Router("测试")
+LONG = "很长的活动说明。" * 100 + "\n发送 /报名 1 报名。"
+
+
+@long_router.command("longreply", summary="测试：很长的回复")
+async def handle_long(ctx: Context) -> str:
+    return LONG
+
+
 def _prepare(bot: BotApp) -> None:
+    bot.add_router(long_router)
     bot.runtime.feature(AibotChannel).reply_wait = 3.0
 
 
@@ -146,3 +157,10 @@ async def test_replies_without_an_offered_command_stay_streams(stack: Stack) -> 
     assert offered_card("如已解决，请发送 /解决 4；如还没解决，请发送 /未解决 4") == ("problem", 4)
     answer_card = reply_card("如已解决，请发送 /解决 4", task_id="t")
     assert answer_card is not None and [b["text"] for b in answer_card["button_list"]] == ["已解决", "还没解决"]
+
+
+async def test_a_reply_too_long_for_a_card_is_the_stream_with_the_card_under_it(stack: Stack) -> None:
+    reply = await post(stack, aibot_text("/longreply", user=ASKER, chat_id=None))
+    assert reply["msgtype"] == "stream_with_template_card"
+    assert reply["stream"]["finish"] is True and reply["stream"]["content"] == LONG
+    assert [b["key"] for b in reply["template_card"]["button_list"]] == ["activity:join:1", "activity:leave:1"]

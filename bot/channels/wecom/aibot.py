@@ -45,6 +45,7 @@ from bot.channels.wecom.cards import (
     CARD_DONE,
     CARD_PENDING,
     CARD_WAIT,
+    SUB_TITLE_BYTES,
     click_of,
     command_for_key,
     offered_card,
@@ -70,6 +71,7 @@ UNSUPPORTED = "抱歉，我目前只能处理文字消息，请用文字描述�
 # how long a callback waits for its images: the rest of REPLY_WAIT is left for the handler
 FETCH_WAIT = 2.0
 MIN_HANDLER_WAIT = 1.0
+CARD_HINT = "点下面的按钮，等同发送上文中的命令。"
 # Leading @mentions (the bot's, and anyone else's before the text); WeCom separates them with spaces or U+2005.
 _MENTIONS = re.compile(r"^(?:\s*@\S+)+(?:\s+|$)")
 
@@ -290,9 +292,16 @@ class AibotChannel:
         if offer is None:
             return self._stream(stream_id, text, finish=True)
         # the task id is unique per reply (WeCom refuses a repeated one) and the same for a retried message
-        card = reply_card(text, task_id=task_id_for(offer[1], msg_id, text, kind=f"reply-{offer[0]}"))
+        task_id = task_id_for(offer[1], msg_id, text, kind=f"reply-{offer[0]}")
+        if len(text.encode()) <= SUB_TITLE_BYTES:
+            card = reply_card(text, task_id=task_id)
+            assert card is not None
+            return self._reply({"msgtype": "template_card", "template_card": card})
+        # too long for a card's text: the text as the stream, and the card with the buttons under it
+        card = reply_card(CARD_HINT, task_id=task_id, offered_by=text)
         assert card is not None
-        return self._reply({"msgtype": "template_card", "template_card": card})
+        stream = {"id": stream_id, "finish": True, "content": clip(text, RESPONSE_URL_BYTES)}
+        return self._reply({"msgtype": "stream_with_template_card", "stream": stream, "template_card": card})
 
     async def _attach(self, message: AibotMessage, fetched: Fetched, *, own_key: str | None) -> str:
         return await self.attacher.attach(
@@ -306,7 +315,10 @@ class AibotChannel:
     async def _attach_late(self, message: AibotMessage, stream_id: str, later: Later, fetched: Fetched) -> None:
         """After a late answer: attach the photos to the problem it logged; the note joins the answer in the
         stream if WeCom has not collected it yet."""
-        await later.task  # the answer is committed (and in the stream) once the handler is done
+        outcome = await later.task  # the answer is committed (and in the stream) once the handler is done
+        if outcome.error is not None:  # not logged (yet): an older problem must not get this message's photos
+            log.warning("aibot message %s: its handler failed; its photos were not attached", message.msg_id)
+            return
         note = await self._attach(message, fetched, own_key=f"{CHANNEL}:{message.msg_id}")
         if note and not await self.streams.append(stream_id, f"\n{note}"):
             log.info("aibot message %s: the answer went out before its photo note", message.msg_id)

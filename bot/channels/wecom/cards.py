@@ -133,10 +133,11 @@ def _first_offer(text: str) -> tuple[str, str, int] | None:
     return None
 
 
-def reply_card(text: str, *, task_id: str) -> dict[str, Any] | None:
+def reply_card(text: str, *, task_id: str, offered_by: str | None = None) -> dict[str, Any] | None:
     """A reply as a ``button_interaction`` card with the buttons for the typed commands it offers (the text
-    keeps them, so it reads the same where cards are not shown); None when it offers none."""
-    offer = _first_offer(text)
+    keeps them, so it reads the same where cards are not shown); None when it offers none. With
+    ``offered_by``, the buttons are those that text offers and ``text`` is only the card's caption."""
+    offer = _first_offer(offered_by if offered_by is not None else text)
     if offer is None:
         return None
     command, kind, number = offer
