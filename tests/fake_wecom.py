@@ -412,7 +412,13 @@ def aibot_images(
 
 
 def aibot_click(
-    user: str, key: str, task_id: str, *, msg_id: str | None = None, chat_id: str | None = "wrgroup-tunnel"
+    user: str,
+    key: str,
+    task_id: str,
+    *,
+    msg_id: str | None = None,
+    chat_id: str | None = "wrgroup-tunnel",
+    response_url: str = "",
 ) -> dict[str, Any]:
     """An AI-bot ``template_card_event``: a button clicked on one of the bot's cards."""
     payload: dict[str, Any] = {
@@ -421,7 +427,7 @@ def aibot_click(
         "aibotid": "AIBOTID",
         "chattype": "group" if chat_id else "single",
         "from": {"userid": user},
-        "response_url": "",
+        "response_url": response_url,
         "msgtype": "event",
         "event": {
             "eventtype": "template_card_event",

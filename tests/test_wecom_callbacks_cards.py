@@ -5,6 +5,7 @@ check, the same handler and audit), and the passive reply updates the card with 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
@@ -16,9 +17,11 @@ from sqlmodel import col, select
 
 from bot.app import BotApp
 from bot.channels.wecom.aibot import AibotChannel
-from bot.channels.wecom.cards import offered_card, reply_card
+from bot.channels.wecom.cards import CARD_PENDING, offered_card, reply_card
 from bot.core.clock import ManualClock
 from bot.core.dispatcher import Context, Router
+from bot.routing.text import warm_up
+from bot.services.problems import ProblemService
 from bot.store.problems import Problem, ProblemEvent
 from tests.fake_wecom import Stack, aibot_click, aibot_text, running_stack, wecom_settings
 
@@ -53,6 +56,9 @@ async def stack(database_url: str, clock: ManualClock, tmp_path: Path) -> AsyncI
         tmp_path,
         prepare=_prepare,
     ) as running:
+        # jieba's dictionary and the routing index, loaded before the first message (its answer is timed)
+        await asyncio.to_thread(warm_up)
+        await running.bot.runtime.feature(ProblemService).index()
         yield running
 
 
@@ -164,3 +170,20 @@ async def test_a_reply_too_long_for_a_card_is_the_stream_with_the_card_under_it(
     assert reply["msgtype"] == "stream_with_template_card"
     assert reply["stream"]["finish"] is True and reply["stream"]["content"] == LONG
     assert [b["key"] for b in reply["template_card"]["button_list"]] == ["activity:join:1", "activity:leave:1"]
+
+
+async def test_a_slow_click_shows_pending_and_its_answer_goes_to_the_response_url(stack: Stack) -> None:
+    reply = await answer(stack, aibot_text(f"@联盟助手\u2005{SHIELD}", user=ASKER, chat_id=GROUP))
+    task_id = reply["template_card"]["task_id"]
+    stack.bot.runtime.feature(AibotChannel).card_wait = 0.0001  # every click is answered "later"
+    url = f"{stack.fake.url}/aibot/response/click-slow"
+    payload = aibot_click(T1_LEAD, "problem:claim:1", task_id, msg_id="click-slow", response_url=url)
+    pending = await post(stack, payload)
+    assert pending["template_card"]["sub_title_text"] == CARD_PENDING
+    await stack.idle()
+    await stack.deliver()
+    (posted,) = stack.fake.delivered("/aibot/response/click-slow")
+    assert "已认领问题 #1" in posted.body["markdown"]["content"]
+    async with stack.bot.store.sessions() as session:
+        problem = (await session.exec(select(Problem))).one()
+    assert problem.studio_id == "T1"

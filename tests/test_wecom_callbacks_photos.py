@@ -19,6 +19,8 @@ from bot.app import BotApp
 from bot.channels.wecom.aibot import AibotChannel
 from bot.core.clock import ManualClock
 from bot.core.dispatcher import Context, Router
+from bot.routing.text import warm_up
+from bot.services.problems import ProblemService
 from bot.store.media import PhotoRepo, ProblemPhoto
 from tests.fake_wecom import Stack, aibot_images, aibot_text, random_aes_key, running_stack, wecom_settings
 
@@ -53,6 +55,9 @@ async def stack(database_url: str, clock: ManualClock, tmp_path: Path) -> AsyncI
         tmp_path,
         prepare=_prepare,
     ) as running:
+        # jieba's dictionary and the routing index, loaded before the first message (its answer is timed)
+        await asyncio.to_thread(warm_up)
+        await running.bot.runtime.feature(ProblemService).index()
         yield running
 
 

@@ -364,13 +364,15 @@ class AibotChannel:
         await self.streams.finish(stream_id, text, now, msg_id=event.msg_id, response_url=event.response_url)
         if not event.response_url:
             return
+        # a card click has no stream WeCom would poll: its answer goes out at once
+        grace = 0.0 if event.msg_id.startswith("click:") else self.stream_grace
         await self.bot.runtime.outbox.send(
             Outbound(
                 Target(TargetKind.RESPONSE_URL, event.response_url),
                 text,
                 dedupe_key=f"aibot:{event.msg_id}",
             ),
-            not_before=now + timedelta(seconds=self.stream_grace),
+            not_before=now + timedelta(seconds=grace),
         )
 
     async def _poll(self, message: AibotMessage) -> web.Response:
