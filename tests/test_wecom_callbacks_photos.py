@@ -176,7 +176,11 @@ async def test_a_slow_answer_to_a_mixed_message_carries_the_photo_note_in_its_st
     first = await post(stack, payload)
     assert first["stream"]["finish"] is False  # answered "later": WeCom polls the stream
     await stack.idle()
-    final = (await post(stack, poll(first["stream"]["id"])))["stream"]
+    collected = await post(stack, poll(first["stream"]["id"]))
+    final = collected["stream"]
     assert final["finish"] is True and final["content"].startswith("已登记技术问题 #1")
     assert "已把 1 张照片附到问题 #1" in final["content"]
+    # the late answer offers /认领 1: its buttons come in a card under the stream
+    assert collected["msgtype"] == "stream_with_template_card"
+    assert collected["template_card"]["button_list"][0]["key"] == "problem:claim:1"
     assert len(await photos_of(stack, 1)) == 1

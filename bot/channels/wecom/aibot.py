@@ -298,6 +298,9 @@ class AibotChannel:
             assert card is not None
             return self._reply({"msgtype": "template_card", "template_card": card})
         # too long for a card's text: the text as the stream, and the card with the buttons under it
+        return self._stream_with_card(stream_id, text, task_id)
+
+    def _stream_with_card(self, stream_id: str, text: str, task_id: str) -> web.Response:
         card = reply_card(CARD_HINT, task_id=task_id, offered_by=text)
         assert card is not None
         stream = {"id": stream_id, "finish": True, "content": clip(text, RESPONSE_URL_BYTES)}
@@ -387,7 +390,13 @@ class AibotChannel:
         if not stream.finished:
             return self._stream(stream.stream_id, PLACEHOLDER, finish=False)
         if await self.streams.claim_delivery(StreamDelivery.STREAM, stream_id=stream.stream_id):
-            return self._stream(stream.stream_id, stream.content or "", finish=True)
+            content = stream.content or ""
+            offer = offered_card(content)
+            if offer is None:
+                return self._stream(stream.stream_id, content, finish=True)
+            # a late answer offering typed commands: its buttons in a card under the finished stream
+            task_id = task_id_for(offer[1], stream.msg_id, content, kind=f"reply-{offer[0]}")
+            return self._stream_with_card(stream.stream_id, content, task_id)
         return self._stream(stream.stream_id, ALREADY_SENT, finish=True)
 
     def _stream(self, stream_id: str, content: str, *, finish: bool) -> web.Response:
