@@ -67,7 +67,7 @@ PATH = "/wecom/aibot"
 PLACEHOLDER = "⏳ 正在处理，请稍候……"
 ALREADY_SENT = "✅ 已处理完毕，结果已另行发送。"
 WELCOME = "您好，我是工作室联盟助手。在群里 @我 并输入 /帮助，或在这里直接发送 /帮助，查看我能做什么。"
-UNSUPPORTED = "抱歉，我目前只能处理文字消息，请用文字描述您的问题。"
+UNSUPPORTED = "抱歉，我目前只能处理文字消息和照片，请用文字描述您的问题（可以附上照片）。"
 # how long a callback waits for its images: the rest of REPLY_WAIT is left for the handler
 FETCH_WAIT = 2.0
 MIN_HANDLER_WAIT = 1.0
