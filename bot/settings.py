@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     reminder_offsets_by_type: str = ""
     reminder_attendee_offsets: str = "1d"
     public_url: str = ""  # base URL of the calendar links the bot shows (default http://HOST:PORT)
+    # the safety-net sweep for due reminders (each is also fired on time by a job armed at its due time)
+    reminder_sweep_seconds: int = Field(default=30, ge=5)
 
     # abuse protection
     rate_limit_per_min: int = Field(default=20, ge=0)
@@ -144,10 +146,11 @@ class Settings(BaseSettings):
 
     @property
     def effective_database_url(self) -> str:
-        """The database URL, defaulting to ``data/bot.db`` under the working directory."""
+        """The database URL, defaulting to ``bot.db`` in the data directory (``data`` under the working
+        directory unless ``BOT_DATA_DIR`` moves it: one setting moves all the bot's files)."""
         if self.database_url:
             return normalise_database_url(self.database_url)
-        return f"sqlite+aiosqlite:///{Path.cwd() / 'data' / 'bot.db'}"
+        return f"sqlite+aiosqlite:///{self.effective_data_dir.absolute() / 'bot.db'}"
 
     @property
     def effective_data_dir(self) -> Path:

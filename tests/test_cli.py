@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import EXAMPLE_ROSTER, ROOT, SHARED
+from tests.harness import EXAMPLE_ROSTER, ROOT, SHARED, Chat
 
 
 def run(
@@ -154,3 +154,37 @@ def test_help_of_every_command_loads_no_heavy_module() -> None:
     report = json.loads(result.stdout)
     assert {"", "serve", "chat", "studios import", "db upgrade", "route", "report", "outbox"} <= set(report["ran"])
     assert report["loaded"] == []
+
+
+async def test_studios_import_keeps_a_rounds_stars_unless_told(
+    chat: Chat, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the real command's code path, in process, on SQLite and PostgreSQL (the bot fixture's database)
+    from bot.cli.main import build_parser
+    from bot.settings import Settings
+    from bot.store.evaluations import EvaluationRepo
+    from tests.test_studios import five_stars_by_a_round
+
+    await five_stars_by_a_round(chat)
+    settings = Settings(database_url=database_url, data_dir=str(tmp_path / "data"))
+
+    async def studios_import(*flags: str) -> int:
+        args = build_parser().parse_args(["studios", "import", str(EXAMPLE_ROSTER), *flags])
+        return int(await args.run(args, settings))
+
+    assert await studios_import() == 0
+    out = capsys.readouterr().out
+    assert (
+        "T2 钻爆法隧道工匠工作室：保留五星（评选 #1），名册为四星：评选结果优先，未改星级"
+        "（以名册为准请加 --override-stars）"
+    ) in out, out
+    assert "星级按名册变更" not in out
+    assert (await chat.bot.store.studios.get("T2")).stars == 5
+
+    assert await studios_import("--override-stars") == 0
+    out = capsys.readouterr().out
+    assert "保留五星" not in out and "星级按名册变更 1 个工作室，已记入星级历史。" in out, out
+    assert (await chat.bot.store.studios.get("T2")).stars == 4
+    last = (await EvaluationRepo(chat.bot.store.sessions).star_history("T2"))[-1]
+    assert (last.before, last.after, last.round_id, last.actor, last.origin) == (5, 4, None, "cli", "roster")
+    assert "五星→四星（名册导入，cli）" in await chat.say("admin1", "/工作室 T2 档案")

@@ -19,6 +19,7 @@ from bot.channels.calendar import add_routes as add_calendar_routes
 from bot.channels.web import add_routes
 from bot.core.clock import ManualClock
 from bot.services.console import COOKIE, ConsoleService
+from bot.store.evaluations import EvaluationRepo
 from tests.conftest import ADMIN
 from tests.harness import Chat
 
@@ -261,6 +262,11 @@ async def test_studio_edit_is_validated_audited_and_seen_in_chat(chat: Chat, cli
     )
     assert ok.status == 200 and "已保存：2 项修改" in await ok.text()
     assert "★★★☆☆" in await chat.say("asker1", "/工作室详情 T1")
+    history = await EvaluationRepo(chat.bot.store.sessions).star_history("T1")
+    assert [(h.before, h.after, h.round_id, h.actor, h.origin) for h in history] == [
+        (5, 3, None, "mushandong", "edit")
+    ]
+    assert "五星→三星（手工调整，穆山洞）" in await chat.say("asker1", "/工作室 T1 档案")
     refused = await client.post("/console/studios/B1", data={"csrf": csrf, "stars": "3"})
     assert refused.status == 403 and "本联盟负责人" in await refused.text()
     await sign_in(chat, client, ADMIN)

@@ -1,6 +1,7 @@
 """The web console in a real browser (Playwright driving Debian's Chromium): sign in through the one-time link a
-chat ``/后台`` returns, walk every page, act (transfer and close a problem, edit a studio) and see the effect in
-chat, be refused where the role does not allow; a screenshot of each page goes to ``test-artifacts/console/``.
+chat ``/后台`` returns, walk every page, act (transfer and close a problem, edit a studio, close an evaluation
+round) and see the effect in chat or on a studio's record, be refused where the role does not allow; a
+screenshot of each page goes to ``test-artifacts/console/``.
 
 One browser for the module; the pages run on SQLite (the same pages' HTTP behaviour is tested on SQLite and
 PostgreSQL in ``test_console.py``)."""
@@ -164,6 +165,8 @@ async def test_admin_walks_every_page_and_edits_a_studio(
     await page.goto(f"{stack.url}/console/report")
     await page.wait_for_selector(".charts img")  # the charts follow the page
     assert await page.locator(".charts img").count() >= 1
+    assert "隧道联盟" in await page.locator("#report-studios").inner_text()  # names, not alliance ids
+    await shot(page, "report")  # with its charts
 
     # edit a studio; the chat sees the new rating and the audit log the change
     await page.goto(f"{stack.url}/console/studios/T1")
@@ -257,4 +260,42 @@ async def test_a_lead_edits_an_award_amount_seen_in_chat(browser: Browser, stack
     await shot(page, "award-edited")
     shown = await stack.chat.say("asker1", f"/成果 {number}")
     assert "15,000 元" in shown and "原因：金额录入错误" in shown
+    await page.context.close()
+
+
+async def test_an_evaluation_round_and_a_studio_record(browser: Browser, stack: Stack) -> None:
+    # a star round opened, nominated and scored in chat; the browser walks it, closes it, and reads the record
+    chat = stack.chat
+    opened = await chat.say("mushandong", "/评选 发起 星级 评委=张拉力 申报截止=11月30日 评分截止=12月5日")
+    assert opened.startswith("已发起评选 #1"), opened
+    assert "申报五星" in await chat.say("shibaopo", "/评选 申报 1 T2 五星")
+    assert (await chat.say("zhanglali", "/评选 评分 1 1 90 90 90")).startswith("已评分")
+    await chat.say("mushandong", "/八有 T2 确认 有场所设备 实验室已验收")
+    page = await signed_in(browser, stack, ADMIN)
+    await page.click("header nav a[href='/console/evaluations']")
+    await page.click("a[href='/console/evaluations/1'] >> nth=0")
+    assert "评选 #1 星级工作室评定" in await page.locator("h1").inner_text()
+    assert await page.locator("#evaluation-state").inner_text() == "进行中"
+    facts = await page.locator("#evaluation-facts").inner_text()
+    assert "隧道联盟" in facts and "评鉴团：张拉力" in facts
+    nominee = await page.locator("#nominee-1").inner_text()
+    assert "钻爆法隧道工匠工作室" in nominee and "1 人" in nominee and "90" in nominee
+    assert "1 / 1" in await page.locator("#progress").inner_text()
+    await shot(page, "evaluation_round")
+    await page.click("#close-button")
+    assert "已结束：1 个申报对象，1 个入选" in await page.content()
+    await page.goto(f"{stack.url}/console/evaluations/1")
+    assert await page.locator("#evaluation-state").inner_text() == "已结束"
+    assert "入选" in await page.locator("#nominee-1").inner_text()
+
+    await page.goto(f"{stack.url}/console/studios")
+    await page.click("a[href='/console/studios/T2/record']")
+    assert "钻爆法隧道工匠工作室（T2）档案" in await page.locator("h1").inner_text()
+    assert await page.locator("#record-stars").inner_text() == "五星"
+    history = await page.locator("#record-star-history").inner_text()
+    assert "四星 → 五星（评选 #1，admin1）" in history, history  # closed in the browser, by the admin
+    assert "评选 #1 星级工作室评定 90 分 入选" in await page.locator("#record-years").inner_text()
+    checklist = await page.locator("#record-checklist").inner_text()
+    assert "有场所设备" in checklist and "穆山洞" in checklist and "实验室已验收" in checklist
+    await shot(page, "studio_record")
     await page.context.close()

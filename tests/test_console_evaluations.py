@@ -1,17 +1,22 @@
 """Evaluation rounds in the web console over real HTTP, on SQLite and PostgreSQL: open, nominate, score (a
 conflict of interest refused with its reason), close, results on the round's page; wrong roles refused, a form
-without the CSRF token refused, a double submit changing nothing twice; and the studio record page."""
+without the CSRF token refused, a double submit changing nothing twice; the studio record page; and a roster
+upload keeping the stars a round set unless 「以名册星级为准」 is ticked."""
 
 from __future__ import annotations
 
 import re
 
+import aiohttp
+
 from bot.app import BotApp
 from bot.services.evaluations import EvaluationService
 from bot.store.achievements import AchievementRepo
+from bot.store.evaluations import EvaluationRepo
 from tests.conftest import ADMIN
-from tests.harness import Chat
-from tests.test_console import Client, client, sign_in
+from tests.harness import EXAMPLE_ROSTER, Chat
+from tests.test_console import Client, client, sign_in, upload
+from tests.test_studios import five_stars_by_a_round
 
 __all__ = ["client"]  # the fixture
 
@@ -56,6 +61,12 @@ async def test_a_round_in_the_console(chat: Chat, client: Client, bot: BotApp) -
     nonce = "n-lead"
     refused = await client.post("/console/evaluations", data={**opening, "csrf": csrf, "nonce": nonce})
     assert refused.status == 403 and "只有管理员或联盟负责人可以发起评选" in await refused.text()
+    # an alliance lead may open one, but only an admin may set an amount outside the charter: who, not what (403)
+    csrf = await as_user(chat, client, TUNNEL_LEAD)
+    nonce = await nonce_of(client, "/console/evaluations")
+    outside = {**opening, "alliance": "tunnel", "amount": "5万", "override": "on"}
+    refused = await client.post("/console/evaluations", data={**outside, "csrf": csrf, "nonce": nonce})
+    assert refused.status == 403 and "只有管理员可以设置「超范围」金额" in await refused.text()
 
     csrf = await as_user(chat, client, ADMIN)
     listing = await (await client.get("/console/evaluations")).text()
@@ -206,3 +217,55 @@ async def test_the_report_page_shows_stars_by_alliance(chat: Chat, client: Clien
     await as_user(chat, client, ADMIN)
     html = await (await client.get("/console/report/charts?year=2026")).text()  # the charts load after the page
     assert 'alt="stars_by_alliance" src="data:image/png;base64,' in html
+
+
+def roster_form(text: str, *, override_stars: bool = False) -> aiohttp.FormData:
+    """The preview page's apply form: the roster's text, and 「以名册星级为准」 when ticked."""
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("roster_text", text)
+    if override_stars:
+        form.add_field("override_stars", "1")
+    return form
+
+
+async def test_a_roster_upload_keeps_a_rounds_stars_unless_the_roster_is_to_win(
+    chat: Chat, client: Client, bot: BotApp
+) -> None:
+    await five_stars_by_a_round(chat)
+    text = EXAMPLE_ROSTER.read_text(encoding="utf-8")  # says T2 has four stars
+    csrf = await as_user(chat, client, ADMIN)
+    preview = await client.post(f"/console/studios/import?csrf={csrf}", data=upload("roster", text))
+    html = await preview.text()
+    assert preview.status == 200 and "导入时保留评选结果" in html
+    assert "<li>T2 钻爆法隧道工匠工作室：保留五星（评选 #1），名册为四星</li>" in html
+    assert 'name="override_stars"' in html and "以名册星级为准" in html
+    assert "T2（" not in html  # not listed as a change: only its stars differ, and they are kept
+
+    kept = await client.post(f"/console/studios/import/apply?csrf={csrf}", data=roster_form(text))
+    page = await kept.text()
+    assert kept.status == 200 and "保留五星（评选 #1），名册为四星" in page
+    assert (await bot.store.studios.get("T2")).stars == 5  # type: ignore[union-attr]
+    repo = EvaluationRepo(bot.store.sessions)
+    assert len(await repo.star_history("T2")) == 1
+
+    forced = await client.post(
+        f"/console/studios/import/apply?csrf={csrf}", data=roster_form(text, override_stars=True)
+    )
+    page = await forced.text()
+    assert forced.status == 200 and "星级按名册变更 1 个工作室" in page and "保留五星" not in page
+    assert (await bot.store.studios.get("T2")).stars == 4  # type: ignore[union-attr]
+    last = (await repo.star_history("T2"))[-1]
+    assert (last.before, last.after, last.round_id, last.actor, last.origin, last.at) == (
+        5,
+        4,
+        None,
+        ADMIN,
+        "roster",
+        bot.runtime.clock.now(),
+    )
+    record = await (await client.get("/console/studios/T2/record")).text()
+    assert re.search(r"<li>[-\d]+ 五星 → 四星（名册导入，[^<]+）</li>", record), record
+    assert '<a href="/console/evaluations/1">评选 #1</a>' in record
+    # nothing kept any more: the preview offers no tick box
+    again = await (await client.post(f"/console/studios/import?csrf={csrf}", data=upload("roster", text))).text()
+    assert "以名册星级为准" not in again and "保留五星" not in again

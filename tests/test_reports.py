@@ -457,7 +457,7 @@ async def test_stats_show_the_activities_still_to_come(bot: BotApp, chat: Chat, 
 
 
 # footnotes (the counting rules) run on into the empty cells beside them
-FOOTNOTES = ("奖励金额口径", "奖励支出口径", "效益口径", "专款专用", "参训人次为")
+FOOTNOTES = ("奖励金额口径", "奖励支出口径", "效益口径", "专款专用", "参训人次为", "首次响应口径", "满意度口径")
 
 
 def display_width(value: Any) -> int:

@@ -161,6 +161,9 @@ async def test_report_sections_match_what_was_entered(
     columns = [round(v * 10_000) for _, v in sorted(tops.items())]
     expected = {"tunnel": (150_000, 18_000), "bridge": (20_000, 10_000)}
     assert columns == [yuan for a in order for yuan in expected.get(a, (0, 0))]
+    [ax] = figures["funds_budget.png"].axes  # budgeted categories say spent / budget, the others that they have none
+    notes = [t.get_text() for t in ax.texts]
+    assert "8,000 / 10,000" in notes and notes.count("no budget") == 4
     [ax] = figures["awards_by_alliance.png"].axes
     assert [round(bar.get_height() * 10_000) for bar in ax.patches][: len(order)] == [
         {"tunnel": 10_000, "bridge": 10_000}.get(a, 0) for a in order

@@ -29,6 +29,13 @@ def test_defaults() -> None:
     assert not settings.aibot_enabled and not settings.app_enabled
 
 
+def test_the_data_dir_holds_the_default_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path / "srv"))
+    assert load_settings().effective_database_url == f"sqlite+aiosqlite:///{tmp_path / 'srv' / 'bot.db'}"
+    monkeypatch.setenv("BOT_DATA_DIR", "relative")  # a relative data dir still gives an absolute file URL
+    assert load_settings().effective_database_url == f"sqlite+aiosqlite:///{tmp_path / 'relative' / 'bot.db'}"
+
+
 def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOT_ADMINS", "alice, bob,,carol")
     monkeypatch.setenv("BOT_PORT", "9090")

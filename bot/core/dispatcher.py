@@ -72,6 +72,11 @@ class UserError(Exception):
     """A refusal or problem to show to the user as is (Chinese)."""
 
 
+class Forbidden(UserError):
+    """A refusal of who the caller is (role, membership, conflict of interest) rather than of what they wrote:
+    the same message in chat, a 403 (not a 400) on the console."""
+
+
 @dataclass(slots=True)
 class Context:
     """What a handler gets: the event, the caller, the runtime and the parsed command."""

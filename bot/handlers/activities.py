@@ -568,9 +568,11 @@ async def setup(bot: BotApp) -> None:
     tz = bot.settings.tz
     bot.jobs.add(
         SWEEP_JOB,
-        IntervalTrigger(seconds=30, timezone=tz),
+        IntervalTrigger(seconds=bot.settings.reminder_sweep_seconds, timezone=tz),
         _sweep_job,
-        description="发送到期的活动提醒（按最早到期时间准时唤醒，另每 30 秒检查一次）",
+        description=(
+            f"发送到期的活动提醒（按最早到期时间准时唤醒，另每 {bot.settings.reminder_sweep_seconds} 秒检查一次）"
+        ),
         exclusive=False,
     )
     bot.jobs.add(

@@ -25,7 +25,7 @@ from bot.services.evaluations import (
 )
 from bot.services.records import EIGHT, RecordService, checklist_item
 from bot.services.studios import display_names
-from bot.store.evaluations import OPEN
+from bot.store.evaluations import OPEN, ROSTER_ORIGIN
 
 if TYPE_CHECKING:
     from bot.app import BotApp
@@ -338,6 +338,9 @@ CHECKLIST_USAGE = (
 RECORD_WORDS = ("档案", "record")
 
 
+_ORIGIN_WORDS = {ROSTER_ORIGIN: "名册导入"}
+
+
 def _hours_text(value: float | None) -> str:
     return f"{value:g} 小时" if value is not None else "—"
 
@@ -359,11 +362,12 @@ async def handle_record(ctx: Context, word: str) -> str:
         lines.extend(f"  · {e}" for e in year.evaluations)
     if record.stars:
         tz = ctx.runtime.settings.tz
+        names = await display_names(ctx.runtime.store, [c.actor for c in record.stars])
         for change in record.stars:
-            where = f"评选 #{change.round_id}" if change.round_id else "手工调整"
+            where = f"评选 #{change.round_id}" if change.round_id else _ORIGIN_WORDS.get(change.origin, "手工调整")
             lines.append(
                 f"星级变更：{change.at.astimezone(tz):%Y-%m-%d} {STAR_WORDS.get(change.before, change.before)}"
-                f"→{STAR_WORDS.get(change.after, change.after)}（{where}）"
+                f"→{STAR_WORDS.get(change.after, change.after)}（{where}，{names.get(change.actor, change.actor)}）"
             )
     lines.append(await _checklist_text(ctx, record.checklist))
     return "\n".join(lines)

@@ -17,7 +17,7 @@ router = Router("创新成果")
 @router.command(
     "stats",
     "统计",
-    summary="联盟年度统计：问题、活动、课题、成果、奖励",
+    summary="联盟年度统计：问题、满意度、活动、课题、成果、奖励",
     usage="/统计 [年份] [联盟]，例如 /统计 2026、/统计 2026 隧道",
 )
 async def handle_stats(ctx: Context) -> str:

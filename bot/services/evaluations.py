@@ -17,14 +17,23 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from bot.core.dispatcher import Caller, Role, UserError, fold
+from bot.core.dispatcher import Caller, Forbidden, Role, UserError, fold
 from bot.core.runtime import Runtime
 from bot.services.achievements.service import achievement_label
 from bot.services.studios import display_names, roster_names
 from bot.store.achievements import CONFIRMED, Achievement, AchievementRepo, Award
 from bot.store.audit import AuditRepo
 from bot.store.engine import unit_of_work
-from bot.store.evaluations import CLOSED, OPEN, EvaluationRepo, EvaluationRound, Nominee, Score, StarChange
+from bot.store.evaluations import (
+    CLOSED,
+    OPEN,
+    ROUND_ORIGIN,
+    EvaluationRepo,
+    EvaluationRound,
+    Nominee,
+    Score,
+    StarChange,
+)
 from bot.store.studios import Studio
 
 log = logging.getLogger(__name__)
@@ -214,11 +223,11 @@ class EvaluationService:
         """Open a round (admins anywhere; an alliance lead for their alliance only) and announce it."""
         if not caller.at_least(Role.ADMIN):
             if not caller.at_least(Role.ALLIANCE_LEAD):
-                raise UserError("只有管理员或联盟负责人可以发起评选。")
+                raise Forbidden("只有管理员或联盟负责人可以发起评选。")
             if alliance_id is None or alliance_id not in caller.alliances:
                 raise UserError("联盟负责人只能为本联盟发起评选，请写明联盟，例如 隧道。")
         if override and not caller.at_least(Role.ADMIN):
-            raise UserError("只有管理员可以设置「超范围」金额。")
+            raise Forbidden("只有管理员可以设置「超范围」金额。")
         check_amount(kind, amount, override)
         if not panel:
             raise UserError("请写明评鉴团成员，例如 评委=张三,李四,王五。")
@@ -309,7 +318,7 @@ class EvaluationService:
             candidates = [s for s in achievement.studios if s in studios]
             studio_id = next((s for s in candidates if self._may_nominate(caller, studios[s])), None)
             if studio_id is None:
-                raise UserError("只能申报本工作室（或本联盟工作室）的成果。")
+                raise Forbidden("只能申报本工作室（或本联盟工作室）的成果。")
             key = f"achievement:{achievement.id}"
         else:
             studio = studios.get(word) or next(
@@ -318,7 +327,7 @@ class EvaluationService:
             if studio is None:
                 raise UserError(f"没有编号为 {word} 的工作室。")
             if not self._may_nominate(caller, studio):
-                raise UserError("工作室负责人只能申报本工作室，联盟负责人可申报本联盟的工作室。")
+                raise Forbidden("工作室负责人只能申报本工作室，联盟负责人可申报本联盟的工作室。")
             studio_id = studio.id
             key = f"studio:{studio.id}"
             if kind is Kind.STARS:
@@ -326,7 +335,7 @@ class EvaluationService:
                 if not 3 <= target_stars <= 5:
                     raise UserError("星级只能是三星、四星或五星。")
         if evaluation.alliance_id is not None and studios[studio_id].alliance_id != evaluation.alliance_id:
-            raise UserError(f"{round_label(evaluation)} 只面向本联盟，{studios[studio_id].name}不在其中。")
+            raise Forbidden(f"{round_label(evaluation)} 只面向本联盟，{studios[studio_id].name}不在其中。")
         existing = [n for n in await self.repo.nominees(round_id) if n.subject == key]
         if existing and existing[0].message_key != message_key:
             raise UserError(f"已经申报过了（申报号 {existing[0].id}）。")
@@ -405,14 +414,14 @@ class EvaluationService:
                 f"{round_label(evaluation)} 的评分已于 {self.when(evaluation.score_until)} 截止。"
             )
         if caller.user_id not in evaluation.panel:
-            raise UserError(f"您不是{round_label(evaluation)}的评鉴团成员，不能评分。")
+            raise Forbidden(f"您不是{round_label(evaluation)}的评鉴团成员，不能评分。")
         nominee = await self.repo.nominee(nominee_id)
         if nominee is None or nominee.round_id != round_id:
             raise UserError(
                 f"{round_label(evaluation)} 没有申报号 {nominee_id}。发送 /评选 {round_id} 查看。"
             )
         if await self.conflicted(caller.user_id, nominee):
-            raise UserError(f"回避：{await self.nominee_label(nominee)} 涉及您所在的工作室，您不能为其评分。")
+            raise Forbidden(f"回避：{await self.nominee_label(nominee)} 涉及您所在的工作室，您不能为其评分。")
         scores = self._read_scores(evaluation.criteria, values)
         total = weighted(evaluation.criteria, scores)
         score, replaced = await self.repo.put_score(
@@ -490,7 +499,7 @@ class EvaluationService:
             or caller.user_id == evaluation.created_by
             or (evaluation.alliance_id is not None and evaluation.alliance_id in caller.alliances)
         ):
-            raise UserError("只有发起人、本联盟负责人或管理员可以结束评选。")
+            raise Forbidden("只有发起人、本联盟负责人或管理员可以结束评选。")
         actor = caller.user_id if caller is not None else "job"
         now = self.runtime.clock.now()
         async with unit_of_work(self.runtime.store.engine):
@@ -625,7 +634,13 @@ class EvaluationService:
             [
                 studio,
                 StarChange(
-                    studio_id=studio.id, before=before, after=stars, round_id=round_id, actor=actor, at=at
+                    studio_id=studio.id,
+                    before=before,
+                    after=stars,
+                    round_id=round_id,
+                    actor=actor,
+                    at=at,
+                    origin=ROUND_ORIGIN if round_id else "",
                 ),
             ]
         )

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 
 from bot.core.dispatcher import Caller, Role
+from bot.services import reports_quality
 from bot.services.reports_evaluations import (
     EvaluationFacts,
     collect_evaluations,
@@ -192,6 +193,7 @@ class YearReport:
     studio_names: dict[str, str] = field(default_factory=dict)  # every studio in the roster, by id
     people: dict[str, str] = field(default_factory=dict)  # names of the users the report mentions, if known
     evaluations: EvaluationFacts | None = None  # studio records, rounds and stars (reports_evaluations)
+    quality: reports_quality.QualityFacts | None = None  # first responses and satisfaction per studio
     sections: dict[str, Any] = field(default_factory=dict)  # what REPORT_SECTIONS collected, by their KEY
 
     @property
@@ -397,6 +399,11 @@ async def collect(
         alliances=alliances,
         scope=alliance_id,
         problems=figures,
+        quality=await reports_quality.collect_quality(
+            store, since=start, until=end, studios=[s for s in studios.values() if s.alliance_id in scope]
+        )
+        if problems is not None
+        else None,
         activities=activities,
         topics=topics,
         achievements=achievements,
@@ -514,6 +521,7 @@ def summary_rows(report: YearReport) -> list[SummaryRow]:
             ),
             SummaryRow("认领用时中位数", _hours(figures.median(figures.claim_hours)), "小时"),
             SummaryRow("解决用时中位数", _hours(figures.median(figures.solve_hours)), "小时"),
+            *reports_quality.summary_rows(report),
         ]
     held = report.activities_by_type()
     rows.append(SummaryRow("举办活动", sum(held.values()), "次"))
@@ -567,6 +575,9 @@ def summary_text(report: YearReport) -> str:
             f"认领用时中位数 {_hours(figures.median(figures.claim_hours))} 小时，"
             f"解决用时中位数 {_hours(figures.median(figures.solve_hours))} 小时。"
         )
+        service = reports_quality.summary_line(report)
+        if service:
+            lines.append(service)
     held = report.activities_by_type()
     scheduled = report.activities_by_type(held=False)
     line = f"活动：举办 {sum(held.values())} 次" + _kinds(held)
@@ -635,6 +646,7 @@ def write_workbook(report: YearReport, path: Path) -> Path:
         return writers[-1]
 
     _problem_sheets(report, new)
+    reports_quality.write_sheet(report, new)
     _activity_sheets(report, new)
 
     topics = new("课题")

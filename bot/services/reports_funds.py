@@ -470,7 +470,7 @@ def write_charts(report: YearReport, *, labels: Any, plt: Any, save: Callable[[A
     save(fig, "funds_sources_uses.png")
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    rates = []
+    rates, notes = [], []
     for category in SPENDING_CATEGORIES:
         budget = sum(ledger.budgets.get(category, 0) for ledger in data.ledgers.values())
         spent = sum(
@@ -479,11 +479,23 @@ def write_charts(report: YearReport, *, labels: Any, plt: Any, save: Callable[[A
             if category in ledger.budgets
         )
         rates.append(spent / budget * 100 if budget else 0)
-    ax.bar(
+        # a bar of 0 must not read as "nothing spent of a budget": say which categories have none
+        notes.append(f"{spent:,} / {budget:,}" if budget else labels.pick("未设预算", "no budget"))
+    bars = ax.bar(
         [labels.pick(c, _english(CATEGORIES_EN, i)) for i, c in enumerate(SPENDING_CATEGORIES)],
         rates,
         color="#4C78A8",
     )
+    for bar, note in zip(bars, notes, strict=True):
+        ax.annotate(
+            note,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+            color="#333333",
+        )
     ax.axhline(100, color="#E45756", linestyle="--", linewidth=1)
     ax.set_ylabel(labels.pick("预算执行率（%）", "budget used (%)"))
     ax.set_title(labels.pick(f"{year}年预算执行（设有预算的类别）", f"Budget attainment, {year}"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.core.dispatcher import Caller, Role
-from bot.store.studios import Studio
+from bot.store.studios import KeptStars, Studio
 
 if TYPE_CHECKING:
     from bot.store import Store
@@ -280,6 +280,7 @@ async def edit_studio(
     and its audit entry in one transaction; returns the changed fields. Raises ``RosterError`` (Chinese)."""
     from bot.store.audit import AuditRepo, changed_fields
     from bot.store.engine import unit_of_work
+    from bot.store.evaluations import EDIT_ORIGIN, EvaluationRepo, StarChange
 
     before = studio_values(studio)
     raw = {**before, **{k: v.strip() for k, v in form.items() if k in EDITABLE_FIELDS}}
@@ -320,6 +321,19 @@ async def edit_studio(
         return {}
     async with unit_of_work(store.engine):
         await store.studios.update(studio.id, after)
+        if "stars" in changed:  # in the studio's record, as a round's or a roster's change would be
+            await EvaluationRepo(store.sessions).save(
+                [
+                    StarChange(
+                        studio_id=studio.id,
+                        before=before["stars"],
+                        after=valid.stars,
+                        round_id=None,
+                        actor=actor,
+                        origin=EDIT_ORIGIN,
+                    )
+                ]
+            )
         await AuditRepo(store.sessions).record(
             entity="studio",
             entity_id=studio.id,
@@ -341,6 +355,20 @@ class RosterPreview:
     new_studios: list[str]
     changed_studios: dict[str, list[str]]  # studio id → the fields that would change
     unchanged: int
+    kept_stars: dict[str, KeptStars] = field(default_factory=dict)  # stars a round set, the roster differs
+
+
+def kept_stars_text(kept: KeptStars) -> str:
+    """A studio keeping a round's stars, in Chinese: ``T2 钻爆法隧道工匠工作室：保留五星（评选 #1），名册为四星``."""
+    from bot.services.evaluations import STAR_WORDS  # that module builds on this one
+
+    def words(stars: int) -> str:
+        return STAR_WORDS.get(stars, f"{stars} 星")
+
+    return (
+        f"{kept.studio_id} {kept.name}：保留{words(kept.stars)}（评选 #{kept.round_id}），"
+        f"名册为{words(kept.roster)}"
+    )
 
 
 async def preview_roster(store: Store, roster: Roster) -> RosterPreview:
@@ -350,6 +378,9 @@ async def preview_roster(store: Store, roster: Roster) -> RosterPreview:
     new_a, changed_a, new_s = [], [], []
     changed_s: dict[str, list[str]] = {}
     unchanged = 0
+    differing = [e.id for e in roster.studios if e.id in studios and studios[e.id].stars != e.stars]
+    rounds = await store.studios.round_stars(differing)
+    kept: dict[str, KeptStars] = {}
     for entry in roster.alliances:
         current = alliances.get(entry.id)
         if current is None:
@@ -386,9 +417,12 @@ async def preview_roster(store: Store, roster: Roster) -> RosterPreview:
             "expertise": list(studio_entry.expertise),
             "description": studio_entry.description,
         }
+        if (round_id := rounds.get(existing.id)) is not None:
+            wanted["stars"] = existing.stars  # kept unless the import is told the roster wins
+            kept[existing.id] = KeptStars(existing.id, existing.name, existing.stars, studio_entry.stars, round_id)
         fields = [_FIELD_NAMES.get(k, k) for k, v in wanted.items() if getattr(existing, k) != v]
         if fields:
             changed_s[studio_entry.id] = fields
         else:
             unchanged += 1
-    return RosterPreview(new_a, changed_a, new_s, changed_s, unchanged)
+    return RosterPreview(new_a, changed_a, new_s, changed_s, unchanged, kept)

@@ -93,8 +93,14 @@ class Score(SQLModel, table=True):
     message_key: str | None = Field(default=None, max_length=255)
 
 
+ROUND_ORIGIN = "round"  # StarChange.origin: set at the close of an evaluation round
+ROSTER_ORIGIN = "roster"  # StarChange.origin: set by a roster import (CLI or console)
+EDIT_ORIGIN = "edit"  # StarChange.origin: one studio edited in the console
+
+
 class StarChange(SQLModel, table=True):
-    """A studio's star rating changed: from, to, by whom, when, and in which round."""
+    """A studio's star rating changed: from, to, by whom, when, in which round, and where the change came from
+    (``origin``: ``round``, ``roster`` or ``edit``)."""
 
     __tablename__ = "star_history"
 
@@ -105,6 +111,7 @@ class StarChange(SQLModel, table=True):
     round_id: int | None = Field(default=None, foreign_key="evaluation_round.id")
     actor: str = Field(max_length=64)
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    origin: str = Field(default="", max_length=16)
 
 
 class ChecklistItem(SQLModel, table=True):

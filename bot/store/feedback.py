@@ -55,3 +55,31 @@ class FeedbackRepo:
             )
             latest = {row.user_id: row.rating for row in rows.all()}
         return sum(1 for r in latest.values() if r > 0), sum(1 for r in latest.values() if r < 0)
+
+    async def asker_ratings(self, since: datetime, until: datetime) -> list[tuple[int, str, int]]:
+        """``(problem, studio, rating)`` of every problem with a studio whose asker's latest rating (👍/已解决 1,
+        👎/还没解决 -1; a withdrawal 0 leaves it unrated) was given in ``[since, until)``. Only the asker's
+        ratings count: the satisfaction is the asker's."""
+        from bot.store.problems import Problem
+
+        query = (
+            select(
+                ProblemFeedback.problem_id,
+                Problem.studio_id,
+                ProblemFeedback.rating,
+                ProblemFeedback.created_at,
+            )
+            .join(Problem, col(Problem.id) == col(ProblemFeedback.problem_id))
+            .where(col(ProblemFeedback.user_id) == col(Problem.asker), col(Problem.studio_id).is_not(None))
+            .order_by(col(ProblemFeedback.id))
+        )
+        async with self._sessions() as session:
+            rows = (await session.exec(query)).all()
+        latest: dict[int, tuple[str, int, datetime]] = {}
+        for problem_id, studio_id, rating, at in rows:
+            latest[int(problem_id)] = (str(studio_id), int(rating), at)
+        return [
+            (problem_id, studio_id, rating)
+            for problem_id, (studio_id, rating, at) in sorted(latest.items())
+            if rating != 0 and since <= at < until
+        ]

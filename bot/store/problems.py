@@ -621,6 +621,30 @@ class ProblemRepo:
             )
             return {studio_id: int(count) for studio_id, count in rows.all()}
 
+    async def response_history(
+        self, since: datetime, until: datetime
+    ) -> tuple[list[tuple[int, str, datetime]], list[tuple[int, datetime, str]]]:
+        """What first-response times are measured from: the requests made in ``[since, until)`` as ``(problem,
+        studio, asked_at)``, and every ``claimed`` history entry of those problems as ``(problem, at, detail)``
+        (the detail names the claiming studio), oldest first."""
+        asked = (
+            select(ProblemRequest.problem_id, ProblemRequest.studio_id, ProblemRequest.asked_at)
+            .where(col(ProblemRequest.asked_at) >= since, col(ProblemRequest.asked_at) < until)
+            .order_by(col(ProblemRequest.asked_at), col(ProblemRequest.id))
+        )
+        in_period = select(ProblemRequest.problem_id).where(
+            col(ProblemRequest.asked_at) >= since, col(ProblemRequest.asked_at) < until
+        )
+        claims = (
+            select(ProblemEvent.problem_id, ProblemEvent.at, ProblemEvent.detail)
+            .where(col(ProblemEvent.action) == "claimed", col(ProblemEvent.problem_id).in_(in_period))
+            .order_by(col(ProblemEvent.at), col(ProblemEvent.id))
+        )
+        async with self._sessions() as session:
+            requests = [(int(p), str(s), a) for p, s, a in (await session.exec(asked)).all()]
+            claimed = [(int(p), a, d) for p, a, d in (await session.exec(claims)).all()]
+        return requests, claimed
+
     async def due_for_escalation(self, before: datetime) -> list[Problem]:
         """Unclaimed problems last routed (or logged) before ``before``, oldest first."""
         async with self._sessions() as session:

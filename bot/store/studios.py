@@ -73,6 +73,17 @@ class Member(SQLModel, table=True):
 
 
 @dataclass(slots=True, frozen=True)
+class KeptStars:
+    """A studio whose stars an evaluation round set and a roster import left alone (the roster said otherwise)."""
+
+    studio_id: str
+    name: str
+    stars: int  # the round's, kept
+    roster: int  # the roster's, not applied
+    round_id: int
+
+
+@dataclass(slots=True, frozen=True)
 class ImportResult:
     """What a roster import changed."""
 
@@ -81,6 +92,8 @@ class ImportResult:
     studios_created: int
     studios_updated: int
     unchanged: int
+    kept_stars: tuple[KeptStars, ...] = ()
+    stars_changed: int = 0  # existing studios whose stars the roster changed (each in the star history)
 
 
 class RoleVersion(SQLModel, table=True):
@@ -227,17 +240,37 @@ class StudioRepo:
         finally:
             self._roles.bump()
 
-    async def import_roster(self, roster: Roster) -> ImportResult:
-        """Upsert every alliance and studio by id in one transaction (all or nothing)."""
+    async def round_stars(self, studio_ids: Sequence[str]) -> dict[str, int]:
+        """Of ``studio_ids``, those whose latest star change came from an evaluation round: id → that round."""
+        async with self._sessions() as session:
+            return await _round_stars(session, studio_ids)
+
+    async def import_roster(
+        self,
+        roster: Roster,
+        *,
+        actor: str = "cli",
+        override_stars: bool = False,
+        at: datetime | None = None,
+    ) -> ImportResult:
+        """Upsert every alliance and studio by id in one transaction (all or nothing). A studio whose current
+        stars an evaluation round set keeps them when the roster says otherwise (listed in ``kept_stars``),
+        unless ``override_stars``; every star change of an existing studio goes into the star history (by
+        ``actor``, origin ``roster``, no round)."""
         try:
             with offloaded():  # hundreds of statements: in the driver's thread, so the event loop keeps answering
-                return await self._import_roster(roster)
+                return await self._import_roster(roster, actor=actor, override_stars=override_stars, at=at)
         finally:
             self._roles.bump()
 
-    async def _import_roster(self, roster: Roster) -> ImportResult:
-        created_a = updated_a = created_s = updated_s = unchanged = 0
-        now = utcnow()
+    async def _import_roster(
+        self, roster: Roster, *, actor: str, override_stars: bool, at: datetime | None
+    ) -> ImportResult:
+        from bot.store.evaluations import ROSTER_ORIGIN, StarChange  # that module builds on this one
+
+        created_a = updated_a = created_s = updated_s = unchanged = stars_changed = 0
+        kept: list[KeptStars] = []
+        now = at or utcnow()
         async with self._sessions() as session, session.begin():
             for entry in roster.alliances:
                 values: dict[str, Any] = {
@@ -273,13 +306,52 @@ class StudioRepo:
                 if studio is None:
                     session.add(Studio(id=studio_entry.id, updated_at=now, **values))
                     created_s += 1
-                elif _apply(studio, values):
+                    continue
+                before = studio.stars
+                if before != studio_entry.stars and not override_stars:
+                    round_id = (await _round_stars(session, [studio.id])).get(studio.id)
+                    if round_id is not None:
+                        values["stars"] = before
+                        kept.append(KeptStars(studio.id, studio.name, before, studio_entry.stars, round_id))
+                if _apply(studio, values):
                     studio.updated_at = now
                     updated_s += 1
                 else:
                     unchanged += 1
+                if studio.stars != before:
+                    stars_changed += 1
+                    session.add(
+                        StarChange(
+                            studio_id=studio.id,
+                            before=before,
+                            after=studio.stars,
+                            round_id=None,
+                            actor=actor,
+                            at=now,
+                            origin=ROSTER_ORIGIN,
+                        )
+                    )
             await Generation.bump_stored(session)
-        return ImportResult(created_a, updated_a, created_s, updated_s, unchanged)
+        return ImportResult(
+            created_a, updated_a, created_s, updated_s, unchanged, tuple(kept), stars_changed
+        )
+
+
+async def _round_stars(session: Any, studio_ids: Sequence[str]) -> dict[str, int]:
+    """Of ``studio_ids``, those whose latest star change (by id) came from a round: id → that round."""
+    from bot.store.evaluations import StarChange  # that module builds on this one
+
+    if not studio_ids:
+        return {}
+    rows = await session.exec(
+        select(StarChange.studio_id, StarChange.round_id)
+        .where(col(StarChange.studio_id).in_(list(studio_ids)))
+        .order_by(col(StarChange.id))
+    )
+    latest: dict[str, int | None] = {}
+    for studio_id, round_id in rows.all():
+        latest[studio_id] = round_id
+    return {studio_id: round_id for studio_id, round_id in latest.items() if round_id is not None}
 
 
 def _apply(row: object, values: dict[str, Any]) -> bool:

@@ -12,7 +12,10 @@ from sqlmodel import SQLModel
 
 from bot.store.engine import Sessions
 
-# operational tables: written all the time (every request, message and delivery) and read by no report
+# operational tables: written all the time (every request, message and delivery) and read by no report.
+# ``problem_event`` is read by the report (first responses), but every claim it records also changes its
+# ``problem`` row, which is digested; ``problem_feedback`` (the askers' ratings) changes nothing else, so it is
+# digested itself.
 OPERATIONAL = frozenset(
     {
         "aibot_stream",
@@ -26,7 +29,6 @@ OPERATIONAL = frozenset(
         "outbox",
         "outbox_send",
         "problem_event",
-        "problem_feedback",
         "problem_photo",
         "processed_message",
         "report_file",

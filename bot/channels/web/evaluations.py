@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bot.channels.web.auth import Refused, Viewer, bot_of, page, redirect, viewer_of
-from bot.core.dispatcher import Role, UserError, fold
+from bot.core.dispatcher import Forbidden, Role, UserError, fold
 from bot.services.achievements.amounts import parse_amount
 from bot.services.activities.dates import WhenError, read_when
 from bot.services.evaluations import (
@@ -318,7 +318,7 @@ async def handle_open(request: web.Request) -> web.StreamResponse:
             message_key=key,
         )
     except (UserError, ValueError) as exc:
-        return await handle_rounds(request, error=_message(exc), status=400)
+        return await handle_rounds(request, error=_message(exc), status=_status(exc))
     assert evaluation.id is not None
     return _back(evaluation.id, f"已发起{round_label(evaluation)}，已通知各联盟群和评鉴团成员。")
 
@@ -353,10 +353,9 @@ async def handle_nominate(request: web.Request) -> web.StreamResponse:
     return _back(evaluation.id, f"已申报：{await service.nominee_label(nominee)}。")
 
 
-def _status(exc: UserError) -> int:
+def _status(exc: Exception) -> int:
     """403 for a refusal of who the caller is (role, panel, conflict), 400 for what they wrote."""
-    text = str(exc)
-    return 403 if any(w in text for w in ("只能申报", "只有", "不是", "回避", "只面向")) else 400
+    return 403 if isinstance(exc, Forbidden) else 400
 
 
 async def handle_score(request: web.Request) -> web.StreamResponse:

@@ -33,6 +33,7 @@ from bot.services.reports import (
     write_charts,
     write_workbook,
 )
+from bot.services.reports_quality import NONE_YET, RESPONSE_RULE, SATISFACTION_RULE, hours_shown, share_text
 from bot.store.versions import content_version
 
 KEPT = 8  # (year, scope) reports kept
@@ -143,14 +144,19 @@ async def handle_report(request: web.Request) -> web.Response:
             award_money[studio_id] += award.amount // max(1, len(award.studios))
     load = await bot.runtime.feature(ProblemService).repo.load()
     scope_ids = {a.id for a in report.alliances}
+    quality = {q.studio_id: q for q in report.quality.studios} if report.quality else {}
     studios = [
         {
             "id": s.id,
             "name": s.name,
-            "alliance": s.alliance_id,
+            "alliance": report.alliance_name(s.alliance_id),
             "achievements": achievements.get(s.id, 0),
             "awards": award_money.get(s.id, 0),
             "load": load.get(s.id, (0, 0)),
+            # the same figures as the workbook's per-studio sheet (bot.services.reports_quality)
+            "response": hours_shown(quality[s.id].median_response) if s.id in quality else NONE_YET,
+            "rated": quality[s.id].rated if s.id in quality else 0,
+            "satisfied": share_text(quality[s.id]) if s.id in quality else NONE_YET,
         }
         for s in await bot.store.studios.all()
         if s.alliance_id in scope_ids
@@ -168,6 +174,7 @@ async def handle_report(request: web.Request) -> web.Response:
             "charts": built.charts,  # drawn already: shown at once
             "charts_url": f"/console/report/charts?{query}",
             "all_alliances": await bot.store.alliances.all(),
+            "quality_rules": (RESPONSE_RULE, SATISFACTION_RULE) if report.quality else (),
             "may_download": workbook_refusal(viewer_of(request).caller, report.scope) is None,
         },
     )

@@ -16,6 +16,7 @@ from bot.services.studios import (
     STUDIO_TYPES,
     RosterError,
     edit_studio,
+    kept_stars_text,
     parse_roster_text,
     preview_roster,
     roster_import_refusal,
@@ -94,13 +95,18 @@ async def handle_edit(request: web.Request) -> web.StreamResponse:
     return redirect(f"/console/studios/{studio.id}?{urlencode({'done': notice})}")
 
 
-async def _read_upload(request: web.Request) -> tuple[str, str]:
-    """The uploaded roster's text and file name (a file field ``roster``, or the text of a form field)."""
+async def _read_upload(request: web.Request) -> tuple[str, str, bool]:
+    """The uploaded roster's text and file name (a file field ``roster``, or the text of a form field), and
+    whether the form's 「以名册星级为准」 is ticked (``override_stars``)."""
     if not request.content_type.startswith("multipart/"):
         raise Refused("请通过页面上的表单上传花名册文件。", status=400)
     reader = await request.multipart()
-    text, name = "", ""
+    text, name, override_stars = "", "", False
     while (part := await reader.next()) is not None:
+        if getattr(part, "name", None) == "override_stars":
+            value = await part.read_chunk()  # type: ignore[union-attr]  # a tick box ("1"): one chunk is plenty
+            override_stars = value.strip() not in (b"", b"0")
+            continue
         if getattr(part, "name", None) not in ("roster", "roster_text"):
             continue
         data = bytearray()
@@ -116,7 +122,7 @@ async def _read_upload(request: web.Request) -> tuple[str, str]:
             name = getattr(part, "filename", None) or name
     if not text.strip():
         raise Refused("没有收到花名册内容，请选择 YAML 文件后再上传。", status=400)
-    return text, name or "花名册"
+    return text, name or "花名册", override_stars
 
 
 async def handle_upload(request: web.Request) -> web.Response:
@@ -125,7 +131,7 @@ async def handle_upload(request: web.Request) -> web.Response:
     refusal = roster_import_refusal(viewer_of(request).caller)
     if refusal:
         raise Refused(refusal)
-    text, name = await _read_upload(request)
+    text, name, _override = await _read_upload(request)
     try:
         roster = await asyncio.to_thread(parse_roster_text, text)  # YAML of 161 studios: ~100 ms of CPU
     except RosterError as exc:
@@ -139,7 +145,15 @@ async def handle_upload(request: web.Request) -> web.Response:
     return page(
         request,
         "roster.html",
-        {"active": "studios", "error": "", "name": name, "preview": preview, "roster": roster, "text": text},
+        {
+            "active": "studios",
+            "error": "",
+            "name": name,
+            "preview": preview,
+            "roster": roster,
+            "text": text,
+            "kept_text": kept_stars_text,
+        },
     )
 
 
@@ -150,16 +164,22 @@ async def handle_apply(request: web.Request) -> web.StreamResponse:
     refusal = roster_import_refusal(viewer.caller)
     if refusal:
         raise Refused(refusal)
-    text, name = await _read_upload(request)
+    text, name, override_stars = await _read_upload(request)
     try:
         roster = await asyncio.to_thread(parse_roster_text, text)  # YAML of 161 studios: ~100 ms of CPU
     except RosterError as exc:
         raise Refused(str(exc), status=400) from None
-    result = await bot.store.studios.import_roster(roster)
+    result = await bot.store.studios.import_roster(
+        roster, actor=viewer.user_id, override_stars=override_stars, at=bot.runtime.clock.now()
+    )
     summary = (
         f"导入完成：联盟 新增 {result.alliances_created}、更新 {result.alliances_updated}；"
         f"工作室 新增 {result.studios_created}、更新 {result.studios_updated}；未变 {result.unchanged}"
     )
+    if result.kept_stars:
+        summary += "；" + "；".join(kept_stars_text(k) for k in result.kept_stars)
+    if result.stars_changed:
+        summary += f"；星级按名册变更 {result.stars_changed} 个工作室（已记入星级历史）"
     await AuditRepo(bot.store.sessions).record(
         entity="roster",
         entity_id=name[:64],
