@@ -26,6 +26,7 @@ import xmltodict
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from wechatpy.enterprise.crypto import WeChatCrypto
 
 from bot.app import BotApp, build_web_app
@@ -89,6 +90,8 @@ class FakeWeCom:
     _issued: int = 0
     _used_response_urls: set[str] = field(default_factory=set)
     _media: int = 0
+    media: dict[str, bytes] = field(default_factory=dict)  # name → encrypted bytes, served at /media/<name>
+    media_fetches: int = 0
     _server: TestServer | None = None
     app_media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media/get: media_id → file, type
     response_codes: set[str] = field(default_factory=set)  # issued, not yet used (update_template_card)
@@ -124,6 +127,16 @@ class FakeWeCom:
         code = f"rc-click-{uuid.uuid4().hex[:10]}"
         self.response_codes.add(code)
         return code
+
+    def add_media(self, data: bytes, *, aes_key: str = AIBOT_AES_KEY) -> str:
+        """Serve ``data`` as an AI-bot callback's image: encrypted with the callback's EncodingAESKey (AES-256-CBC,
+        IV = the key's first 16 bytes, PKCS#7 to 32 bytes; path/100719); its download URL."""
+        key = base64.b64decode(aes_key + "=")
+        pad = 32 - len(data) % 32
+        encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+        name = uuid.uuid4().hex
+        self.media[name] = encryptor.update(data + bytes([pad]) * pad) + encryptor.finalize()
+        return f"{self.url}/media/{name}"
 
     def expire_tokens(self) -> None:
         """Every issued token stops working (the next API call answers 42001)."""
@@ -196,6 +209,12 @@ class FakeWeCom:
             await asyncio.sleep(fault.delay)
         if fault is not None and fault.status is not None:
             return web.Response(status=fault.status, text="fault")
+        if path.startswith("/media/"):  # an image's download URL (gone after five minutes: 404)
+            self.media_fetches += 1
+            sealed = self.media.get(path.removeprefix("/media/"))
+            if sealed is None:
+                return web.Response(status=404, text="expired")
+            return web.Response(body=sealed, content_type="application/octet-stream")
         if fault is not None and fault.errcode is not None:
             answer: dict[str, Any] = {"errcode": fault.errcode, "errmsg": "injected fault"}
         elif path == "/cgi-bin/media/get":
@@ -436,6 +455,56 @@ def aibot_text(
         "response_url": response_url or "",
         "msgtype": "text",
         "text": {"content": text},
+    }
+    if chat_id:
+        payload["chatid"] = chat_id
+    return payload
+
+
+def aibot_images(
+    urls: list[str],
+    text: str | None = None,
+    *,
+    user: str = "zhangsan",
+    chat_id: str | None = None,
+    msg_id: str | None = None,
+) -> dict[str, Any]:
+    """An AI-bot ``image`` message (one URL, no text; 1:1 only, as WeCom sends them) or, with ``text``, a
+    ``mixed`` one (text + images; a group @mention with photos)."""
+    payload = aibot_text(text or "", user=user, chat_id=chat_id, msg_id=msg_id)
+    del payload["text"]
+    if text is None:
+        (url,) = urls
+        payload.update(msgtype="image", image={"url": url})
+    else:
+        items: list[dict[str, Any]] = [{"msgtype": "text", "text": {"content": text}}]
+        items += [{"msgtype": "image", "image": {"url": url}} for url in urls]
+        payload.update(msgtype="mixed", mixed={"msg_item": items})
+    return payload
+
+
+def aibot_click(
+    user: str,
+    key: str,
+    task_id: str,
+    *,
+    msg_id: str | None = None,
+    chat_id: str | None = "wrgroup-tunnel",
+    response_url: str = "",
+) -> dict[str, Any]:
+    """An AI-bot ``template_card_event``: a button clicked on one of the bot's cards."""
+    payload: dict[str, Any] = {
+        "msgid": msg_id or f"click-{uuid.uuid4().hex}",
+        "create_time": 1_700_000_000,
+        "aibotid": "AIBOTID",
+        "chattype": "group" if chat_id else "single",
+        "from": {"userid": user},
+        "response_url": response_url,
+        "msgtype": "event",
+        "event": {
+            "eventtype": "template_card_event",
+            "template_card_event": {"card_type": "button_interaction", "event_key": key, "task_id": task_id},
+        },
     }
     if chat_id:
         payload["chatid"] = chat_id

@@ -122,7 +122,7 @@ async def test_a_photo_that_cannot_be_kept_gets_a_clear_answer(stack: Stack, ser
         stack.fake.fail_next(status=500, path="/cgi-bin/media/get")
     status, reply = await say(stack, app_image(media_id, user=ASKER))
     assert status == 200
-    assert reply == f"照片未能保存（{why}），请重新发送。", reply
+    assert reply == f"1 张照片未能保存（{why}），请重新发送。", reply
     assert await PhotoRepo(stack.bot.store.sessions).of_problem(1) == []
 
 

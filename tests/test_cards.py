@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
+import yaml
 from sqlmodel import col, select
 
 from bot.channels.wecom.cards import command_for_key
 from bot.core.messages import Outbound, Target, TargetKind
+from bot.services.studios import load_roster
 from bot.store.problems import Problem, ProblemEvent
 from tests.fake_wecom_ws import BOT_ID, card_click
+from tests.harness import EXAMPLE_ROSTER
 from tests.test_longconn import ASKER, SHIELD, T1_LEAD, WsStack, online, ws_stack
 
 T2_LEAD = "shibaopo"
+ALLIANCE_LEAD = "mushandong"  # 隧道联盟
 
 
 async def click(
@@ -157,3 +162,41 @@ async def test_activity_and_topic_cards_click_through_the_typed_commands(databas
         assert "没有编号为 7 的活动" in no_event
         member, _ = await click(stack, ASKER, "topic:support:3", cards["topic"]["task_id"])
         assert "需要「工作室负责人」及以上权限" in member
+
+
+async def test_a_successful_sign_up_and_topic_support_by_card_click(database_url: str, tmp_path: Path) -> None:
+    """The successful paths end to end: an activity added and a topic proposed by typed commands are announced
+    as cards in the alliance's long-connection group (the roster's ``announce.chats``); a member's 报名 click
+    signs them up and a second studio's lead's 附议 click supports the topic, each exactly once per click."""
+    async with ws_stack(database_url) as stack:
+        data = yaml.safe_load(EXAMPLE_ROSTER.read_text(encoding="utf-8"))
+        for alliance in data["alliances"]:
+            if alliance["id"] == "tunnel":
+                alliance["announce"] = {"chats": ["wr-events"]}
+        roster = tmp_path / "roster.yaml"
+        roster.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        await stack.bot.store.studios.import_roster(load_roster(roster))
+        await online(stack)
+        added = await stack.ask("/活动 添加 讲座 2030-12-05 15:00 盾构施工新技术", user=ALLIANCE_LEAD)
+        assert "已添加活动 #1" in added
+        proposed = await stack.ask("/立项 盾构管片拼装质量控制 研究管片错台", user=T1_LEAD, chat_id=None)
+        assert "已提出课题 #T-1" in proposed
+        pushes = await stack.fake.wait_for(
+            lambda: (p := [x for x in stack.fake.pushes("wr-events") if "template_card" in x.body])
+            and len(p) == 2
+            and p,
+            what="the activity and topic cards",
+        )
+        cards = {c["task_id"].split("-")[0]: c for c in (p.body["template_card"] for p in pushes)}
+        join = next(b["key"] for b in cards["activity"]["button_list"] if b["text"] == "报名")
+        joined, _ = await click(stack, ASKER, join, cards["activity"]["task_id"], msg_id="join-1")
+        assert "报名成功" in joined and "盾构施工新技术" in joined
+        again, _ = await click(stack, ASKER, join, cards["activity"]["task_id"], msg_id="join-1")
+        assert again == joined  # the same click event delivered again: signed up once
+        assert "已报名（1）" in await stack.ask("/活动 1", user=ASKER)
+        (support,) = (b["key"] for b in cards["topic"]["button_list"])
+        supported, _ = await click(stack, T2_LEAD, support, cards["topic"]["task_id"], msg_id="support-1")
+        assert "附议成功：钻爆法隧道工匠工作室支持课题 #T-1" in supported and "2/3" in supported
+        again, _ = await click(stack, T2_LEAD, support, cards["topic"]["task_id"], msg_id="support-1")
+        assert again == supported
+        assert "附议工作室（2/3）" in await stack.ask("/课题 T-1", user=ASKER)

@@ -102,8 +102,9 @@ async def test_nul_and_control_characters_are_stripped_at_the_channel(stack: Sta
     )
     status, text, _ = await stack.aibot.post_raw(*stack.aibot.aibot_body(payload))
     assert status == 200
-    reply = stack.aibot.open_aibot_reply(text)["stream"]["content"]
-    assert "出错" not in reply
+    opened = stack.aibot.open_aibot_reply(text)  # a card: the reply offers /认领 N
+    reply = opened["template_card"]["sub_title_text"] if "template_card" in opened else opened["stream"]["content"]
+    assert "出错" not in reply and "已登记技术问题" in reply
     from bot.services.problems import ProblemService
 
     [problem] = await stack.bot.runtime.feature(ProblemService).repo.find(limit=5)

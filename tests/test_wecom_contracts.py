@@ -213,7 +213,7 @@ async def test_aibot_events_single_chats_and_non_text_messages(stack: Stack) -> 
     _, text, _ = await stack.aibot.post_raw(*stack.aibot.aibot_body(aibot_text("/帮助", chat_id=None)))
     stream = stack.aibot.open_aibot_reply(text)["stream"]
     assert stream["finish"] is True and "工作室联盟助手" in stream["content"]
-    # an image: answered at once that only text is understood; no handler runs
+    # an image (its URL expired): answered at once that it could not be kept; no handler runs
     image = {
         "msgid": "img-1",
         "aibotid": "AIBOTID",
@@ -221,9 +221,14 @@ async def test_aibot_events_single_chats_and_non_text_messages(stack: Stack) -> 
         "chatid": "wrgroup-tunnel",
         "from": {"userid": "lisi"},
         "msgtype": "image",
-        "image": {"url": "http://example.invalid/p.jpg"},
+        "image": {"url": f"{stack.fake.url}/media/expired"},
     }
     _, text, _ = await stack.aibot.post_raw(*stack.aibot.aibot_body(image))
+    assert "照片未能保存" in stack.aibot.open_aibot_reply(text)["stream"]["content"]
+    # a message the bot cannot read at all (a file) is answered that only text is understood
+    file = {**image, "msgid": "file-1", "msgtype": "file", "file": {"url": f"{stack.fake.url}/media/f"}}
+    del file["image"]
+    _, text, _ = await stack.aibot.post_raw(*stack.aibot.aibot_body(file))
     assert stack.aibot.open_aibot_reply(text)["stream"]["content"] == AIBOT_UNSUPPORTED
     # a mixed message (text and picture): its text parts are the message
     mixed = {
@@ -236,7 +241,7 @@ async def test_aibot_events_single_chats_and_non_text_messages(stack: Stack) -> 
         "mixed": {
             "msg_item": [
                 {"msgtype": "text", "text": {"content": "@联盟助手 /帮助"}},
-                {"msgtype": "image", "image": {"url": "http://example.invalid/p.jpg"}},
+                {"msgtype": "image", "image": {"url": f"{stack.fake.url}/media/expired"}},
             ]
         },
     }

@@ -185,6 +185,16 @@ class AibotStreamRepo:
                     .values(content=content, finished=True, finished_at=now, delivered_via=delivered_via)
                 )
 
+    async def append(self, stream_id: str, extra: str) -> bool:
+        """Add to a finished stream's content while it has not gone out; False when it has (or is unknown)."""
+        async with self._sessions() as session, session.begin():
+            stream = await session.get(AibotStream, stream_id, with_for_update=True)
+            if stream is None or not stream.finished or stream.delivered_via is not None:
+                return False
+            stream.content = (stream.content or "") + extra
+            session.add(stream)
+        return True
+
     async def get(self, stream_id: str) -> AibotStream | None:
         """One stream by id."""
         async with self._sessions() as session:

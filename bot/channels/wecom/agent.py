@@ -6,7 +6,7 @@ through ``message/send`` (the outbox) when ready. Retried messages are dropped b
 (``MsgId``; events by ``FromUserName`` + ``CreateTime``).
 
 Photos (``MsgType`` ``image``) are downloaded at once by their ``MediaId`` (``media/get``), checked, stored and
-attached to the asker's problem as on the long connection (``bot.services.media``); a retried callback attaches
+attached to the asker's problem as on the long connection (``bot.channels.wecom.attach``); a retried callback attaches
 once (the photo's key is the ``MsgId``) and downloads once while the first is still at work.
 
 Card clicks (``template_card_event``: ``EventKey``, ``TaskId``, ``ResponseCode``) are exactly the typed command
@@ -28,6 +28,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from bot.app import BotApp
+from bot.channels.wecom.attach import Fetched, PhotoAttacher
 from bot.channels.wecom.callback import (
     DATABASE_DOWN,
     REPLY_WAIT,
@@ -52,8 +53,6 @@ from bot.channels.wecom.crypto import CallbackCrypto, CallbackRejected
 from bot.channels.wecom.media import MediaError, download_media
 from bot.channels.wecom.senders import TEXT_BYTES, clip
 from bot.core.messages import Event
-from bot.services.media import Photo, PhotoAttacher
-from bot.store.media import MediaFiles, PhotoRepo
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +132,7 @@ class AppChannel:
         self.background = Background(bot)
         self.reply_wait = REPLY_WAIT
         self.card_wait = CARD_WAIT
-        self.attacher = PhotoAttacher(
-            photos=PhotoRepo(bot.store.sessions),
-            media=MediaFiles(bot.settings.effective_data_dir / "media"),
-            now=bot.clock.now,
-        )
+        self.attacher = PhotoAttacher(bot, CHANNEL)
         self._photos: dict[str, asyncio.Task[str]] = {}  # MsgId → the photo being kept (a retry waits for it)
         bot.runtime.late_routes[CHANNEL] = self._deliver_late
 
@@ -266,24 +261,18 @@ class AppChannel:
 
     async def _keep_photo(self, message: AppMessage) -> str:
         """Download, check, store and attach the photo; what to tell the asker."""
-        known = await self.attacher.already_attached(channel=CHANNEL, msg_id=message.dedupe_id)
+        known = await self.attacher.already_attached(msg_id=message.dedupe_id)
         if known is not None:
             return known
-        fetched: list[Photo] = []
-        why = ""
+        fetched = Fetched()
         try:
-            fetched.append(Photo(*await download_media(self.bot.runtime.feature(WeComClient), message.media_id)))
+            data, mime = await download_media(self.bot.runtime.feature(WeComClient), message.media_id)
+            fetched.images.append((1, data, mime))
         except MediaError as exc:
             log.warning("app: the photo of message %s was not kept: %s", message.dedupe_id, exc)
-            why = exc.why
+            fetched.failed, fetched.why = 1, exc.why
         return await self.attacher.attach(
-            channel=CHANNEL,
-            msg_id=message.dedupe_id,
-            user_id=message.from_user,
-            chat_id=None,
-            fetched=fetched,
-            failed=0 if fetched else 1,
-            why=why,
+            msg_id=message.dedupe_id, user_id=message.from_user, chat_id=None, fetched=fetched, own_key=None
         )
 
     async def _photo_later(self, message: AppMessage, task: asyncio.Task[str]) -> None:

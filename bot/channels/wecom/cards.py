@@ -41,11 +41,23 @@ _KINDS: dict[str, tuple[str, tuple[tuple[str, str, str, int], ...]]] = {
     "topic": ("T-{}", TOPIC_BUTTONS),
 }
 _KEY = re.compile(r"^(problem|activity|topic):([a-z]+):(\d{1,9})$")
-_TITLES = {"problem": "技术问题 #{}", "activity": "活动 #{}", "topic": "课题 T-{}"}
-SUB_TITLE_BYTES = 1200
+# a typed command a reply offers (``/认领 12``, ``/报名 7``, ``/附议 T-3``) → the kind of card whose buttons stand
+# for it, and those buttons
+_OFFERED = re.compile(r"/(认领|转派|解决|未解决|报名|取消报名|附议)\s?(T-)?(\d{1,9})(?!\d)")
+_OFFER_KINDS: dict[str, tuple[str, tuple[tuple[str, str, str, int], ...]]] = {
+    "认领": ("problem", PROBLEM_BUTTONS),
+    "转派": ("problem", PROBLEM_BUTTONS),
+    "解决": ("problem", ANSWER_BUTTONS),
+    "未解决": ("problem", ANSWER_BUTTONS),
+    "报名": ("activity", ACTIVITY_BUTTONS),
+    "取消报名": ("activity", ACTIVITY_BUTTONS),
+    "附议": ("topic", TOPIC_BUTTONS),
+}
 CARD_WAIT = 3.0  # a clicked card is updated within WeCom's 5 s: the handler gets this long, then "处理中"
 CARD_PENDING = "⏳ 正在处理，结果稍后以消息发送给您。"
 CARD_DONE = "✅ 已处理。"
+_TITLES = {"problem": "技术问题 #{}", "activity": "活动 #{}", "topic": "课题 T-{}"}
+SUB_TITLE_BYTES = 1200
 
 
 def _buttons(kind: str, number: int, buttons: tuple[tuple[str, str, str, int], ...]) -> list[dict[str, Any]]:
@@ -110,6 +122,39 @@ def updated_card(
         "main_title": {"title": _TITLES[kind].format(number)},
         "sub_title_text": clip(outcome, SUB_TITLE_BYTES),
         "button_list": _buttons(kind, number, buttons),
+        "task_id": task_id,
+    }
+
+
+def offered_card(text: str) -> tuple[str, int] | None:
+    """The card a reply's text calls for: the kind and number of the first entity whose typed command it
+    offers (``已登记技术问题 #12。认领 /认领 12`` → ``("problem", 12)``); None when it offers none."""
+    offer = _first_offer(text)
+    return (offer[1], offer[2]) if offer else None
+
+
+def _first_offer(text: str) -> tuple[str, str, int] | None:
+    # a topic command needs its ``T-`` and only a topic command has one: ``/附议 3`` is no offer
+    for match in _OFFERED.finditer(text):
+        command, topic, number = match.group(1), match.group(2), int(match.group(3))
+        if (_OFFER_KINDS[command][0] == "topic") == bool(topic):
+            return command, _OFFER_KINDS[command][0], number
+    return None
+
+
+def reply_card(text: str, *, task_id: str, offered_by: str | None = None) -> dict[str, Any] | None:
+    """A reply as a ``button_interaction`` card with the buttons for the typed commands it offers (the text
+    keeps them, so it reads the same where cards are not shown); None when it offers none. With
+    ``offered_by``, the buttons are those that text offers and ``text`` is only the card's caption."""
+    offer = _first_offer(offered_by if offered_by is not None else text)
+    if offer is None:
+        return None
+    command, kind, number = offer
+    return {
+        "card_type": "button_interaction",
+        "main_title": {"title": _TITLES[kind].format(number)},
+        "sub_title_text": clip(text, SUB_TITLE_BYTES),
+        "button_list": _buttons(kind, number, _OFFER_KINDS[command][1]),
         "task_id": task_id,
     }
 

@@ -44,6 +44,7 @@ from bot.channels.wecom.aibot import (
     stream_id_for,
     strip_mentions,
 )
+from bot.channels.wecom.attach import Fetched, PhotoAttacher
 from bot.channels.wecom.callback import Background, Later, handle_within
 from bot.channels.wecom.cards import (
     CARD_DONE,
@@ -59,15 +60,13 @@ from bot.channels.wecom.cards import (
     updated_card,
 )
 from bot.channels.wecom.crypto import CallbackRejected
-from bot.channels.wecom.media import MediaError, fetch_image, images_of
+from bot.channels.wecom.media import images_of
 from bot.channels.wecom.senders import USER_LIMITS, clip
 from bot.core.messages import Event, Outbound, Target, TargetKind
 from bot.core.middleware import RetryLater, ServiceUnavailable
 from bot.core.outbox import DeliveryError
-from bot.services.media import Photo, PhotoAttacher
 from bot.store.feedback import FeedbackRepo, ProblemFeedback
 from bot.store.lease import LeaderLease
-from bot.store.media import MediaFiles, PhotoRepo
 
 log = logging.getLogger(__name__)
 
@@ -365,12 +364,10 @@ class LongConnChannel:
             now=bot.clock.now,
         )
         self.kicked = False
+        self.attacher = PhotoAttacher(bot, CHANNEL)
+        self.photos = self.attacher.photos
         self.feedback = FeedbackRepo(bot.store.sessions)
-        self.attacher = PhotoAttacher(
-            photos=PhotoRepo(bot.store.sessions),
-            media=MediaFiles(settings.effective_data_dir / "media"),
-            now=bot.clock.now,
-        )
+        self.media = self.attacher.media
         self._req_ids: dict[
             str, str
         ] = {}  # msgid → the req_id its answer must reuse (messages being handled)
@@ -495,22 +492,12 @@ class LongConnChannel:
             return
         stream_id = stream_id_for(message.msg_id)
         images = images_of(body)
-        fetched: list[Photo] = []
-        failed = 0
-        if images:  # fetched at once: WeCom's media URLs expire in minutes
-            async with aiohttp.ClientSession() as session:
-                for ref in images:
-                    try:
-                        fetched.append(Photo(*await fetch_image(session, ref)))
-                    except MediaError as exc:
-                        failed += 1
-                        log.warning(
-                            "long connection: an image of message %s was not kept: %s", message.msg_id, exc
-                        )
+        # fetched at once: WeCom's media URLs expire in minutes
+        fetched = await self.attacher.fetch(images, msg_id=message.msg_id)
         has_text = message.msg_type in ("text", "mixed", "voice") and bool(message.text.strip())
         if not has_text:
             if images:
-                note = await self._attach(message, fetched, failed, own_key=None)
+                note = await self._attach(message, fetched, own_key=None)
                 await self._respond(req_id, stream_id, note, finish=True)
             else:
                 await self._respond(req_id, stream_id, UNSUPPORTED, finish=True)
@@ -542,7 +529,7 @@ class LongConnChannel:
             await self._respond(req_id, stream_id, PLACEHOLDER, finish=False)
             if images:
                 await outcome.task  # the photos join the problem this message logs, once it is logged
-                note = await self._attach(message, fetched, failed, own_key=own_key)
+                note = await self._attach(message, fetched, own_key=own_key)
                 if note:  # the answer went out on its own: the note follows it
                     await self.bot.runtime.outbox.send(
                         Outbound(
@@ -556,7 +543,7 @@ class LongConnChannel:
         if outcome is not None and outcome.text:
             text = outcome.text
             if images:
-                text += "\n" + await self._attach(message, fetched, failed, own_key=own_key)
+                text += "\n" + await self._attach(message, fetched, own_key=own_key)
             if not await self._respond(req_id, stream_id, text, finish=True):
                 # the socket went away before the answer: it goes out as a push once a connection is back
                 await self.bot.runtime.outbox.send(
@@ -567,17 +554,13 @@ class LongConnChannel:
                     )
                 )
 
-    async def _attach(
-        self, message: AibotMessage, fetched: list[Photo], failed: int, *, own_key: str | None
-    ) -> str:
+    async def _attach(self, message: AibotMessage, fetched: Fetched, *, own_key: str | None) -> str:
         """Store a message's photos and attach them to the asker's problem; what to tell the asker."""
         return await self.attacher.attach(
-            channel=CHANNEL,
             msg_id=message.msg_id,
             user_id=message.user_id,
             chat_id=message.chat_id,
             fetched=fetched,
-            failed=failed,
             own_key=own_key,
         )
 
