@@ -103,7 +103,7 @@ class Outbox:
         alliance = await self._store.alliances.get(alliance_id)
         if alliance is None:
             raise LookupError(f"unknown alliance {alliance_id!r}")
-        targets = announce_targets(alliance.announce)
+        targets = await self._reachable(announce_targets(alliance.announce), alliance.announce)
         if not targets:
             targets = [Target(TargetKind.CONSOLE, f"{alliance.name}群")]
         # ``meta`` asks channels with cards for one (an activity's 报名 buttons); the rest send the text
@@ -113,6 +113,52 @@ class Outbox:
         return await self.send(*messages)
 
 
+    async def _reachable(self, targets: list[Target], announce: Mapping[str, object]) -> list[Target]:
+        """WeCom lets the AI bot push only into a group where someone has spoken to it: an announcement for
+        a chat nobody has spoken in yet goes through that group's robot webhook when the roster pairs one
+        with it, else it is still tried (WeCom's refusal then shows as failed in ``/outbox``)."""
+        chats = [t.address for t in targets if t.kind is TargetKind.LONGCONN]
+        if not chats:
+            return targets
+        seen = await self._store.chats_seen.seen(chats)
+        webhooks = chat_webhooks(announce)
+        out: list[Target] = []
+        for target in targets:
+            if target.kind is TargetKind.LONGCONN and target.address not in seen:
+                key = webhooks.get(target.address.partition(":")[2])
+                if key:
+                    target = Target(TargetKind.WEBHOOK, key)
+                else:
+                    log.warning(
+                        "announce: nobody has spoken to the bot in %s yet and the roster pairs no webhook "
+                        "with it; pushing anyway (WeCom may refuse)",
+                        target.address,
+                    )
+            if target not in out:
+                out.append(target)
+        return out
+
+
+def _chat_entries(announce: Mapping[str, object]) -> list[tuple[str, str | None]]:
+    """The roster's AI-bot group chats as ``(chat id, paired webhook key or None)``."""
+    chats = announce.get("chats") or []
+    if not isinstance(chats, Iterable) or isinstance(chats, str):
+        return []
+    entries: list[tuple[str, str | None]] = []
+    for chat in chats:
+        if isinstance(chat, Mapping):
+            webhook = chat.get("webhook")
+            entries.append((str(chat.get("id", "")), str(webhook) if webhook else None))
+        else:
+            entries.append((str(chat), None))
+    return [(chat_id, webhook) for chat_id, webhook in entries if chat_id]
+
+
+def chat_webhooks(announce: Mapping[str, object]) -> dict[str, str]:
+    """The group robot webhook the roster pairs with each AI-bot group chat."""
+    return {chat_id: webhook for chat_id, webhook in _chat_entries(announce) if webhook}
+
+
 def announce_targets(announce: Mapping[str, object]) -> list[Target]:
     """The targets an alliance's ``announce`` roster entry names."""
     targets: list[Target] = []
@@ -120,9 +166,8 @@ def announce_targets(announce: Mapping[str, object]) -> list[Target]:
         values = announce.get(key) or []
         if isinstance(values, Iterable) and not isinstance(values, str):
             targets.extend(Target(kind, str(v)) for v in values)
-    chats = announce.get("chats") or []  # group chats of the AI bot's long connection (cards, pushes)
-    if isinstance(chats, Iterable) and not isinstance(chats, str):
-        targets.extend(Target(TargetKind.LONGCONN, f"group:{v}") for v in chats)
+    # group chats of the AI bot's long connection (cards, pushes)
+    targets.extend(Target(TargetKind.LONGCONN, f"group:{chat_id}") for chat_id, _ in _chat_entries(announce))
     return targets
 
 

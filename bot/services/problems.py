@@ -456,7 +456,9 @@ class ProblemService:
         for alliance in await self.runtime.store.alliances.all():
             announce = alliance.announce or {}
             configured = [
-                str(v) for key in ("appchats", "webhooks", "chats") for v in (announce.get(key) or [])
+                str(v.get("id", "")) if isinstance(v, dict) else str(v)
+                for key in ("appchats", "webhooks", "chats")
+                for v in (announce.get(key) or [])
             ]
             if group in configured or group in (alliance.id, alliance.name, f"{alliance.name}群"):
                 return alliance.id

@@ -54,16 +54,25 @@ class Person(_Strict):
     wecom_userid: NonEmpty
 
 
+class AnnounceChat(_Strict):
+    """An AI-bot group chat with the group robot webhook of the same group: WeCom lets the bot push only into
+    a chat where someone has spoken to it, so until then announcements go through the webhook."""
+
+    id: NonEmpty
+    webhook: NonEmpty | None = None
+
+
 class Announce(_Strict):
     """Where announcements for an alliance go."""
 
     webhooks: list[NonEmpty] = Field(default_factory=list)
     appchats: list[NonEmpty] = Field(default_factory=list)
-    chats: list[NonEmpty] = Field(default_factory=list)  # the AI bot's group chat ids (long connection)
+    # the AI bot's group chat ids (long connection): a plain id, or {id, webhook} with the group's robot key
+    chats: list[NonEmpty | AnnounceChat] = Field(default_factory=list)
 
     def stored(self) -> dict[str, list[str]]:
         """What the alliance row keeps: ``chats`` only when given, so rosters without it read as before."""
-        return self.model_dump(exclude={"chats"} if not self.chats else set())
+        return self.model_dump(exclude={"chats"} if not self.chats else set(), exclude_none=True)
 
 
 _ID = re.compile(r"^\w[\w.-]{0,63}$")

@@ -11,6 +11,7 @@ from bot.store.engine import create_engine, session_factory, upgrade_database
 from bot.store.jobs import JobRunRepo
 from bot.store.outbox import OutboxRepo
 from bot.store.studios import AllianceRepo, Generation, MemberRepo, StudioRepo
+from bot.store.wecom import ChatSeenRepo
 
 
 class NameDirectory(Protocol):
@@ -36,6 +37,7 @@ class Store:
         self.dedupe = DedupeRepo(self.sessions, engine)
         self.outbox = OutboxRepo(self.sessions)
         self.jobs = JobRunRepo(self.sessions)
+        self.chats_seen = ChatSeenRepo(self.sessions)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -230,3 +230,48 @@ class AibotStreamRepo:
         async with self._sessions() as session, session.begin():
             result = await session.exec(delete(AibotStream).where(col(AibotStream.created_at) < older_than))
             return int(result.rowcount or 0)
+
+
+class WeComChatSeen(SQLModel, table=True):
+    """A conversation where someone has spoken to the AI bot (``group:<chatid>`` or ``single:<userid>``): WeCom
+    lets the bot push (``aibot_send_msg``) only into those."""
+
+    __tablename__ = "wecom_chat_seen"
+
+    address: str = Field(primary_key=True, max_length=200)
+    first_seen: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    last_seen: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class ChatSeenRepo:
+    """The conversations the AI bot has been spoken to in, shared by every process."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+        self._known: set[str] = set()  # marked by this process already (a chat is marked once per process)
+
+    async def mark(self, address: str, now: datetime) -> None:
+        """Remember that someone spoke to the bot in ``address`` (idempotent; concurrent marks are fine)."""
+        if not address or address in self._known:
+            return
+        try:
+            async with self._sessions() as session, session.begin():
+                row = await session.get(WeComChatSeen, address)
+                if row is None:
+                    session.add(WeComChatSeen(address=address, first_seen=now, last_seen=now))
+                else:
+                    row.last_seen = now
+        except IntegrityError:
+            pass  # another process recorded it first
+        self._known.add(address)
+
+    async def seen(self, addresses: list[str]) -> set[str]:
+        """Those of ``addresses`` the bot has been spoken to in."""
+        wanted = [a for a in addresses if a]
+        if not wanted:
+            return set()
+        async with self._sessions() as session:
+            rows = await session.exec(
+                select(WeComChatSeen.address).where(col(WeComChatSeen.address).in_(wanted))
+            )
+            return set(rows.all())

@@ -490,6 +490,7 @@ class LongConnChannel:
         if not message.msg_id or not message.user_id:
             log.info("long connection: a message without msgid or user; ignored")
             return
+        await self._spoken_in(body)
         stream_id = stream_id_for(message.msg_id)
         images = images_of(body)
         # fetched at once: WeCom's media URLs expire in minutes
@@ -576,9 +577,26 @@ class LongConnChannel:
             return False
         return True
 
+    async def _spoken_in(self, body: dict[str, Any]) -> None:
+        """Remember the conversation a frame came from: WeCom lets the bot push only where it was spoken to."""
+        sender = body.get("from")
+        user_id = str(sender.get("userid") or "") if isinstance(sender, dict) else ""
+        chat_id = str(body.get("chatid") or "")
+        address = f"group:{chat_id}" if body.get("chattype") == "group" and chat_id else (
+            f"single:{user_id}" if user_id else ""
+        )
+        if not address:
+            return
+        try:
+            await self.bot.store.chats_seen.mark(address, self.bot.clock.now())
+        except Exception:  # a lost mark must not lose the message; the next one marks it
+            log.warning("long connection: could not record that %s spoke to the bot", address, exc_info=True)
+
     async def _on_event(self, req_id: str, body: dict[str, Any]) -> None:
         event = body.get("event")
         kind = str(event.get("eventtype") or "") if isinstance(event, dict) else ""
+        if kind in ("enter_chat", "template_card_event", "feedback_event"):
+            await self._spoken_in(body)
         if kind == "enter_chat":
             try:
                 await self.link.request(
