@@ -273,8 +273,10 @@ class FakeWeComWS:
                 errcode, errmsg = 40003, "chatid missing"
             elif body.get("msgtype") == "template_card":
                 card = body.get("template_card") or {}
-                if not card.get("task_id") or card.get("card_type") != "button_interaction":
+                if not card.get("task_id") or card.get("card_type") not in CARD_TYPES:
                     errcode, errmsg = 40003, "template_card needs card_type and task_id"
+                elif card_problem(card):
+                    errcode, errmsg = 40003, card_problem(card)
                 elif card["task_id"] in self.cards:
                     errcode, errmsg = 40003, "task_id already used"
                 else:
@@ -290,6 +292,24 @@ class FakeWeComWS:
             await conn.ws.send_str(
                 json.dumps({"headers": {"req_id": req_id}, "errcode": errcode, "errmsg": errmsg})
             )
+
+
+CARD_TYPES = ("button_interaction", "multiple_interaction")
+
+
+def card_problem(card: dict[str, Any]) -> str:
+    """What WeCom would refuse in a card of the two interactive kinds the bot sends ('' when nothing)."""
+    if card["card_type"] == "button_interaction":
+        buttons = card.get("button_list") or []
+        return "" if 1 <= len(buttons) <= 6 and all(b.get("key") for b in buttons) else "button_list invalid"
+    lists = card.get("select_list") or []
+    if not 1 <= len(lists) <= 3:
+        return "select_list needs 1 to 3 items"
+    for item in lists:
+        options = item.get("option_list") or []
+        if not item.get("question_key") or not 1 <= len(options) <= 10 or not all(o.get("id") for o in options):
+            return "select_list item invalid"
+    return "" if (card.get("submit_button") or {}).get("key") else "submit_button needs a key"
 
 
 def card_click(user: str, key: str, task_id: str, *, msg_id: str | None = None) -> dict[str, Any]:
@@ -353,4 +373,24 @@ def text_message(
     }
     if chat_id:
         body["chatid"] = chat_id
+    return body
+
+
+def score_submit(
+    user: str, key: str, task_id: str, chosen: dict[str, str], *, msg_id: str | None = None
+) -> dict[str, Any]:
+    """The body of a ``template_card_event`` for a submitted ``multiple_interaction`` card: ``chosen`` maps
+    each list's question key to the option picked."""
+    body = card_click(user, key, task_id, msg_id=msg_id)
+    body["event"]["template_card_event"] = {
+        "card_type": "multiple_interaction",
+        "event_key": key,
+        "task_id": task_id,
+        "selected_items": {
+            "selected_item": [
+                {"question_key": question, "option_ids": {"option_id": [option]}}
+                for question, option in chosen.items()
+            ]
+        },
+    }
     return body

@@ -116,6 +116,14 @@ async def test_a_whole_achievement_round(chat: Chat, clock: ManualClock) -> None
     )
     assert "已经申报过了（申报号 1）" in await chat.say(TUNNEL_LEAD, "/评选 申报 1 1")
     assert "申报 2 成果 #2" in await chat.say(BRIDGE_LEAD, "/评选 申报 1 #2")
+    # each panel member is asked to score each nominee, except the one whose studio it is (回避)
+    asked = [d for d in await chat.delivered() if "待评分】" in d.text]
+    by_nominee = {
+        n: {d.target.address for d in asked if f"待评分】申报 {n} " in d.text} for n in (1, 2)
+    }
+    assert len(asked) == 10 and T1_LEAD not in by_nominee[1] and B1_LEAD not in by_nominee[2]
+    assert B1_LEAD in by_nominee[1] and T1_LEAD in by_nominee[2]
+    assert all("/评选 评分 1 " in d.text for d in asked)
 
     # a day before the nomination deadline, the leads who have not nominated are reminded, once
     at(clock, 12, 1, 9)

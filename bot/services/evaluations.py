@@ -351,7 +351,37 @@ class EvaluationService:
                 message_key=message_key,
             )
         )
+        await self._ask_panel(evaluation, nominee)
         return nominee
+
+    async def _ask_panel(self, evaluation: EvaluationRound, nominee: Nominee) -> None:
+        """Ask each panel member who need not abstain to score a new nominee: one message per member and
+        nominee (keyed, so a retried nomination asks once), a card with a score list per criterion where the
+        channel has cards and the round has at most ``SCORE_CARD_CRITERIA`` criteria."""
+        assert evaluation.id is not None and nominee.id is not None
+        names = [str(c["name"]) for c in evaluation.criteria]
+        label = await self.nominee_label(nominee)
+        text = "\n".join(
+            [
+                f"【{round_label(evaluation)} 待评分】{label}",
+                f"评分标准：{criteria_text(evaluation)}；评分截止 {self.when(evaluation.score_until)}",
+                f"评分：/评选 评分 {evaluation.id} {nominee.id} 分数…（依次为 {'、'.join(names)}，0–100）",
+            ]
+        )
+        meta = (
+            {"card": "score", "round": str(evaluation.id), "nominee": str(nominee.id), "criteria": "|".join(names)}
+            if len(names) <= SCORE_CARD_CRITERIA and not any("|" in n for n in names)
+            else None
+        )
+        for member in evaluation.panel:
+            if await self.conflicted(member, nominee):
+                continue  # 回避: not asked (and refused if they try)
+            await self.runtime.outbox.notify_user(
+                member,
+                text,
+                dedupe_key=f"evaluation:{evaluation.id}:nominee:{nominee.id}:panel:{member}",
+                meta=meta,
+            )
 
     @staticmethod
     def _may_nominate(caller: Caller, studio: Studio) -> bool:
@@ -708,6 +738,7 @@ class EvaluationService:
 
 
 STAR_WORDS = {3: "三星", 4: "四星", 5: "五星"}
+SCORE_CARD_CRITERIA = 3  # a WeCom multiple_interaction card holds at most three score lists
 
 
 def criteria_text(evaluation: EvaluationRound) -> str:

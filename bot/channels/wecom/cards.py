@@ -203,3 +203,101 @@ def problem_of_feedback(feedback: str) -> int | None:
     """The problem a feedback id names."""
     match = re.fullmatch(r"problem:(\d{1,9})", feedback.strip())
     return int(match.group(1)) if match else None
+
+
+# -- an evaluation panel's score card (multiple_interaction) ------------------------------------------------
+
+SCORE_OPTIONS = (100, 95, 90, 85, 80, 75, 70, 65, 60, 50)  # WeCom allows ten options per list
+_SCORE_KEY = re.compile(r"^evaluation:score:(\d{1,9}):(\d{1,9})$")
+
+
+def score_card(round_id: int, nominee_id: int, text: str, criteria: list[str], *, task_id: str) -> dict[str, Any]:
+    """A panel member's request to score one nominee: one score list per criterion (at most three) and a
+    submit button; the text keeps the typed command for channels without cards."""
+    head, _, rest = text.partition("\n")
+    return {
+        "card_type": "multiple_interaction",
+        "main_title": {"title": clip(head.strip("【】") or f"评选 #{round_id} 待评分", 120)},
+        "sub_title_text": clip(rest or text, SUB_TITLE_BYTES),
+        "select_list": [
+            {
+                "question_key": f"c{index}",
+                "title": clip(name, 40),
+                "selected_id": "",
+                "option_list": [{"id": f"s{value}", "text": f"{value} 分"} for value in SCORE_OPTIONS],
+            }
+            for index, name in enumerate(criteria[:3])
+        ],
+        "submit_button": {"text": "提交评分", "key": f"evaluation:score:{round_id}:{nominee_id}"},
+        "task_id": task_id,
+    }
+
+
+def _selections(event: dict[str, Any]) -> dict[str, list[str]]:
+    """The options chosen in a submitted card, by question key (``selected_items.selected_item[]`` with
+    ``question_key`` and ``option_ids.option_id[]``; plain lists are read too)."""
+    inner = event.get("template_card_event")
+    source = inner if isinstance(inner, dict) else event
+    items: Any = source.get("selected_items") or {}
+    if isinstance(items, dict):
+        items = items.get("selected_item") or []
+    if isinstance(items, dict):
+        items = [items]
+    chosen: dict[str, list[str]] = {}
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        options: Any = item.get("option_ids") or []
+        if isinstance(options, dict):
+            options = options.get("option_id") or []
+        if isinstance(options, str):
+            options = [options]
+        chosen[str(item.get("question_key") or "")] = [str(o) for o in options if isinstance(o, str | int)]
+    return chosen
+
+
+def score_command(key: str, event: dict[str, Any]) -> str | None:
+    """A submitted score card as the typed command: ``/评选 评分 1 2 90 85`` (criteria in order; a list left
+    unchosen is left out, so the handler says what is missing); None for a key that is not a score card's."""
+    match = _SCORE_KEY.match(key.strip())
+    if match is None:
+        return view_command(key)
+    chosen = _selections(event)
+    values: list[str] = []
+    for index in range(3):
+        options = chosen.get(f"c{index}")
+        if not options:
+            continue
+        option = options[0]
+        if re.fullmatch(r"s\d{1,3}", option):
+            values.append(option[1:])
+    return f"/评选 评分 {match.group(1)} {match.group(2)} {' '.join(values)}".rstrip()
+
+
+def is_score_key(key: str) -> bool:
+    """Whether a clicked key is a score card's (its submit button, or the 查看评选 button it is updated with)."""
+    return _SCORE_KEY.match(key.strip()) is not None or _VIEW_KEY.match(key.strip()) is not None
+
+
+_VIEW_KEY = re.compile(r"^evaluation:view:(\d{1,9})$")
+
+
+def view_command(key: str) -> str | None:
+    """The 查看评选 button of a submitted score card: ``/评选 1``."""
+    match = _VIEW_KEY.match(key.strip())
+    return f"/评选 {match.group(1)}" if match else None
+
+
+def scored_card(key: str, outcome: str, *, task_id: str) -> dict[str, Any]:
+    """A score card after its submit (or its 查看评选 button): the outcome — the weighted score, or why not —
+    and a button showing the round (which nominees still wait for this member's score)."""
+    match = _SCORE_KEY.match(key.strip()) or _VIEW_KEY.match(key.strip())
+    assert match is not None, key
+    round_id = match.group(1)
+    return {
+        "card_type": "button_interaction",
+        "main_title": {"title": f"评选 #{round_id}" + (f" 申报 {match.group(2)}" if match.re is _SCORE_KEY else "")},
+        "sub_title_text": clip(outcome, SUB_TITLE_BYTES),
+        "button_list": [{"text": "查看评选", "style": 2, "key": f"evaluation:view:{round_id}"}],
+        "task_id": task_id,
+    }

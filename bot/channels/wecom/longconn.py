@@ -54,8 +54,12 @@ from bot.channels.wecom.cards import (
     answer_card,
     click_of,
     command_for_key,
+    is_score_key,
     problem_card,
     problem_of_feedback,
+    score_card,
+    score_command,
+    scored_card,
     task_id_for,
     updated_card,
 )
@@ -648,6 +652,9 @@ class LongConnChannel:
         user_id = str(sender.get("userid") or "") if isinstance(sender, dict) else ""
         msg_id = str(body.get("msgid") or "")
         parsed = command_for_key(key)
+        if parsed is None and is_score_key(key):  # a panel member's submitted score card
+            typed = score_command(key, event)
+            parsed = (0, typed) if typed else None
         if parsed is None or not user_id or not msg_id:
             log.info("long connection: a card click the bot did not make (%r); ignored", key[:60])
             return
@@ -672,7 +679,11 @@ class LongConnChannel:
                 result = CARD_PENDING
             else:
                 result = outcome.text if outcome is not None and outcome.text else CARD_DONE
-        card = updated_card(key, result, task_id=task_id)
+        card = (
+            scored_card(key, result, task_id=task_id)
+            if is_score_key(key)
+            else updated_card(key, result, task_id=task_id)
+        )
         try:
             await self.link.request(
                 RESPOND_UPDATE,
@@ -744,6 +755,23 @@ class LongConnSender:
             number = int(meta["problem"])
             card = answer_card(number, text, task_id=task_id_for(number, chat_id, text))
             await self._push({"chatid": chat_id, "msgtype": "template_card", "template_card": card})
+            return
+        if (
+            meta.get("card") == "score"
+            and meta.get("round", "").isdigit()
+            and meta.get("nominee", "").isdigit()
+            and target.kind is TargetKind.USER
+        ):
+            round_id, nominee_id = int(meta["round"]), int(meta["nominee"])
+            criteria = [c for c in meta.get("criteria", "").split("|") if c]
+            card = score_card(
+                round_id,
+                nominee_id,
+                text,
+                criteria,
+                task_id=task_id_for(nominee_id, target.address, text, kind=f"score{round_id}"),
+            )
+            await self._push({"chatid": target.address, "msgtype": "template_card", "template_card": card})
             return
         kind = meta.get("card", "")
         if kind in ("activity", "topic") and meta.get(kind, "").isdigit() and not target.address.startswith("reply "):
