@@ -168,3 +168,30 @@ async def test_a_very_long_response_code_is_still_acted_on_once(stack: Stack) ->
     assert (await stack.app.post_raw(body, query))[0] == 200
     await stack.idle()
     assert len(await claims(stack)) == 1
+
+
+async def test_the_answer_reaches_the_asker_as_a_card_whose_click_solves_it(stack: Stack) -> None:
+    await lead_request(stack)
+    for typed in ("/认领 1", "/答复 1 降低推进速度，检查土压传感器"):
+        body, query = stack.app.app_body(app_text(typed, user=T1_LEAD))
+        status, _, _ = await stack.app.post_raw(body, query)
+        assert status == 200
+    await stack.idle()
+    await stack.deliver()
+    (sent,) = [
+        r
+        for r in stack.fake.delivered("/cgi-bin/message/send")
+        if r.body["touser"] == ASKER and r.body["msgtype"] == "template_card"
+    ]
+    card = sent.body["template_card"]
+    assert "检查土压传感器" in card["sub_title_text"] and "答复" in card["main_title"]["title"]
+    keys = {b["text"]: b["key"] for b in card["button_list"]}
+    assert keys == {"已解决": "problem:solve:1", "还没解决": "problem:unsolved:1"}
+    # only the asker may say it is solved; the asker's click is /解决 1 and the card keeps its two buttons
+    refused, _ = await click(stack, T2_LEAD, keys["已解决"], card["task_id"])
+    assert "提问人" in refused
+    solved, _ = await click(stack, ASKER, keys["已解决"], card["task_id"])
+    assert "已标记为解决" in solved
+    assert [b["key"] for b in stack.fake.cards[card["task_id"]]["button_list"]] == list(keys.values())
+    async with stack.bot.store.sessions() as session:
+        assert (await session.exec(select(Problem))).one().status == "solved"

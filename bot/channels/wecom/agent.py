@@ -41,6 +41,7 @@ from bot.channels.wecom.callback import (
     verify_url,
 )
 from bot.channels.wecom.cards import (
+    ANSWER_BUTTONS,
     APP_PROBLEM_BUTTONS,
     CARD_DONE,
     CARD_PENDING,
@@ -72,6 +73,14 @@ def parse_xml(data: bytes | str) -> dict[str, str]:
     except (ET.ParseError, DefusedXmlException, ValueError, RecursionError):
         raise CallbackRejected(400, "malformed XML or XML with a DTD") from None
     return {child.tag: (child.text or "") for child in root}
+
+
+def _app_buttons(key: str) -> tuple[tuple[str, str, str, int], ...] | None:
+    """The buttons a clicked app card was sent with: a lead's request (认领 / 转派) or the asker's answer card
+    (已解决 / 还没解决); activity and topic cards keep the long connection's."""
+    if key.startswith(("problem:solve:", "problem:unsolved:")):
+        return ANSWER_BUTTONS
+    return APP_PROBLEM_BUTTONS if key.startswith("problem:") else None
 
 
 def _short(value: str) -> str:
@@ -224,7 +233,7 @@ class AppChannel:
             result = CARD_PENDING  # the answer follows through message/send (the late route)
         else:
             result = outcome.text if outcome is not None and outcome.text else CARD_DONE
-        buttons = APP_PROBLEM_BUTTONS if message.event_key.startswith("problem:") else None
+        buttons = _app_buttons(message.event_key)
         card = updated_card(message.event_key, result, task_id=message.task_id, buttons=buttons)
         self.background.spawn(self._update_card(message, card), name=f"app:card:{message.response_code[:32]}")
         return web.Response(text="")

@@ -78,18 +78,42 @@ class UserSender:
         self._cards = cards
 
     async def send_with_meta(self, target: Target, text: str, meta: dict[str, str]) -> None:
-        """A lead's request for a problem as a card where cards are on; anything else as ``send`` does."""
-        if self._cards and meta.get("card") == "problem" and meta.get("problem", "").isdigit():
-            # imported here: the cards module uses this one's ``clip``
-            from bot.channels.wecom.cards import APP_PROBLEM_BUTTONS, problem_card, task_id_for
-
-            number = int(meta["problem"])
-            card = problem_card(
-                number, text, task_id=task_id_for(number, target.address, text), buttons=APP_PROBLEM_BUTTONS
-            )
+        """Where cards are on: a lead's request for a problem (认领 / 转派), the answer relayed to the asker
+        (已解决 / 还没解决), a personal notice of an activity (报名 / 取消报名) or of a call for topic support
+        (附议) as a card; anything else as ``send`` does."""
+        card = self._card(target, text, meta) if self._cards else None
+        if card is not None:
             await self._message(target, {"msgtype": "template_card", "template_card": card})
             return
         await self.send(target, text)
+
+    @staticmethod
+    def _card(target: Target, text: str, meta: dict[str, str]) -> dict[str, Any] | None:
+        # imported here: the cards module uses this one's ``clip``
+        from bot.channels.wecom.cards import (
+            ANSWER_BUTTONS,
+            APP_PROBLEM_BUTTONS,
+            announcement_card,
+            problem_card,
+            task_id_for,
+        )
+
+        kind = meta.get("card", "")
+        if kind in ("problem", "answer") and meta.get("problem", "").isdigit():
+            number = int(meta["problem"])
+            buttons = APP_PROBLEM_BUTTONS if kind == "problem" else ANSWER_BUTTONS
+            task_id = task_id_for(number, target.address, text, kind="problem" if kind == "problem" else "answer")
+            card = problem_card(number, text, task_id=task_id, buttons=buttons)
+            if kind == "answer":  # the answer's own title (as the long connection's answer card)
+                head = text.partition("\n")[0].rstrip("：:")
+                card["main_title"] = {"title": clip(head or f"问题 #{number} 的答复", 120)}
+            return card
+        if kind in ("activity", "topic") and meta.get(kind, "").isdigit():
+            number = int(meta[kind])
+            return announcement_card(
+                kind, number, text, task_id=task_id_for(number, target.address, text, kind=kind)
+            )
+        return None
 
     async def send(self, target: Target, text: str) -> None:
         """Send ``text`` to the user ``target.address``."""
