@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import gc
 import math
 import statistics
 import sys
@@ -119,6 +120,7 @@ async def main(args: argparse.Namespace, root: Path) -> None:
             service = bot.runtime.feature(ProblemService)
             started = time.perf_counter()
             await service.ready()
+            gc.freeze()  # as `serve` does once its warm-ups are done (bot/cli/main.py)
             print(f"routing index with {args.solved:,} solved problems in {time.perf_counter() - started:.1f} s",
                   file=sys.stderr)
             watch = LoopWatch()
@@ -134,9 +136,9 @@ async def main(args: argparse.Namespace, root: Path) -> None:
             await measure("idle (baseline)", asyncio.sleep(2.0))
 
             async def apply(note: str, added: int = 0) -> None:
-                roster_yaml(roster, note=note)  # the upload (not measured) …
-                text = roster.read_text(encoding="utf-8")
-                await watch.start()
+                await watch.start()  # the upload itself is written off the loop (it is not the bot's work) …
+                await asyncio.to_thread(roster_yaml, roster, note=note)
+                text = await asyncio.to_thread(roster.read_text, encoding="utf-8")
                 parsed = await asyncio.to_thread(parse_roster_text, text)  # … parsed as the console does
                 if added:
                     extra = parsed.model_copy(deep=True) if hasattr(parsed, "model_copy") else parsed

@@ -67,6 +67,36 @@ def test_ngram_history_joins_the_profile_with_a_weight_that_grows() -> None:
     assert profiles.scores(question).get("B", 0.0) == 0.0
 
 
+def test_studios_added_to_a_live_index_refresh_the_norms_a_studio_at_a_time() -> None:
+    """A new studio moves every n-gram's IDF; the norms are recomputed between the import's steps (so a large
+    history never holds the event loop at once), with a solved problem added half-way, and the result is what
+    a fresh build of the same data scores."""
+    history = [
+        SolvedProblem(id=n, ref=str(n), studio_id=sid, text=text, answer="")
+        for n, (sid, text) in enumerate(
+            [("S1", "盾构推力突然变大，刀盘扭矩也高"), ("S2", "吊弦线夹松了要不要换"), ("S1", "土仓压力掉得快")] * 20,
+            start=1,
+        )
+    ]
+    added = [StudioDoc("S5", "供电变电工作室", "四电联盟", ("牵引变电所",), "变电所设备调试。", "科技研发型")]
+    live = RoutingIndex(ROSTER, history)
+    question = "盾构机推力大，刀盘转不动"
+    live.rank(question)
+    steps = 0
+    for _ in live.upsert_studios(added):
+        steps += 1
+        if steps == 3:
+            live.rank(question)  # a question while the norms are being refreshed is answered on what is there
+            live.add_solved(SolvedProblem(id=999, ref="999", studio_id="S5", text="变电所开关柜跳闸", answer=""))
+    assert steps > 2 * len(ROSTER)  # a step per studio and profile side, not one hold for all of them
+    fresh = RoutingIndex(
+        [*ROSTER, *added],
+        [*history, SolvedProblem(id=999, ref="999", studio_id="S5", text="变电所开关柜跳闸", answer="")],
+    )
+    for text in (question, "开关柜跳闸", "吊弦线夹"):
+        assert [(m.id, m.score) for m in live.rank(text)] == [(m.id, m.score) for m in fresh.rank(text)]
+
+
 def test_everyday_words_are_less_specific_than_domain_terms() -> None:
     assert specificity("注浆") == 1.0 and specificity("盾构") == 1.0
     for everyday in ("设计", "检查", "问题"):

@@ -220,6 +220,7 @@ class RoutingIndex:
         self._stale = 0
         for problem in solved:
             self.add_solved(problem)
+        self._ngrams.settle()
 
     # --- roster ------------------------------------------------------------------------------------------
 
@@ -300,7 +301,8 @@ class RoutingIndex:
 
     def upsert_studios(self, studios: Iterable[StudioDoc]) -> Iterator[int]:
         """Add or replace several studios, yielding the count done after each (a few milliseconds apiece, so
-        the caller can let other work run between them), then re-index the roster once — consume it fully."""
+        the caller can let other work run between them), then re-index the roster once and, when studios were
+        added, refresh the n-gram norms a studio at a time (yielding the same count) — consume it fully."""
         done = 0
         for studio in studios:
             self._studios[studio.id] = self._build_studio(studio)
@@ -310,6 +312,8 @@ class RoutingIndex:
             done += 1
             yield done
         self._reindex_roster()
+        for _ in self._ngrams.refresh():  # a new studio moves every IDF: the norms, a studio at a time
+            yield done
 
     # --- history -----------------------------------------------------------------------------------------
 

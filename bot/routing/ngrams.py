@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from bot.routing.text import normalize
 
@@ -63,6 +63,7 @@ class NgramProfiles:
         self._solved: dict[str, int] = {}  # studio → solved problems in its history profile
         self._df: Counter[str] = Counter()  # gram → studios whose roster or history has it
         self._stale = False  # the number of studios changed: every norm is recomputed before scoring
+        self._refreshing = False  # ``refresh`` is recomputing them a studio at a time: score on what is there
 
     def _idf(self, gram: str) -> float:
         return math.log((len(self._solved) + 1) / (self._df.get(gram, 0) + 1)) + 1.0
@@ -140,18 +141,46 @@ class NgramProfiles:
             for sid, tf in each.postings.get(gram, {}).items():
                 each.norm2[sid] = each.norm2.get(sid, 0.0) + tf * tf * change
 
+    def _norm2(self, counts: Counter[str]) -> float:
+        return sum((_tf(c) * self._idf(g)) ** 2 for g, c in counts.items())
+
     def _recompute_norms(self) -> None:
         self._stale = False
         for side in (self._roster, self._history):
-            side.norm2 = {
-                sid: sum((_tf(c) * self._idf(g)) ** 2 for g, c in counts.items()) for sid, counts in side.counts.items()
-            }
+            side.norm2 = {sid: self._norm2(counts) for sid, counts in side.counts.items()}
+
+    def settle(self) -> None:
+        """Recompute the norms now if studios were added (a constructor's last step: its thread pays)."""
+        if self._stale and not self._refreshing:
+            self._recompute_norms()
+
+    def refresh(self) -> Iterator[None]:
+        """After studios were added, recompute the norms one studio at a time, yielding after each (well
+        under a millisecond apiece even with a long history), instead of all at once inside the next
+        question — 150 ms at 161 studios and 20,000 solved problems. Questions scored meanwhile use the norms
+        there are: a studio not yet recomputed is off by the new IDFs' shift for those few milliseconds. A
+        norm recomputed here is on the current IDFs, so the incremental updates of a solved problem added
+        meanwhile keep it right; one not yet reached is recomputed from its counts when it is."""
+        if self._refreshing:
+            return
+        self._refreshing = True
+        try:
+            while self._stale:
+                self._stale = False
+                for side in (self._roster, self._history):
+                    for sid in list(side.counts):
+                        counts = side.counts.get(sid)
+                        if counts is not None:
+                            side.norm2[sid] = self._norm2(counts)
+                        yield
+        finally:
+            self._refreshing = False
 
     # --- scoring -----------------------------------------------------------------------------------------
 
     def scores(self, text: str, *, normalized: bool = False) -> dict[str, float]:
         """Each studio's blended cosine similarity to ``text`` (studios with nothing in common are left out)."""
-        if self._stale:
+        if self._stale and not self._refreshing:
             self._recompute_norms()
         query = {g: _tf(c) * self._idf(g) for g, c in grams(text, normalized=normalized).items()}
         q_norm = math.sqrt(sum(w * w for w in query.values()))
