@@ -137,6 +137,12 @@ class BotApp:
         """The warm-ups still at work (the routing index, …): answers are given meanwhile, some slower."""
         return [name for name, task in self._warming.items() if not task.done()]
 
+    async def warmed(self) -> None:
+        """Until every warm-up spawned by ``start`` has finished (failed ones included)."""
+        tasks = [task for task in self._warming.values() if not task.done()]
+        if tasks:
+            await asyncio.wait(tasks)
+
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
         """Run ``coro`` in the background, keeping a reference so it is drained on shutdown."""
         task = asyncio.create_task(coro, name=name)
@@ -149,9 +155,11 @@ class BotApp:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
-    async def drain(self, within: float = 30.0) -> None:
-        """Wait for background tasks (slow handlers) to finish; the long-lived workers are not waited for."""
-        tasks = {t for t in self._tasks if t.get_name() not in WORKERS}
+    async def drain(self, within: float = 30.0, *, warmups: bool = False) -> None:
+        """Wait for background tasks (slow handlers) to finish; the long-lived workers are not waited for, nor
+        the warm-ups unless asked (shutdown): a console line must not wait for a large history to be read."""
+        skip = set() if warmups else set(self._warming.values())
+        tasks = {t for t in self._tasks if t.get_name() not in WORKERS and t not in skip}
         if tasks:
             await asyncio.wait(tasks, timeout=within)
 
@@ -248,7 +256,7 @@ class BotApp:
             task.cancel()
         if workers:  # let them finish their cancellation (the outbox records what was in flight)
             await asyncio.wait(workers, timeout=30)
-        await self.drain()
+        await self.drain(warmups=True)
         for hook in reversed(self.shutdown_hooks):
             await hook()
         await self.store.close()

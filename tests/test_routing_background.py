@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -122,8 +123,14 @@ async def test_healthz_lists_the_routing_index_as_warming_until_the_history_is_i
                 await asyncio.sleep(0.05)
             body = await (await client.get("/healthz")).json()
             assert body["warming"] == ["routing-index"]
-            assert "/帮助" in await Chat(app).say("u1", "/help")  # answered meanwhile
+            answered = time.perf_counter()
+            assert "/帮助" in await Chat(app).say("u1", "/help")  # answered meanwhile, not after the warm-up
+            assert time.perf_counter() - answered < 10
+            warmed = asyncio.ensure_future(app.warmed())  # what `serve` waits for before gc.freeze()
+            await asyncio.sleep(0.1)
+            assert not warmed.done() and service.building
             gate.set()
+            await asyncio.wait_for(warmed, 20)
             for _ in range(200):
                 body = await (await client.get("/healthz")).json()
                 if not body["warming"]:
