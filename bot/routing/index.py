@@ -84,6 +84,7 @@ SEMANTIC_SAME_NEAR = 0.97
 SEMANTIC_WORDS = 0.1
 SIMILAR_PRESELECT_KEYS = 12
 TEXT_KEYS_REMEMBERED = 4096
+ANALYSES_REMEMBERED = 64
 SIMILAR_CANDIDATES = 12
 SIMILAR_MIN_VOTE_SHARE = 0.3  # a candidate must share this much of the preselected keys' weight
 # similar(): weight of each key class — domain terms and identifiers (t:/w:), bigrams of content words (b:,
@@ -217,6 +218,7 @@ class RoutingIndex:
         # same_question(): the keys of recently compared texts (the open problems a new one is compared
         # with are mostly the same from one message to the next)
         self._keys_of_text: dict[str, frozenset[str]] = {}
+        self._analyses: dict[str, Analysis] = {}  # the last questions' analyses (see ``_analyse``)
         self._stale = 0
         for problem in solved:
             self.add_solved(problem)
@@ -325,6 +327,16 @@ class RoutingIndex:
             feats.update("c:" + label for label in vocab.concepts_of.get(hit.term, ()))
         return feats
 
+    def _analyse(self, text: str) -> Analysis:
+        """``analyse`` of a question, remembered for the next few: one new problem is ranked, compared with the
+        solved ones and with the open ones, each wanting the same analysis."""
+        analysis = self._analyses.get(text)
+        if analysis is None:
+            if len(self._analyses) >= ANALYSES_REMEMBERED:
+                self._analyses.clear()
+            analysis = self._analyses[text] = analyse(text, lexicon=self._lexicon)
+        return analysis
+
     def _text_keys(self, text: str) -> frozenset[str]:
         """``_similar_keys`` of ``text``, remembered for the next few thousand texts."""
         keys = self._keys_of_text.get(text)
@@ -420,7 +432,7 @@ class RoutingIndex:
 
     def _query(self, text: str) -> _Query:
         vocab = self._lexicon.vocabulary
-        analysis = analyse(text, lexicon=self._lexicon)
+        analysis = self._analyse(text)
         q = _Query(analysis)
         feats = q.features
         for word in analysis.words:
@@ -618,7 +630,7 @@ class RoutingIndex:
         """Solved problems that ask essentially the same as ``text`` (high threshold; usually none)."""
         if not self._problems or limit <= 0:
             return []
-        query_keys = self._similar_keys(analyse(text, lexicon=self._lexicon))
+        query_keys = self._similar_keys(self._analyse(text))
         if not query_keys:
             return []
         if self._semantic is not None and SEMANTIC_SIMILAR:
@@ -656,20 +668,22 @@ class RoutingIndex:
         embedder, else by key overlap), or None."""
         if not others:
             return None
-        query_keys = self._similar_keys(analyse(text, lexicon=self._lexicon))
+        query_keys = self._similar_keys(self._analyse(text))
         n = len(self._problems) + self._stale + len(others)
-        if self._semantic is not None:
-            cosines = self._semantic.cosines(text, others)
+        folded = normalize(text)
+        cosines = self._semantic.cosines(text, others) if self._semantic is not None else None
+        query = self._weighed(query_keys, n)  # the question's side of every comparison, weighed once
         for position, other in enumerate(others):
-            if normalize(other) == normalize(text):
+            if normalize(other) == folded:
                 return position
-            overlap = self._similarity(query_keys, self._text_keys(other), n)
-            if self._semantic is None:
-                if overlap >= SIMILAR_THRESHOLD:
+            if cosines is None:
+                if self._overlap(query, self._text_keys(other), n) >= SIMILAR_THRESHOLD:
                     return position
-            elif cosines[position] >= SEMANTIC_SAME or (
-                cosines[position] >= SEMANTIC_SAME_NEAR and overlap >= SEMANTIC_WORDS
-            ):
+            elif cosines[position] >= SEMANTIC_SAME:
+                return position
+            elif cosines[position] >= SEMANTIC_SAME_NEAR and (
+                self._overlap(query, self._text_keys(other), n) >= SEMANTIC_WORDS
+            ):  # the words are compared only where the meaning is close enough for them to decide
                 return position
         return None
 
@@ -688,15 +702,23 @@ class RoutingIndex:
             results.append(SimilarMatch.of(problem, cosine))
         return results
 
+    def _key_weight(self, key: str, n: int) -> float:
+        return SIMILAR_KEY_WEIGHTS[key[0]] * math.log(1 + n / (1 + len(self._keys.get(key, ()))))
+
+    def _weighed(self, keys: Set[str], n: int) -> tuple[dict[str, float], float]:
+        weights = {key: self._key_weight(key, n) for key in keys}
+        return weights, sum(weights.values())
+
+    def _overlap(self, query: tuple[dict[str, float], float], b: Set[str], n: int) -> float:
+        """``_similarity`` with the first key set weighed beforehand (one question against many texts)."""
+        weights, total_a = query
+        shared = sum(weights[k] for k in b if k in weights)
+        total = total_a + sum(self._key_weight(k, n) for k in b)
+        return 2 * shared / total if total else 0.0
+
     def _similarity(self, a: Set[str], b: Set[str], n: int) -> float:
         """IDF-weighted Dice coefficient of two key sets."""
-
-        def weight(key: str) -> float:
-            return SIMILAR_KEY_WEIGHTS[key[0]] * math.log(1 + n / (1 + len(self._keys.get(key, ()))))
-
-        shared = sum(weight(k) for k in a & b)
-        total = sum(weight(k) for k in a) + sum(weight(k) for k in b)
-        return 2 * shared / total if total else 0.0
+        return self._overlap(self._weighed(a, n), b, n)
 
 
 def _solved_text(problem: SolvedProblem) -> str:
