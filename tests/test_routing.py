@@ -107,11 +107,12 @@ def _concepts(text: str) -> set[str]:
 
 def _related(term: str, text: str) -> bool:
     """``term`` occurs in ``text`` (as written, as a canonical form, or as one of its words), or is a vocabulary
-    term of a concept ``text`` mentions."""
+    term of a concept ``text`` mentions; a variant counts as its canonical term."""
     analysis = analyse(text)
-    if term in analysis.normalized or term in analysis.words or term in analysis.terms:
+    canonical = default_vocabulary().canon(term)  # 盾尾钢丝刷 as the user spelled it is the vocabulary's 盾尾刷
+    if any(t in analysis.normalized or t in analysis.words or t in analysis.terms for t in {term, canonical}):
         return True
-    return bool(set(default_vocabulary().concepts_of.get(term, ())) & _concepts(text))
+    return bool(set(default_vocabulary().concepts_of.get(canonical, ())) & _concepts(text))
 
 
 def test_explanations_are_matched_terms_of_question_and_studio(
@@ -136,7 +137,7 @@ def test_explanations_are_matched_terms_of_question_and_studio(
 def test_explanation_prefers_the_studios_term_closest_to_the_question(sample_index: RoutingIndex) -> None:
     """A concept match is explained with the studio's own term nearest to what was asked, not any term."""
     [top] = sample_index.rank("龙门吊啃轨很严重", limit=1)
-    assert top.id == "bridge-hoist" and "门吊" in top.matched
+    assert top.id == "bridge-hoist" and "龙门吊" in top.matched  # as written, not the vocabulary's 门吊
     [top] = sample_index.rank("斜拉索索力调完又变了", limit=1)
     assert top.id == "bridge-cable" and top.matched[0] in {"斜拉索", "索力调整"}
 

@@ -212,3 +212,22 @@ def test_a_busy_or_broken_cache_file_never_fails_an_embedding(tmp_path: Path) ->
     path.write_bytes(b"not a database")
     assert CachedEmbedder(CharEmbedder(), path=path).embed(["盾构"], query=False).shape == (1, DIMENSIONS)
     assert cache.embed(["管片"], query=False).shape == (1, DIMENSIONS)
+
+
+def test_the_discipline_alone_is_no_evidence_and_a_function_word_is_no_typo() -> None:
+    """A bridge question none of the bridge studios' terms matches asks none of them (it goes to the alliance's
+    lead instead); "今天有点" is not a misspelt 天窗点; a variant is shown as the user wrote it."""
+    roster = [
+        StudioDoc("B1", "预应力张拉工作室", "桥梁联盟", ("预应力", "张拉", "孔道压浆"), "", "科技研发型"),
+        StudioDoc("B3", "桥梁转体工作室", "桥梁联盟", ("转体施工", "球铰", "天窗点"), "", "科技研发型"),
+        StudioDoc("T1", "盾构掘进工作室", "隧道联盟", ("盾构", "土压平衡"), "", "科技研发型"),
+        StudioDoc("T2", "钻爆法隧道工作室", "隧道联盟", ("钻爆", "初期支护", "钢架"), "", "科技研发型"),
+    ]
+    index = RoutingIndex(roster)
+    ranked = index.rank("桥墩混凝土浇完第二天就有裂缝了，宽度0.2mm左右，咋整")
+    assert ranked[0].id in {"B1", "B3"} and not any(m.confident for m in ranked)
+    assert [m.matched for m in index.rank("张拉完锚具夹片滑了")[:1]] and index.rank("张拉完锚具夹片滑了")[0].confident
+    ranked = index.rank("盾构机今天有点问题")
+    assert ranked[0].id == "T1" and all("天窗点" not in m.matched for m in ranked)
+    [top] = index.rank("隧道拱架变形了", limit=1)
+    assert top.id == "T2" and "拱架" in top.matched and "钢架" not in top.matched

@@ -178,6 +178,7 @@ class _Query:
     features: dict[str, float] = field(default_factory=dict)
     disciplines: dict[str, float] = field(default_factory=dict)
     concept_terms: dict[str, list[str]] = field(default_factory=dict)  # concept feature → the query's terms
+    prior: dict[str, float] = field(default_factory=dict)  # studio → its discipline prior in the lexical score
 
 
 def _alliance_disciplines(alliance: str) -> dict[str, float]:
@@ -486,11 +487,15 @@ class RoutingIndex:
                 for sid in sids:
                     scores[sid] += bonus
                     why[sid][phrase] = why[sid].get(phrase, 0.0) + bonus
-        # discipline prior
+        # discipline prior: it orders studios of the question's trade, but it is no evidence that one of them
+        # does what is asked (``prior`` keeps it apart for ``rank``'s confidence)
+        prior: dict[str, float] = {}
         if q.disciplines:
             for sid, studio in self._studios.items():
                 affinity = sum(share * q.disciplines.get(d, 0.0) for d, share in studio.disciplines.items())
-                scores[sid] += DISCIPLINE_WEIGHT * affinity
+                prior[sid] = DISCIPLINE_WEIGHT * affinity
+                scores[sid] += prior[sid]
+        q.prior = prior
         # history evidence, saturating per studio so that a long record cannot drown a clear roster match
         n_problems = len(self._problems)
         if n_problems:
@@ -601,6 +606,7 @@ class RoutingIndex:
         normalized = q.analysis.normalized
         # what the user wrote: its words, and the vocabulary terms it spelled (variants and typos included)
         written = set(q.analysis.words) | {h.term for h in q.analysis.hits}
+        spelled = {h.term: h.surface for h in q.analysis.hits if not h.fuzzy and all(map(is_cjk, h.surface))}
         out: list[StudioMatch] = []
         for position, sid in enumerate(ranked[:limit]):
             raw = scores[sid]
@@ -609,9 +615,13 @@ class RoutingIndex:
                 for term, _ in sorted(why[sid].items(), key=lambda kv: -kv[1])
                 if term and term not in STOP_WORDS
             ]
-            own = _dedupe_overlapping(tuple(t for t in terms if t in written or t in normalized))
+            # shown as the user spelled them: 拱架 stays 拱架 though the vocabulary files it under 钢架
+            own = _dedupe_overlapping(
+                tuple(dict.fromkeys(spelled.get(t, t) for t in terms if t in written or t in normalized))
+            )
             related = _dedupe_overlapping(tuple(t for t in terms if t not in written and t not in normalized))
-            evidence = lexical.get(sid, 0.0) >= MIN_EVIDENCE or (position == 0 and unanimous)
+            words = lexical.get(sid, 0.0) - q.prior.get(sid, 0.0)
+            evidence = words >= MIN_EVIDENCE or (position == 0 and unanimous)
             out.append(
                 StudioMatch(
                     id=sid,

@@ -169,10 +169,16 @@ class Lexicon:
                         continue
                     for j in range(length - 1):
                         canon = self._fuzzy.get(piece[:j] + "?" + piece[j + 1 :])
-                        if canon is not None and not covered[i + j]:
+                        if canon is not None and not covered[i + j] and not _in_function_word(text, i + j):
                             if self._is_word is None or not self._is_word(piece):
                                 yield Hit(canon, piece, i, end, fuzzy=True)
                             break
+
+
+def _in_function_word(text: str, k: int) -> bool:
+    """Whether the character at ``k`` belongs to a two-character function word there (有点, 一下, 这个…): a
+    typo is never one, so "今天有点问题" does not read as a misspelt 天窗点."""
+    return text[max(0, k - 1) : k + 1] in STOP_WORDS or text[k : k + 2] in STOP_WORDS
 
 
 def _maximal(hits: list[Hit]) -> list[Hit]:
