@@ -269,6 +269,23 @@ async def test_solved_history_improves_routing(chat: Chat) -> None:
     assert after[0] == "T3" and before[0] != "T3"
 
 
+async def test_a_trade_question_no_studio_covers_goes_to_that_trades_alliance_lead(chat: Chat) -> None:
+    """Asked in a private chat (no group to name the alliance): a bridge question none of the bridge studios'
+    terms matches is not sent to them as filler; the bridge alliance's lead coordinates it."""
+    reply = await chat.say(ASKER, "桥墩混凝土浇完第二天就有裂缝了，宽度0.2mm左右，咋整")
+    assert "花名册中暂无专业对口的工作室；已转给联盟负责人协调" in reply and "已私信" not in reply, reply
+    (told,) = to_user(chat, "gaojiaqiao")  # 桥梁联盟's lead
+    assert "【技术问题 #1 需要协调】" in told
+    assert not any(to_user(chat, lead) for lead in ("zhanglali", "xuanbining", "zhouzhuanti", TUNNEL_LEAD))
+
+
+async def test_with_nobody_to_pass_it_to_the_reply_says_so(chat: Chat) -> None:
+    chat.bot.runtime.settings = chat.bot.settings.model_copy(update={"admins": []})
+    reply = await chat.say(ASKER, "/提问 办公室的电脑开不了机，屏幕一直黑着")
+    assert "也没有可转交的联盟负责人" in reply and "/问题 1" in reply and "已私信" not in reply, reply
+    assert "上限" not in reply and "花名册为空" not in reply
+
+
 async def test_a_problem_without_a_confident_match_goes_to_the_alliance_lead_at_once(chat: Chat) -> None:
     reply = await chat.say(ASKER, "/提问 办公室的电脑开不了机，屏幕一直黑着", group=GROUP)
     assert reply.startswith("已登记技术问题 #1。")

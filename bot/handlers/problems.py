@@ -137,6 +137,7 @@ def logged_reply(logged: Logged, studios: dict[str, Studio]) -> str:
     the studios asked with the evidence for each, and an earlier solved one if any; the rest is in /问题 N."""
     problem = logged.problem
     lines = [f"已登记技术问题 #{problem.id}。认领 /认领 {problem.id}，进展 /问题 {problem.id}。"]
+    capped = "、".join(studios[m.id].name if m.id in studios else m.id for m in logged.capped)
     if logged.studios:
         asked = []
         for match in logged.studios:
@@ -145,13 +146,16 @@ def logged_reply(logged: Logged, studios: dict[str, Studio]) -> str:
             evidence = "、".join([*match.matched, *match.related][:3])
             asked.append(f"{name}（{evidence}）" if evidence else name)
         line = "已私信推荐：" + "；".join(asked)
-    elif logged.coordinators:
-        line = "花名册中暂无专业对口的工作室，已转给联盟负责人协调，有进展会通知您。"
+        if capped:
+            line += f"（{capped}今日受理已达上限，已顺延）"
+    elif not studios:
+        line = "花名册中还没有工作室，暂时无法推荐；导入花名册后可由管理员转派：/转派 问题编号 工作室编号。"
     else:
-        line = "暂时没有可推荐的工作室（花名册为空或今日均已达受理上限），联盟负责人会跟进。"
-    if logged.capped:
-        names = "、".join(studios[m.id].name if m.id in studios else m.id for m in logged.capped)
-        line += f"（{names}今日受理已达上限，已顺延）"
+        why = f"{capped}今日受理已达上限，已顺延" if capped else "花名册中暂无专业对口的工作室"
+        if logged.coordinators:
+            line = f"{why}；已转给联盟负责人协调，有进展会通知您。"
+        else:  # nobody to pass it to: no alliance lead, no admins configured (BOT_ADMINS)
+            line = f"{why}；也没有可转交的联盟负责人。问题已登记，可随时用 /问题 {problem.id} 查看进展。"
     lines.append(line)
     for same in logged.similar[:1]:
         earlier = logged.similar_problems.get(same.id)

@@ -581,6 +581,19 @@ class RoutingIndex:
 
         return max(own, key=closeness)  # ties keep the studio's most weighted term (max is stable)
 
+    def trade_studio(self, text: str) -> str | None:
+        """A studio of the trade the question is about (the one whose disciplines it fits best), or None when
+        it names no trade: with no confident match, its alliance is whose lead hears about the problem."""
+        q = self._query(text)
+        if not q.disciplines or not self._studios:
+            return None
+        fit = {
+            sid: sum(share * q.disciplines.get(d, 0.0) for d, share in studio.disciplines.items())
+            for sid, studio in self._studios.items()
+        }
+        best = max(fit, key=fit.__getitem__)
+        return best if fit[best] > 0 else None
+
     def rank(self, text: str, limit: int = 3, *, exclude: Collection[str] = ()) -> list[StudioMatch]:
         """The ``limit`` best studios for ``text``, best first, skipping ``exclude``; always filled from the roster."""
         if limit <= 0 or not self._studios:

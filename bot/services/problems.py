@@ -538,6 +538,8 @@ class ProblemService:
         alliance_id = await self.alliance_of_group(group)
         if alliance_id is None:
             top = next((studios[m.id] for m in [*best, *chosen] if m.id in studios), None)
+            if top is None and (trade := index.trade_studio(text)) in studios:
+                top = studios[trade]  # no studio does it, but the question names a trade: its alliance's lead
             alliance_id = top.alliance_id if top else None
         coordinators = [] if chosen else await self.alliance_leads(alliance_id)
         names = "、".join(studio_label(studios[m.id], m.id) for m in chosen)
