@@ -346,6 +346,12 @@ async def test_the_same_question_posted_again_while_open_links_to_the_first(chat
     first = await logged(chat)
     again = await chat.say(OTHER, "盾构始发时土压波动很大，掘进参数应该怎么调整？？", group=GROUP)
     assert again.startswith(f"这个问题已登记为 #{first}（") and f"/问题 {first}" in again
+    assert "目前的答复" not in again
+    # answered but not yet confirmed: the one asking again gets the answer at once
+    assert "已认领" in await chat.say(T1_LEAD, f"/认领 {first}")
+    await chat.say(T1_LEAD, f"/答复 {first} 先稳住土仓压力，再按地层调整推进速度和出土量")
+    answered = await chat.say(OTHER, "盾构始发时土压波动很大，掘进参数应该怎么调整？？", group=GROUP)
+    assert answered.startswith(f"这个问题已登记为 #{first}（已答复）") and "目前的答复：先稳住土仓压力" in answered
     other = await chat.say(OTHER, CATENARY, group=GROUP)
     assert other.startswith("已登记技术问题 #2。")  # a different question is logged
     # once the first is solved, asking again is a new problem

@@ -244,10 +244,14 @@ async def handle_message(ctx: Context) -> str | None:
         return await chatter_reply(ctx, verdict, text)
     earlier = await service.open_duplicate(text, now=ctx.runtime.clock.now())
     if earlier is not None:
-        return (
+        reply = (
             f"这个问题已登记为 #{earlier.id}（{earlier.state.label}），"
             f"正在跟进，没有重复登记。查看进展：/问题 {earlier.id}；确实是新问题请发送 /提问 问题内容。"
         )
+        if earlier.answer and earlier.state == ProblemStatus.ANSWERED:
+            # someone else asking what was already answered gets the answer now, not only a pointer to it
+            reply += f"\n目前的答复：{short(earlier.answer, 120)}"
+        return reply
     return await _log(ctx, text)
 
 
